@@ -1,0 +1,168 @@
+"""The three assets of the minute graph. Each is thin: the exchange client fetches, the feature
+module computes, the MongoDB I/O manager stores. Their docstrings are what the Dagster UI shows.
+
+All three are partitioned by minute x symbol and run a whole partition range in one step
+(`BackfillPolicy.single_run()`): the minute run covers every registered symbol, and a backfill of
+days is a handful of runs, not one per cell.
+"""
+
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    BackfillPolicy,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.errors import ExchangeError, TooLateError
+from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.features import compute_features
+from acts_pipeline.models import OrderBookSnapshot
+from acts_pipeline.partitions import Cell, cells_of, format_minute, minute_close, minute_symbol_partitions
+
+#: Retries of a whole step, after the client's own per-request retries gave up. Short and
+#: jittered, so a retried snapshot still lands inside the capture tolerance; a retry that would
+#: not is refused by `CaptureClock` with a message, not run late.
+EXCHANGE_RETRY_POLICY = RetryPolicy(max_retries=2, delay=0.5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+#: Klines only close with the minute; give the exchange a moment to seal the candle.
+KLINE_SETTLE = timedelta(seconds=1)
+
+
+def _minutes(cells: list[Cell]) -> dict[datetime, list[str]]:
+    by_minute: dict[datetime, list[str]] = defaultdict(list)
+    for cell in cells:
+        by_minute[cell.minute].append(cell.symbol)
+    return dict(sorted(by_minute.items()))
+
+
+@asset(
+    partitions_def=minute_symbol_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=EXCHANGE_RETRY_POLICY,
+    metadata={"mongo_collection": "order_book_snapshots"},
+    # In a minute run the in-process executor starts the highest priority first: the book must
+    # be taken at the close, before klines and features use the run's time.
+    op_tags={"dagster/priority": "10"},
+    group_name="binance_spot",
+    kinds={"python", "mongodb"},
+)
+def order_book_snapshot(
+    context: AssetExecutionContext, exchange: BinanceExchange, capture_clock: CaptureClock
+) -> list[OrderBookSnapshot]:
+    """The Binance Spot order book of each symbol at the close of each minute.
+
+    One document per (minute, symbol) in `order_book_snapshots`: up to `ACTS_DEPTH_LIMIT` bid
+    and ask levels as `[price, qty]` (best first), Binance's `last_update_id`, and the honest
+    `requested_at` / `captured_at` times of the request that returned it. The book is fetched
+    right after the minute closes (all symbols concurrently) and never later than the capture
+    tolerance: a past minute cannot be fetched again, so a missed minute stays missing.
+    """
+    client = exchange.get_client()
+    snapshots: list[OrderBookSnapshot] = []
+    failures: dict[str, str] = {}
+    for minute, symbols in _minutes(cells_of(context.partition_keys)).items():
+        try:
+            capture_clock.wait_for_close(minute)
+        except TooLateError as exc:
+            raise Failure(str(exc), allow_retries=False) from None
+        deadline = capture_clock.deadline(minute).timestamp()
+        results = client.order_books(symbols, deadline=deadline)
+        for symbol, result in results.items():
+            if isinstance(result, ExchangeError):
+                failures[f"{format_minute(minute)}|{symbol}"] = str(result)
+                continue
+            snapshots.append(OrderBookSnapshot(
+                symbol=symbol, minute=minute, requested_at=result.requested_at,
+                captured_at=result.captured_at, depth_limit=client.depth_limit, book=result.book))
+        lateness = [(s.captured_at - minute_close(minute)).total_seconds() for s in snapshots if s.minute == minute]
+        if lateness:
+            context.log.info(
+                f"{format_minute(minute)}: {len(lateness)}/{len(symbols)} books, captured "
+                f"{min(lateness):.3f}..{max(lateness):.3f} s after the close")
+    for cell, message in failures.items():
+        context.log.error(f"no book for {cell}: {message}")
+    if not snapshots:
+        raise Failure(f"no order book could be fetched: {next(iter(failures.values()), 'no partitions')}")
+    context.add_output_metadata({
+        "books": len(snapshots),
+        "failed_cells": MetadataValue.json(failures),
+        "max_lateness_s": max((s.captured_at - minute_close(s.minute)).total_seconds() for s in snapshots),
+    })
+    return snapshots
+
+
+@asset(
+    partitions_def=minute_symbol_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"mongo_collection": "order_book_features"},
+    group_name="binance_spot",
+    kinds={"python", "pandas", "mongodb"},
+)
+def order_book_features(order_book_snapshot: list[OrderBookSnapshot]) -> pd.DataFrame:
+    """Order-book features of each stored snapshot: top of book, spread, weighted mid, bid/ask
+    quantities and bias over the best 1..100 levels, notional and bias within 10/50/100 bps of
+    the mid, level counts and a crossed-book flag (formulas in the README).
+
+    A pure function of `order_book_snapshots`, so any stored range can be backfilled without
+    touching the exchange; cells with no stored snapshot get no features.
+    """
+    return compute_features(order_book_snapshot)
+
+
+@asset(
+    partitions_def=minute_symbol_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=EXCHANGE_RETRY_POLICY,
+    metadata={"mongo_collection": "klines_1m"},
+    group_name="binance_spot",
+    kinds={"python", "pandas", "mongodb"},
+)
+def klines_1m(context: AssetExecutionContext, exchange: BinanceExchange, capture_clock: CaptureClock) -> pd.DataFrame:
+    """Binance 1-minute candles (OHLCV, quote volume, trade count, taker-buy volumes).
+
+    One document per (minute, symbol) in `klines_1m`, keyed by the candle's open time. Any past
+    range can be backfilled: each symbol's contiguous minutes are fetched 1000 per request, so a
+    day is two requests per symbol. Only closed candles are stored; a minute the exchange has no
+    candle for stays absent.
+    """
+    client = exchange.get_client()
+    cells = cells_of(context.partition_keys)
+    wanted = set(cells)
+    last_close = minute_close(max(c.minute for c in cells))
+    while capture_clock.now() < last_close + KLINE_SETTLE:
+        capture_clock.sleep(min(1.0, (last_close + KLINE_SETTLE - capture_clock.now()).total_seconds()))
+
+    rows = []
+    for symbol, minutes in _contiguous_minutes(cells).items():
+        for start, end in minutes:
+            rows.extend(k for k in client.klines(symbol, start, end) if Cell(k.minute, symbol) in wanted)
+    missing = len(wanted) - len(rows)
+    context.add_output_metadata({"klines": len(rows), "minutes_without_kline": missing})
+    if missing:
+        context.log.warning(f"the exchange returned no kline for {missing} of {len(wanted)} cells")
+    return pd.DataFrame([vars(k) for k in rows], columns=KLINE_COLUMNS)
+
+
+KLINE_COLUMNS = ["symbol", "minute", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+                 "taker_buy_base_volume", "taker_buy_quote_volume"]
+
+
+def _contiguous_minutes(cells: list[Cell]) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Per symbol, the [start, end) spans of consecutive minutes among `cells`."""
+    spans: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for cell in sorted(cells, key=lambda c: (c.symbol, c.minute)):
+        runs = spans[cell.symbol]
+        if runs and runs[-1][1] == cell.minute:
+            runs[-1] = (runs[-1][0], minute_close(cell.minute))
+        else:
+            runs.append((cell.minute, minute_close(cell.minute)))
+    return dict(spans)

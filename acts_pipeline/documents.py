@@ -1,0 +1,127 @@
+"""Conversion between in-memory data and MongoDB documents: the I/O manager's type handlers.
+
+Each handler knows one Python type. `to_documents` makes BSON-ready dicts (every one carries
+`symbol` and `minute`, the unique key), `from_documents` rebuilds the type from stored documents.
+Floats that could not be computed (NaN) and pandas' missing values are stored as null: a reader
+never has to tell NaN, 0 and missing apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from acts_pipeline.models import OrderBook, OrderBookSnapshot
+
+
+class TypeHandler(Protocol):
+    handled_type: type
+
+    def to_documents(self, obj: Any) -> list[dict[str, Any]]: ...
+
+    def from_documents(self, documents: Sequence[Mapping[str, Any]]) -> Any: ...
+
+
+def as_utc(moment: Any) -> datetime:
+    """Mongo returns naive datetimes (UTC by convention); pandas may hand Timestamps."""
+    if isinstance(moment, pd.Timestamp):
+        moment = moment.to_pydatetime()
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def bson_value(value: Any) -> Any:
+    """A value BSON can store, with NaN and pandas NA as None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if math.isnan(value) else value
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return as_utc(value)
+    return value
+
+
+class SnapshotHandler:
+    """`list[OrderBookSnapshot]` <-> `order_book_snapshots` documents.
+
+    Book sides are stored as arrays of `[price, qty]` doubles, best first, so MongoDB queries
+    can reach single levels (`bids.0.0` is the best bid) instead of an opaque blob.
+    """
+
+    handled_type = list
+
+    def to_documents(self, obj: Sequence[OrderBookSnapshot]) -> list[dict[str, Any]]:
+        return [
+            {
+                "symbol": s.symbol,
+                "minute": as_utc(s.minute),
+                "captured_at": as_utc(s.captured_at),
+                "requested_at": as_utc(s.requested_at),
+                "last_update_id": int(s.last_update_id),
+                "depth_limit": int(s.depth_limit),
+                "bids": s.bids.tolist(),
+                "asks": s.asks.tolist(),
+            }
+            for s in obj
+        ]
+
+    def from_documents(self, documents: Sequence[Mapping[str, Any]]) -> list[OrderBookSnapshot]:
+        return [
+            OrderBookSnapshot(
+                symbol=d["symbol"],
+                minute=as_utc(d["minute"]),
+                requested_at=as_utc(d["requested_at"]),
+                captured_at=as_utc(d["captured_at"]),
+                depth_limit=int(d["depth_limit"]),
+                book=OrderBook(d["symbol"], int(d["last_update_id"]), d["bids"], d["asks"]),
+            )
+            for d in documents
+        ]
+
+
+class DataFrameHandler:
+    """`pandas.DataFrame` (one row per cell, `symbol` and `minute` columns) <-> documents."""
+
+    handled_type = pd.DataFrame
+
+    def to_documents(self, obj: pd.DataFrame) -> list[dict[str, Any]]:
+        missing = {"symbol", "minute"} - set(obj.columns)
+        if missing:
+            raise ValueError(f"a stored DataFrame needs columns symbol and minute; missing {sorted(missing)}")
+        columns = list(obj.columns)
+        return [
+            {column: bson_value(value) for column, value in zip(columns, row, strict=True)}
+            for row in obj.itertuples(index=False, name=None)
+        ]
+
+    def from_documents(self, documents: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        frame = pd.DataFrame([{k: v for k, v in d.items() if k != "_id"} for d in documents])
+        for column in ("minute", "captured_at", "requested_at"):
+            if column in frame.columns:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+
+HANDLERS: tuple[TypeHandler, ...] = (DataFrameHandler(), SnapshotHandler())
+
+
+def handler_for(python_type: Any) -> TypeHandler:
+    """The handler of an output object's or input annotation's type."""
+    origin = getattr(python_type, "__origin__", python_type)
+    for handler in HANDLERS:
+        if isinstance(origin, type) and issubclass(origin, handler.handled_type):
+            return handler
+    raise TypeError(
+        f"the MongoDB I/O manager stores pandas.DataFrame and list[OrderBookSnapshot], not {python_type!r}"
+    )

@@ -1,0 +1,116 @@
+"""The `ACTS_*` environment variables, read and validated on demand, never at import time.
+
+Resources call these readers when Dagster builds them (and the CLI when it starts), so a test or
+a deployment changes configuration by changing the environment, with no module reloading. A bad
+value fails fast with a `ConfigurationError` that names the variable and never echoes a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from acts_pipeline.errors import ConfigurationError
+
+DEFAULT_BINANCE_API_URL = "https://api.binance.com/api"
+DEFAULT_MONGO_DB = "acts"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT_DEPTH_LIMIT = 100
+#: Binance accepts 1..5000 levels per side on `GET /api/v3/depth`.
+MAX_DEPTH_LIMIT = 5000
+#: How long after a minute's close its book may still be labelled with that minute.
+DEFAULT_CAPTURE_TOLERANCE_SECONDS = 10.0
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` without user info, query string or fragment: safe for logs and messages."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparseable URI>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def mongo_uri(environ: Mapping[str, str] | None = None) -> str:
+    uri = _env(environ).get("ACTS_MONGO_URI", "").strip()
+    if not uri:
+        raise ConfigurationError(
+            "ACTS_MONGO_URI is not set: give the MongoDB connection string, or run "
+            "`acts-pipeline dev`, which starts an embedded server and sets it"
+        )
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigurationError(
+            f"ACTS_MONGO_URI must start with mongodb:// or mongodb+srv://, got {redact_uri(uri)!r}"
+        )
+    return uri
+
+
+def mongo_db(environ: Mapping[str, str] | None = None) -> str:
+    name = _env(environ).get("ACTS_MONGO_DB", "").strip() or DEFAULT_MONGO_DB
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
+        raise ConfigurationError(f"ACTS_MONGO_DB must be a plain database name, got {name!r}")
+    return name
+
+
+def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
+    url = _env(environ).get("ACTS_BINANCE_API_URL", "").strip() or DEFAULT_BINANCE_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"ACTS_BINANCE_API_URL must be an http(s) URL, got {redact_uri(url)!r}")
+    return url.rstrip("/")
+
+
+def parse_symbols(raw: str, *, variable: str = "ACTS_SYMBOLS") -> tuple[str, ...]:
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in raw.split(",") if s.strip()))
+    if not symbols:
+        raise ConfigurationError(f"{variable} is empty: list at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    bad = [s for s in symbols if not _SYMBOL_RE.match(s)]
+    if bad:
+        raise ConfigurationError(f"{variable} has malformed symbols: {', '.join(bad)}")
+    return symbols
+
+
+def initial_symbols(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    raw = _env(environ).get("ACTS_SYMBOLS")
+    if raw is None:
+        return DEFAULT_SYMBOLS
+    return parse_symbols(raw)
+
+
+def depth_limit(environ: Mapping[str, str] | None = None) -> int:
+    raw = _env(environ).get("ACTS_DEPTH_LIMIT", "").strip()
+    if not raw:
+        return DEFAULT_DEPTH_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"ACTS_DEPTH_LIMIT must be a whole number of levels, got {raw!r}") from None
+    if not 1 <= value <= MAX_DEPTH_LIMIT:
+        raise ConfigurationError(f"ACTS_DEPTH_LIMIT must be between 1 and {MAX_DEPTH_LIMIT}, got {value}")
+    return value
+
+
+def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float:
+    raw = _env(environ).get("ACTS_CAPTURE_TOLERANCE_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_CAPTURE_TOLERANCE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"ACTS_CAPTURE_TOLERANCE_SECONDS must be a number of seconds, got {raw!r}") from None
+    if not 0.5 <= value <= 50:
+        raise ConfigurationError(f"ACTS_CAPTURE_TOLERANCE_SECONDS must be between 0.5 and 50, got {value}")
+    return value

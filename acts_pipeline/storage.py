@@ -1,0 +1,187 @@
+"""MongoDB storage: a small client that knows the database, and the Dagster I/O manager.
+
+Roles are kept apart as in Dagster's own database I/O managers:
+
+- `MongoStore` knows MongoDB: it connects, ensures each collection's unique `(symbol, minute)`
+  index on first use, upserts documents in one bulk round trip, and reads cells back.
+- `acts_pipeline.documents` converts between Python types and documents.
+- `MongoIOManager` maps an asset and its partitions to cells of a collection, named by the
+  asset's `mongo_collection` metadata.
+
+Writes are upserts by `(symbol, minute)`: re-running a partition (a retry, a backfill, a
+re-execution from the UI) replaces its documents, never duplicates them, and leaves every other
+cell as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pymongo
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from pydantic import PrivateAttr
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from acts_pipeline import settings
+from acts_pipeline.documents import as_utc, handler_for
+from acts_pipeline.partitions import Cell, cells_of
+
+log = logging.getLogger(__name__)
+
+COLLECTION_METADATA_KEY = "mongo_collection"
+UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
+
+
+class StorageError(RuntimeError):
+    """MongoDB could not be reached or refused a write; the message names the collection."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    replaced: int
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.replaced
+
+
+class MongoStore:
+    """One database of documents keyed by `(symbol, minute)`."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self._indexed: set[str] = set()
+
+    @classmethod
+    def connect(cls, uri: str, database: str, *, timeout_ms: int = 5000) -> MongoStore:
+        client: pymongo.MongoClient = pymongo.MongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            appname="acts-pipeline")
+        return cls(client[database])
+
+    def ping(self) -> None:
+        """Fail fast, without echoing credentials, when the server cannot be reached."""
+        try:
+            self.database.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StorageError(f"MongoDB is unreachable ({type(exc).__name__})") from None
+
+    def collection(self, name: str) -> Collection:
+        collection = self.database[name]
+        if name not in self._indexed:
+            collection.create_index(UNIQUE_KEY, unique=True, name="symbol_minute_unique")
+            self._indexed.add(name)
+        return collection
+
+    def upsert(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Replace-or-insert every document by its `(symbol, minute)`, in one bulk request."""
+        if not documents:
+            return WriteResult(0, 0)
+        requests = [
+            ReplaceOne({"symbol": d["symbol"], "minute": d["minute"]}, dict(d), upsert=True)
+            for d in documents
+        ]
+        try:
+            result = self.collection(name).bulk_write(requests, ordered=False)
+        except PyMongoError as exc:
+            raise StorageError(f"writing {len(documents)} documents to {name} failed: {exc}") from exc
+        return WriteResult(inserted=result.upserted_count, replaced=result.matched_count)
+
+    def find_cells(self, name: str, cells: Iterable[Cell]) -> list[dict[str, Any]]:
+        """The stored documents of `cells`, ordered by minute then symbol; absent cells are absent."""
+        wanted = set(cells)
+        if not wanted:
+            return []
+        minutes = sorted({c.minute for c in wanted})
+        symbols = sorted({c.symbol for c in wanted})
+        query = {"symbol": {"$in": symbols}, "minute": {"$gte": minutes[0], "$lte": minutes[-1]}}
+        documents = [
+            d for d in self.collection(name).find(query, {"_id": False})
+            if Cell(as_utc(d["minute"]), d["symbol"]) in wanted
+        ]
+        documents.sort(key=lambda d: (as_utc(d["minute"]), d["symbol"]))
+        return documents
+
+    def count(self, name: str, query: Mapping[str, Any] | None = None) -> int:
+        return self.collection(name).count_documents(dict(query or {}))
+
+
+class MongoResource(ConfigurableResource):
+    """The MongoDB database ACTS stores into. Unset fields come from `ACTS_MONGO_URI` and
+    `ACTS_MONGO_DB` when the resource is built."""
+
+    uri: str | None = None
+    database: str | None = None
+    timeout_ms: int = 5000
+
+    _store: MongoStore | None = PrivateAttr(default=None)
+
+    def get_store(self) -> MongoStore:
+        if self._store is None:
+            self._store = MongoStore.connect(
+                self.uri or settings.mongo_uri(), self.database or settings.mongo_db(), timeout_ms=self.timeout_ms)
+        return self._store
+
+
+def _collection_of(context: OutputContext | InputContext, metadata: Mapping[str, Any] | None) -> str:
+    name = (metadata or {}).get(COLLECTION_METADATA_KEY)
+    if not name:
+        key = context.asset_key.to_user_string() if context.has_asset_key else "this output"
+        raise ValueError(
+            f"{key} has no '{COLLECTION_METADATA_KEY}' metadata: the MongoDB I/O manager needs it "
+            "to know which collection the asset lives in"
+        )
+    return str(name)
+
+
+class MongoIOManager(ConfigurableIOManager):
+    """Stores each asset partition's documents in the asset's MongoDB collection, one document
+    per (minute, symbol) cell, and loads a partition range back for downstream assets."""
+
+    mongo: MongoResource
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        collection = _collection_of(context, context.definition_metadata)
+        documents = handler_for(type(obj)).to_documents(obj)
+        if context.has_asset_partitions:
+            # A document outside the run's partitions would be data labelled with a cell this
+            # run was never asked for: refuse it rather than store it.
+            allowed = set(cells_of(context.asset_partition_keys))
+            stray = [d for d in documents if Cell(as_utc(d["minute"]), d["symbol"]) not in allowed]
+            if stray:
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()} produced {len(stray)} documents outside the "
+                    f"run's partitions, e.g. {stray[0]['symbol']} at {stray[0]['minute']:%Y-%m-%d %H:%M}")
+            expected = len(allowed)
+        else:
+            expected = len(documents)
+        result = self.mongo.get_store().upsert(collection, documents)
+        context.add_output_metadata({
+            "collection": collection,
+            "documents_written": result.written,
+            "inserted": result.inserted,
+            "replaced": result.replaced,
+            "cells_without_data": expected - len(documents),
+        })
+        log.info("%s: %d inserted, %d replaced", collection, result.inserted, result.replaced)
+
+    def load_input(self, context: InputContext) -> Any:
+        upstream = context.upstream_output
+        collection = _collection_of(context, upstream.definition_metadata if upstream else None)
+        handler = handler_for(context.dagster_type.typing_type)
+        store = self.mongo.get_store()
+        if context.has_asset_partitions:
+            documents = store.find_cells(collection, cells_of(context.asset_partition_keys))
+        else:
+            documents = list(store.collection(collection).find({}, {"_id": False}).sort(UNIQUE_KEY))
+        return handler.from_documents(documents)
+

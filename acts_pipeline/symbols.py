@@ -1,0 +1,62 @@
+"""The tracked symbols: Dagster dynamic partitions named `symbols`, checked against the exchange.
+
+Registration order matters: a minute run covers the symbol range from the first-registered to
+the last-registered symbol, so symbols are only ever appended (or removed), never reordered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dagster import DagsterInstance
+
+from acts_pipeline.exchange import ExchangeClient
+from acts_pipeline.partitions import SYMBOLS_PARTITIONS_NAME
+from acts_pipeline.settings import parse_symbols
+
+
+class SymbolError(ValueError):
+    """A symbol was refused: malformed, unknown to the exchange, or not trading."""
+
+
+def registered_symbols(instance: DagsterInstance) -> list[str]:
+    """Tracked symbols in registration order."""
+    return list(instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+
+
+def check_symbols(client: ExchangeClient, symbols: Iterable[str]) -> list[str]:
+    """The symbols, normalised, if the exchange lists each of them as TRADING; otherwise a
+    `SymbolError` naming every symbol refused and why."""
+    wanted = parse_symbols(",".join(symbols), variable="symbol list")
+    listed = client.exchange_info()
+    problems = []
+    for symbol in wanted:
+        info = listed.get(symbol)
+        if info is None:
+            problems.append(f"{symbol} is not a Binance Spot symbol")
+        elif not info.trading:
+            problems.append(f"{symbol} is not trading (status {info.status})")
+    if problems:
+        raise SymbolError("; ".join(problems))
+    return list(wanted)
+
+
+def add_symbols(instance: DagsterInstance, client: ExchangeClient, symbols: Iterable[str]) -> list[str]:
+    """Register the symbols not yet tracked, all or none; returns those newly added."""
+    checked = check_symbols(client, symbols)
+    known = set(registered_symbols(instance))
+    new = [s for s in checked if s not in known]
+    if new:
+        instance.add_dynamic_partitions(SYMBOLS_PARTITIONS_NAME, new)
+    return new
+
+
+def remove_symbols(instance: DagsterInstance, symbols: Iterable[str]) -> list[str]:
+    """Stop tracking the symbols; their stored data stays in MongoDB. Returns those removed."""
+    known = set(registered_symbols(instance))
+    removed = []
+    for symbol in parse_symbols(",".join(symbols), variable="symbol list"):
+        if symbol in known:
+            instance.delete_dynamic_partition(SYMBOLS_PARTITIONS_NAME, symbol)
+            removed.append(symbol)
+    return removed
