@@ -1,0 +1,138 @@
+"""Stand-ins for fast in-process tests: an exchange that serves the real captured books, a
+fixed clock, and a MongoDB resource over mongomock. Integration and end-to-end tests use the
+real simulator and database server instead."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import mongomock
+
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.errors import ExchangeError, UnknownSymbolError
+from acts_pipeline.exchange import BinanceExchange, TimedBook
+from acts_pipeline.models import Kline, SymbolInfo
+from acts_pipeline.parsing import parse_depth
+from acts_pipeline.storage import MongoResource, MongoStore
+
+CAPTURES = Path(__file__).resolve().parent.parent / "acts_pipeline" / "simulator" / "data" / "binance"
+CAPTURED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
+
+
+def captured_book(symbol: str, levels: int | None = 100):
+    body = json.loads((CAPTURES / "depth" / f"{symbol}.json").read_text())
+    if levels is not None:
+        body = {**body, "bids": body["bids"][:levels], "asks": body["asks"][:levels]}
+    return parse_depth(body, symbol)
+
+
+class FakeClient:
+    """Serves the captured books as if fetched `latency` after `now()`; records calls."""
+
+    depth_limit = 100
+
+    def __init__(self, now, failing: dict[str, ExchangeError] | None = None):
+        self._now = now
+        self.failing = failing or {}
+        self.book_calls: list[str] = []
+        self.kline_calls: list[tuple[str, datetime, datetime]] = []
+
+    def order_books(self, symbols, *, deadline=None, max_attempts=6):
+        results = {}
+        for symbol in symbols:
+            self.book_calls.append(symbol)
+            if symbol in self.failing:
+                results[symbol] = self.failing[symbol]
+                continue
+            requested = self._now()
+            results[symbol] = TimedBook(captured_book(symbol), requested, requested + timedelta(milliseconds=7), 1)
+        return results
+
+    def klines(self, symbol, start, end, max_attempts=4):
+        self.kline_calls.append((symbol, start, end))
+        out, minute = [], start
+        while minute < end:
+            price = 1.0 + (minute.minute % 7) / 100
+            out.append(Kline(symbol, minute, price, price * 1.01, price * 0.99, price, 10.0, 10.0 * price, 5, 4.0, 4.0 * price))
+            minute += timedelta(minutes=1)
+        return out
+
+    def exchange_info(self):
+        infos = {s: SymbolInfo(s, "TRADING", s[:3], s[3:]) for s in (*CAPTURED_SYMBOLS, "BTCUSDT", "ETHUSDT")}
+        infos["HALTED"] = SymbolInfo("HALTED", "BREAK", "HAL", "TED")
+        return infos
+
+    def close(self):
+        pass
+
+
+_FAKE_CLIENTS: dict[str, FakeClient] = {}
+
+
+class FakeExchange(BinanceExchange):
+    """`BinanceExchange` whose client is a `FakeClient` (looked up by id: Dagster copies
+    resources, so the client cannot live on the instance)."""
+
+    fake_id: str
+
+    def get_client(self):  # type: ignore[override]
+        return _FAKE_CLIENTS[self.fake_id]
+
+
+def fake_exchange(client: FakeClient) -> FakeExchange:
+    fake_id = str(id(client))
+    _FAKE_CLIENTS[fake_id] = client
+    return FakeExchange(fake_id=fake_id)
+
+
+class FixedClock(CaptureClock):
+    """A capture clock that says it is `at` and never sleeps (for minutes that closed just now)."""
+
+    at: str
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.at)
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+def failing_symbol(symbol: str) -> dict[str, ExchangeError]:
+    return {symbol: UnknownSymbolError(f"Binance does not know symbol {symbol!r}", symbol=symbol)}
+
+
+def _accept_pymongo_sort_argument() -> None:
+    """pymongo >= 4.11 passes `sort=` to bulk builders' add_replace/add_update; mongomock 4.3
+    predates it. Drop it when unset (ACTS never sorts inside a bulk write)."""
+    from mongomock.collection import BulkOperationBuilder
+
+    for name in ("add_replace", "add_update"):
+        original = getattr(BulkOperationBuilder, name)
+        if getattr(original, "_acts_shim", False):
+            continue
+
+        def shim(self, *args, _original=original, sort=None, **kwargs):
+            assert sort is None, "mongomock cannot sort inside a bulk write"
+            return _original(self, *args, **kwargs)
+
+        shim._acts_shim = True
+        setattr(BulkOperationBuilder, name, shim)
+
+
+_accept_pymongo_sort_argument()
+
+_MOCK_CLIENTS: dict[str, mongomock.MongoClient] = {}
+
+
+class MongomockResource(MongoResource):
+    """`MongoResource` over an in-memory mongomock database (one per `database` name)."""
+
+    def get_store(self) -> MongoStore:
+        client = _MOCK_CLIENTS.setdefault(self.database or "acts", mongomock.MongoClient(tz_aware=True))
+        return MongoStore(client[self.database or "acts"])
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
