@@ -1,0 +1,573 @@
+"""The simulated Binance Spot market: deterministic prices, order books and 1-minute candles.
+
+Pure: no HTTP and no I/O once the captures are loaded. `app.py` turns requests into calls on
+`Market` and sends back what they return, which is already in Binance's wire shape (prices and
+quantities as decimal strings with the symbol's precision).
+
+How a symbol's market is made
+-----------------------------
+* Symbols and their filters are the captured `exchangeInfo` (1695 symbols, 1262 TRADING). Only
+  TRADING symbols have a market; the others (status BREAK) answer like unknown ones, -1121
+  "Invalid symbol.", which is what Binance answers for a delisted symbol.
+* Base price: the captured mid for the four symbols with a captured book (NKNUSDT 0.3523, BLZETH,
+  LRCBTC, RUNEEUR). Otherwise the ratio of rough USD values of the two assets: anchors for the
+  quote currencies (BTC 57000, ETH 3500, EUR 1.16, ... as in October 2021, when the captures were
+  made), the captured books for NKN, BLZ, LRC and RUNE, and for any other asset a value drawn from
+  a hash of its name (so ADAUSDT and ADABTC agree). The result is kept inside the symbol's
+  PRICE_FILTER with room for at least 1000 ticks below it, so a rescaled book stays deep.
+* Price path: log price = base + a stationary hourly AR(1) component (hourly knots, 4 % standard
+  deviation) + a Brownian bridge of 1-minute steps (8 bp each) between consecutive knots. Every
+  random number is a hash of (seed, symbol, stream, index), so the price at any minute is computed
+  directly, without replaying history: the same (symbol, minute, seed) always gives the same value.
+* Book: one of the four captured books (the symbol's own, else one picked by a hash of its name),
+  prices rescaled so that its mid sits at the current price and snapped outward to the tick (bids
+  down, asks up; levels that land on the same tick are merged), quantities rescaled to keep the
+  captured USD notional and jittered. Within a minute the price is interpolated between the
+  minute's endpoints, plus a small noise redrawn every 100 ms (Binance's depth stream cadence), so
+  two requests in the same 100 ms slot see the same book and requests further apart do not.
+* Candle of minute m: open is the price at m, close the price at m+1 (so a candle opens at the
+  previous close), high and low extend past them by a drawn excursion, volume and trades are drawn
+  around a per-symbol USD turnover. The in-progress minute is the same candle cut at "now".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache, cached_property
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+Clock = Callable[[], float]
+
+MINUTE_MS = 60_000
+#: Binance's cap on `GET /api/v3/klines?limit=`.
+MAX_KLINES_LIMIT = 1000
+DEFAULT_KLINES_LIMIT = 500
+#: Binance's cap on `GET /api/v3/depth?limit=` (larger limits are truncated to it).
+MAX_DEPTH_LIMIT = 5000
+DEFAULT_DEPTH_LIMIT = 100
+#: The simulated history starts when Binance opened (2017-07-14): no candle is older than this.
+LISTING_MINUTE = 1_500_000_000_000 // MINUTE_MS
+#: When the captures were taken (captures.json); update ids grow from here.
+CAPTURED_AT = 1_633_998_511.0
+
+# Rough USD values in October 2021 of the assets that quote symbols, so that cross prices are
+# plausible (BTCUSDT near 57000, ETHBTC near 0.06). Assets not listed here and not in a captured
+# book get a hashed value between 0.05 and 50 USD.
+_ANCHOR_USD = {
+    "USDT": 1.0, "BUSD": 1.0, "USDC": 1.0, "TUSD": 1.0, "DAI": 1.0, "USDP": 1.0, "PAX": 1.0,
+    "VAI": 1.0, "UST": 1.0, "SUSD": 1.0,
+    "BTC": 57_000.0, "ETH": 3_500.0, "BNB": 420.0, "TRX": 0.095, "XRP": 1.1, "DOGE": 0.23,
+    "EUR": 1.16, "GBP": 1.36, "AUD": 0.73, "TRY": 0.11, "BRL": 0.18, "RUB": 0.0138,
+    "UAH": 0.038, "NGN": 0.0024, "ZAR": 0.067, "BIDR": 0.00007, "IDRT": 0.00007, "BVND": 0.000044,
+}
+
+# The price path (see the module docstring).
+MINUTE_VOLATILITY = 0.0008
+HOURLY_PERSISTENCE = 0.97
+STATIONARY_VOLATILITY = 0.04
+_KNOT_MEMORY = 150  # hours of shocks summed per knot: 0.97**150 < 1 %, the rest is negligible
+SLOT_VOLATILITY = 0.0003  # the 100 ms noise on top of the interpolated path
+SLOTS_PER_SECOND = 10
+QUANTITY_JITTER = 0.3
+MIN_TICKS_PER_PRICE = 1000
+
+
+class InvalidSymbol(LookupError):
+    """A symbol that is not in exchangeInfo, or not TRADING there (Binance error -1121)."""
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(symbol)
+        self.symbol = symbol
+
+
+# --------------------------------------------------------------------------------------------
+# Counter-based random numbers: a pure function of (key, index), vectorised.
+
+_U64 = np.uint64
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return x ^ (x >> _U64(31))
+
+
+@cache
+def _stream_key(seed: int, symbol: str, stream: str) -> int:
+    digest = hashlib.blake2b(f"{seed}\0{symbol}\0{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _uniforms(key: int, index: np.ndarray | int) -> np.ndarray:
+    """Uniforms in [0, 1), one per index."""
+    idx = np.atleast_1d(np.asarray(index, dtype=np.int64)).astype(_U64)
+    with np.errstate(over="ignore"):
+        h = _splitmix64(idx * _U64(0xD1B54A32D192ED03) ^ _U64(key))
+    return (h >> _U64(11)).astype(np.float64) * 2.0**-53
+
+
+def _normals(key: int, index: np.ndarray | int) -> np.ndarray:
+    """Standard normals, one per index (Box-Muller on two hashed uniforms)."""
+    u1 = 1.0 - _uniforms(key, index)  # in (0, 1]: log is finite
+    u2 = _uniforms(key ^ 0x5A5A5A5A5A5A5A5A, index)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def _unit(seed: int, symbol: str, stream: str) -> float:
+    """One uniform in [0, 1) per (seed, name, stream): per-symbol constants."""
+    return float(_uniforms(_stream_key(seed, symbol, stream), 0)[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Decimal formatting of integer multiples of a tick or step, exactly as Binance prints them.
+
+
+def _decimal_strings(units: Sequence[int], unit: Decimal, decimals: int) -> list[str]:
+    """`units * unit` as strings with `decimals` places: 35210 x 0.00001 -> "0.35210000"."""
+    factor = unit.scaleb(decimals)
+    if factor != factor.to_integral_value():
+        quantum = Decimal(1).scaleb(-decimals)
+        return [str((Decimal(u) * unit).quantize(quantum)) for u in units]
+    factor_int, denominator = int(factor), 10**decimals
+    if decimals == 0:
+        return [str(u * factor_int) for u in units]
+    return [f"{v // denominator}.{v % denominator:0{decimals}d}" for v in (u * factor_int for u in units)]
+
+
+def _float_string(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+# --------------------------------------------------------------------------------------------
+# The captured data.
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """What the simulator needs of one exchangeInfo entry."""
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    tick_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    step_size: Decimal
+    price_decimals: int
+    quantity_decimals: int
+
+    @classmethod
+    def from_exchange_info(cls, entry: dict[str, Any]) -> SymbolSpec:
+        filters = {f["filterType"]: f for f in entry["filters"]}
+        price, lot = filters["PRICE_FILTER"], filters["LOT_SIZE"]
+        return cls(
+            symbol=entry["symbol"],
+            status=entry["status"],
+            base_asset=entry["baseAsset"],
+            quote_asset=entry["quoteAsset"],
+            tick_size=Decimal(price["tickSize"]),
+            min_price=Decimal(price["minPrice"]),
+            max_price=Decimal(price["maxPrice"]),
+            step_size=Decimal(lot["stepSize"]),
+            price_decimals=int(entry["quotePrecision"]),
+            quantity_decimals=int(entry["baseAssetPrecision"]),
+        )
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "TRADING"
+
+    def prices(self, ticks: Sequence[int]) -> list[str]:
+        return _decimal_strings(ticks, self.tick_size, self.price_decimals)
+
+    def quantities(self, steps: Sequence[int]) -> list[str]:
+        return _decimal_strings(steps, self.step_size, self.quantity_decimals)
+
+
+@dataclass(frozen=True)
+class BookTemplate:
+    """A captured `GET /api/v3/depth?limit=1000` body as float arrays (price, quantity)."""
+
+    symbol: str
+    last_update_id: int
+    bids: np.ndarray
+    asks: np.ndarray
+
+    @property
+    def mid(self) -> float:
+        return float(self.bids[0, 0] + self.asks[0, 0]) / 2.0
+
+    @classmethod
+    def from_depth(cls, symbol: str, body: dict[str, Any]) -> BookTemplate:
+        return cls(
+            symbol=symbol,
+            last_update_id=int(body["lastUpdateId"]),
+            bids=np.asarray(body["bids"], dtype=np.float64).reshape(-1, 2),
+            asks=np.asarray(body["asks"], dtype=np.float64).reshape(-1, 2),
+        )
+
+
+@dataclass(frozen=True)
+class Captures:
+    """The real Binance captures shipped in `data/binance` (see its README.md)."""
+
+    exchange_info: dict[str, Any]
+    books: dict[str, BookTemplate]
+
+
+@cache
+def load_captures() -> Captures:
+    """Read the packaged captures once per process (they are never modified)."""
+    root = resources.files("acts_pipeline.simulator") / "data" / "binance"
+    exchange_info = json.loads((root / "exchange_info.json").read_text())
+    books = {}
+    for entry in json.loads((root / "captures.json").read_text()):
+        if entry["file"].startswith("depth/"):
+            symbol = entry["file"].removeprefix("depth/").removesuffix(".json")
+            body = json.loads((root / "depth" / f"{symbol}.json").read_text())
+            books[symbol] = BookTemplate.from_depth(symbol, body)
+    return Captures(exchange_info=exchange_info, books=books)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers the HTTP layer and the tests share.
+
+
+def kline_open_minutes(
+    *, start_ms: int | None, end_ms: int | None, limit: int, now_ms: int
+) -> range:
+    """The minutes (as `openTime // 60000`) that `GET /api/v3/klines` returns, ascending.
+
+    Like Binance: klines whose openTime lies in [startTime, endTime], at most `limit` (capped at
+    1000) counted from startTime; without startTime, the last `limit` up to endTime (or up to the
+    current, still open, minute). Never a minute after the current one, never before listing.
+    """
+    limit = max(1, min(limit, MAX_KLINES_LIMIT))
+    last = now_ms // MINUTE_MS
+    if end_ms is not None:
+        last = min(last, end_ms // MINUTE_MS)
+    if start_ms is not None:
+        first = max(-(-start_ms // MINUTE_MS), LISTING_MINUTE)  # first openTime >= startTime
+        last = min(last, first + limit - 1)
+    else:
+        first = max(last - limit + 1, LISTING_MINUTE)
+    return range(first, last + 1) if first <= last else range(0)
+
+
+def _levels(
+    prices: np.ndarray, quantities: np.ndarray, *, bid: bool, lowest: int, highest: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Snap scaled prices (in ticks, floats) to whole ticks and merge levels that collide.
+
+    Bids round down and asks round up, so the spread only ever widens and a book that was
+    uncrossed stays uncrossed. Levels outside [lowest, highest] ticks (PRICE_FILTER) are dropped.
+    """
+    ticks = (np.floor(prices + 1e-9) if bid else np.ceil(prices - 1e-9)).astype(np.int64)
+    keep = (ticks >= lowest) & (ticks <= highest)
+    ticks, quantities = ticks[keep], quantities[keep]
+    if ticks.size == 0:
+        return ticks, quantities
+    starts = np.flatnonzero(np.r_[True, ticks[1:] != ticks[:-1]])
+    return ticks[starts], np.add.reduceat(quantities, starts)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Market:
+    """Every TRADING symbol of the captured exchangeInfo, priced by a seeded model.
+
+    `clock` returns Unix seconds (wall-clock time by default; tests pass a fixed one). The only
+    state is the last `lastUpdateId` served per symbol, kept so that it strictly increases.
+    """
+
+    def __init__(self, captures: Captures | None = None, *, seed: int = 0, clock: Clock = time.time):
+        self.captures = captures or load_captures()
+        self.seed = seed
+        self.clock = clock
+        self.specs = {
+            entry["symbol"]: SymbolSpec.from_exchange_info(entry)
+            for entry in self.captures.exchange_info["symbols"]
+        }
+        self._template_names = sorted(self.captures.books)
+        self._asset_usd: dict[str, float] = dict(_ANCHOR_USD)
+        for book in self.captures.books.values():
+            spec = self.specs[book.symbol]
+            self._asset_usd.setdefault(spec.base_asset, book.mid * self._usd(spec.quote_asset))
+        self._base_prices: dict[str, float] = {}
+        self._last_update_ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_captures(cls, *, seed: int = 0, clock: Clock = time.time) -> Market:
+        return cls(load_captures(), seed=seed, clock=clock)
+
+    # ---- symbols -----------------------------------------------------------------------------
+
+    @cached_property
+    def trading_symbols(self) -> list[str]:
+        """TRADING symbols in exchangeInfo order."""
+        return [s for s, spec in self.specs.items() if spec.trading]
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        """The symbol's spec if it can be served, else `InvalidSymbol`."""
+        spec = self.specs.get(symbol)
+        if spec is None or not spec.trading:
+            raise InvalidSymbol(symbol)
+        return spec
+
+    def _usd(self, asset: str) -> float:
+        value = self._asset_usd.get(asset)
+        if value is None:
+            # Hashed by asset name only (not the seed): an asset is worth the same in every pair.
+            value = 0.05 * 1000.0 ** _unit(0, asset, "usd")
+            self._asset_usd[asset] = value
+        return value
+
+    def _template(self, symbol: str) -> BookTemplate:
+        books = self.captures.books
+        if symbol in books:
+            return books[symbol]
+        pick = int(_uniforms(_stream_key(0, symbol, "template"), 0)[0] * len(self._template_names))
+        return books[self._template_names[pick]]
+
+    def base_price(self, symbol: str) -> float:
+        """The level the symbol's price wanders around (in its quote asset)."""
+        price = self._base_prices.get(symbol)
+        if price is None:
+            price = self._base_prices[symbol] = self._compute_base_price(symbol)
+        return price
+
+    def _compute_base_price(self, symbol: str) -> float:
+        spec = self.spec(symbol)
+        if symbol in self.captures.books:
+            return self.captures.books[symbol].mid
+        price = self._usd(spec.base_asset) / self._usd(spec.quote_asset)
+        tick = float(spec.tick_size)
+        low = max(float(spec.min_price), MIN_TICKS_PER_PRICE * tick)
+        high = float(spec.max_price) / 2 if spec.max_price > 0 else math.inf
+        if low > high:  # a narrow band (stablecoin pairs): its middle
+            low = high = (float(spec.min_price) + float(spec.max_price)) / 2
+        return min(max(price, low), high)
+
+    # ---- the price path ----------------------------------------------------------------------
+
+    def log_walk(self, symbol: str, minutes: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Log price relative to the base price at the start of each minute (minutes since epoch)."""
+        minutes = np.asarray(minutes, dtype=np.int64)
+        hours = minutes // 60
+        h_lo, h_hi = int(hours.min()), int(hours.max())
+        # Knots for hours h_lo..h_hi+1: an AR(1) written as its moving average of hourly shocks.
+        shocks = _normals(
+            _stream_key(self.seed, symbol, "hour"), np.arange(h_lo - _KNOT_MEMORY + 1, h_hi + 2)
+        )
+        shock_scale = STATIONARY_VOLATILITY * math.sqrt(1 - HOURLY_PERSISTENCE**2)
+        weights = HOURLY_PERSISTENCE ** np.arange(_KNOT_MEMORY)
+        knots = np.convolve(shocks, weights, mode="valid") * shock_scale  # len h_hi - h_lo + 2
+        # Within each hour, a Brownian bridge of one-minute steps pinned to zero at both knots.
+        hour_range = np.arange(h_lo, h_hi + 1)
+        steps = _normals(
+            _stream_key(self.seed, symbol, "minute"), (hour_range[:, None] * 60 + np.arange(60)).ravel()
+        ).reshape(-1, 60)
+        walk = np.concatenate([np.zeros((len(hour_range), 1)), np.cumsum(steps, axis=1)], axis=1)
+        fraction = np.arange(61) / 60.0
+        bridge = walk - fraction * walk[:, -1:]
+        path = (
+            knots[:-1, None] * (1 - fraction) + knots[1:, None] * fraction + MINUTE_VOLATILITY * bridge
+        )
+        return path[hours - h_lo, minutes % 60]
+
+    def minute_prices(self, symbol: str, minutes: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The price at the start of each minute: a candle's open, and the previous one's close."""
+        return self.base_price(symbol) * np.exp(self.log_walk(symbol, minutes))
+
+    def price_at(self, symbol: str, t: float, *, slot_noise: bool = True) -> float:
+        """The price at Unix time `t`: the minute's path interpolated, plus the 100 ms noise."""
+        minute = math.floor(t / 60)
+        fraction = t / 60 - minute
+        start, end = self.log_walk(symbol, [minute, minute + 1])
+        log_price = start + fraction * (end - start)
+        if slot_noise:
+            slot = math.floor(t * SLOTS_PER_SECOND)
+            log_price += SLOT_VOLATILITY * _normals(_stream_key(self.seed, symbol, "slot"), slot)[0]
+        return self.base_price(symbol) * math.exp(log_price)
+
+    # ---- books -------------------------------------------------------------------------------
+
+    def _book(self, symbol: str, t: float, limit: int) -> tuple[np.ndarray, ...]:
+        """(bid ticks, bid steps, ask ticks, ask steps) at time `t`, best first, `limit` a side."""
+        spec = self.spec(symbol)
+        template = self._template(symbol)
+        mid = self.price_at(symbol, t)
+        tick, step = float(spec.tick_size), float(spec.step_size)
+        price_scale = mid / template.mid / tick
+        # Keep the captured USD notional of each level.
+        quantity_scale = (template.mid * self._usd(self.specs[template.symbol].quote_asset)) / (
+            mid * self._usd(spec.quote_asset)
+        ) / step
+        lowest = max(1, math.ceil(float(spec.min_price) / tick))
+        highest = math.floor(float(spec.max_price) / tick) if spec.max_price > 0 else 2**62
+        slot = math.floor(t * SLOTS_PER_SECOND)
+        sides = []
+        for name, levels, bid in (("bid", template.bids, True), ("ask", template.asks, False)):
+            # Levels past the first few hundred cannot reach the top `limit` unless many collide
+            # on one tick; then fall back to the whole side.
+            for take in (min(len(levels), limit * 4 + 64), len(levels)):
+                part = levels[:take]
+                jitter = np.exp(
+                    QUANTITY_JITTER
+                    * _normals(_stream_key(self.seed, symbol, name), slot * 8192 + np.arange(take))
+                )
+                steps = np.clip(np.rint(part[:, 1] * quantity_scale * jitter), 1, 1e15)
+                ticks, quantities = _levels(
+                    part[:, 0] * price_scale, steps, bid=bid, lowest=lowest, highest=highest
+                )
+                if take == len(levels):
+                    break
+                if len(ticks) > limit:  # the last merged level may be incomplete: never served
+                    break
+            sides.append((ticks[:limit], quantities[:limit].astype(np.int64)))
+        (bid_ticks, bid_steps), (ask_ticks, ask_steps) = sides
+        if len(bid_ticks) and len(ask_ticks) and bid_ticks[0] >= ask_ticks[0]:
+            # Cannot happen with outward snapping; kept as the invariant's guard.
+            keep = bid_ticks < ask_ticks[0]
+            bid_ticks, bid_steps = bid_ticks[keep], bid_steps[keep]
+        return bid_ticks, bid_steps, ask_ticks, ask_steps
+
+    def _next_update_id(self, symbol: str, t: float) -> int:
+        template = self._template(symbol)
+        rate = 5 + 45 * _unit(self.seed, symbol, "update-rate")  # book updates per second
+        base = template.last_update_id
+        if symbol != template.symbol:
+            base = 1_000_000 + int(_unit(self.seed, symbol, "update-base") * 1e9)
+        by_time = base + int(max(0.0, t - CAPTURED_AT) * rate)
+        with self._lock:
+            update_id = max(by_time, self._last_update_ids.get(symbol, 0) + 1)
+            self._last_update_ids[symbol] = update_id
+        return update_id
+
+    def depth(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> dict:
+        """The body of `GET /api/v3/depth?symbol=...&limit=...` (see `app.handle_depth`)."""
+        t = self.clock() if at is None else at
+        limit = max(1, min(limit, MAX_DEPTH_LIMIT))
+        bid_ticks, bid_steps, ask_ticks, ask_steps = self._book(symbol, t, limit)
+        spec = self.specs[symbol]
+        return {
+            "lastUpdateId": self._next_update_id(symbol, t),
+            "bids": [list(pq) for pq in zip(spec.prices(bid_ticks.tolist()), spec.quantities(bid_steps.tolist()))],
+            "asks": [list(pq) for pq in zip(spec.prices(ask_ticks.tolist()), spec.quantities(ask_steps.tolist()))],
+        }
+
+    def book_ticker(self, symbol: str, *, at: float | None = None) -> dict:
+        """The body of `GET /api/v3/ticker/bookTicker?symbol=...`: the top of `depth`'s book."""
+        t = self.clock() if at is None else at
+        bid_ticks, bid_steps, ask_ticks, ask_steps = self._book(symbol, t, 1)
+        spec = self.specs[symbol]
+        # Binance prints zeros for an empty side; a simulated side is never empty in practice.
+        bid = (spec.prices(bid_ticks.tolist()) or ["0"])[0], (spec.quantities(bid_steps.tolist()) or ["0"])[0]
+        ask = (spec.prices(ask_ticks.tolist()) or ["0"])[0], (spec.quantities(ask_steps.tolist()) or ["0"])[0]
+        return {"symbol": symbol, "bidPrice": bid[0], "bidQty": bid[1], "askPrice": ask[0], "askQty": ask[1]}
+
+    # ---- candles -----------------------------------------------------------------------------
+
+    def _usd_per_minute(self, symbol: str) -> float:
+        return 5_000.0 * 100.0 ** _unit(self.seed, symbol, "turnover")  # 5 k to 500 k USD
+
+    def klines(
+        self,
+        symbol: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = DEFAULT_KLINES_LIMIT,
+        now: float | None = None,
+    ) -> list[list]:
+        """The body of `GET /api/v3/klines?interval=1m` (see `app.handle_klines`)."""
+        spec = self.spec(symbol)
+        now = self.clock() if now is None else now
+        minutes = kline_open_minutes(
+            start_ms=start_ms, end_ms=end_ms, limit=limit, now_ms=int(now * 1000)
+        )
+        if not minutes:
+            return []
+        index = np.arange(minutes.start, minutes.stop, dtype=np.int64)
+        edges = self.minute_prices(symbol, np.arange(minutes.start, minutes.stop + 1))
+        opens, closes = edges[:-1].copy(), edges[1:].copy()
+        # How much of each minute has happened: 1 for closed candles, less for the current one.
+        elapsed = np.clip(now / 60.0 - index, 0.0, 1.0)
+        if elapsed[-1] < 1.0:
+            closes[-1] = self.price_at(symbol, now, slot_noise=False)
+
+        def draw(stream: str) -> np.ndarray:
+            return _normals(_stream_key(self.seed, symbol, stream), index)
+
+        reach = MINUTE_VOLATILITY * 0.8 * np.sqrt(elapsed)
+        highs = np.maximum(opens, closes) * np.exp(reach * np.abs(draw("high")))
+        lows = np.minimum(opens, closes) * np.exp(-reach * np.abs(draw("low")))
+        tick, step = float(spec.tick_size), float(spec.step_size)
+        o, c = np.rint(opens / tick).astype(np.int64), np.rint(closes / tick).astype(np.int64)
+        h = np.maximum(np.ceil(highs / tick - 1e-9).astype(np.int64), np.maximum(o, c))
+        low = np.maximum(np.minimum(np.floor(lows / tick + 1e-9).astype(np.int64), np.minimum(o, c)), 1)
+        vwap = (o + h + low + c) * tick / 4.0
+
+        usd = self._usd_per_minute(symbol) * np.exp(0.6 * draw("volume") - 0.18) * elapsed
+        volume_steps = np.maximum(np.rint(usd / (vwap * self._usd(spec.quote_asset)) / step), 1)
+        volume_steps = np.where(elapsed > 0, volume_steps, 0).astype(np.int64)
+        volume = volume_steps * step
+        trades = np.rint(usd / (400.0 * np.exp(0.3 * draw("trade-size")))).astype(np.int64)
+        trades = np.where(volume_steps > 0, np.maximum(trades, 1), 0)
+        taker_share = 0.5 + 0.15 * np.tanh(draw("taker"))
+        taker_steps = np.rint(volume_steps * taker_share).astype(np.int64)
+
+        prices = spec.prices
+        quote_decimals = spec.price_decimals
+        rows = []
+        for i, (open_, high, low_, close, vol, taker, minute) in enumerate(
+            zip(prices(o.tolist()), prices(h.tolist()), prices(low.tolist()), prices(c.tolist()),
+                spec.quantities(volume_steps.tolist()), spec.quantities(taker_steps.tolist()),
+                index.tolist())
+        ):
+            open_time = minute * MINUTE_MS
+            rows.append([
+                open_time, open_, high, low_, close, vol, open_time + MINUTE_MS - 1,
+                _float_string(volume[i] * vwap[i], quote_decimals), int(trades[i]), taker,
+                _float_string(taker_steps[i] * step * vwap[i], quote_decimals), "0",
+            ])
+        return rows
+
+    # ---- exchange info -----------------------------------------------------------------------
+
+    def exchange_info(
+        self, symbols: Sequence[str] | None = None, *, request_weight_limit: int, at: float | None = None
+    ) -> dict:
+        """The captured exchangeInfo body, optionally filtered, with today's time and weight limit.
+
+        Unknown symbols raise `InvalidSymbol`; BREAK symbols are listed, as Binance lists them.
+        """
+        t = self.clock() if at is None else at
+        info = self.captures.exchange_info
+        entries = info["symbols"]
+        if symbols is not None:
+            by_name = {entry["symbol"]: entry for entry in entries}
+            for symbol in symbols:
+                if symbol not in by_name:
+                    raise InvalidSymbol(symbol)
+            entries = [by_name[s] for s in dict.fromkeys(symbols)]
+        rate_limits = [
+            {**limit, "limit": request_weight_limit} if limit["rateLimitType"] == "REQUEST_WEIGHT" else limit
+            for limit in info["rateLimits"]
+        ]
+        return {**info, "serverTime": int(t * 1000), "rateLimits": rate_limits, "symbols": entries}
