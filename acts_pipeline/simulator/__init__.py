@@ -1,0 +1,52 @@
+"""The offline Binance Spot exchange: a real HTTP server python-binance can talk to.
+
+    market.py   the deterministic market model (prices, books, candles), pure
+    faults.py   the fault switches (rules, matching, book alterations), pure
+    app.py      the aiohttp application: routes, request weight, errors, control routes
+    server.py   running it: blocking until a signal, or in a background thread
+    __main__    `python -m acts_pipeline.simulator --port N [--seed S]`
+
+Data: the real Binance captures in `data/binance` (see its README.md).
+"""
+
+from acts_pipeline.simulator.app import (
+    DEFAULT_BAN_SECONDS,
+    DEFAULT_WEIGHT_LIMIT,
+    SIMULATOR,
+    Simulator,
+    WeightLedger,
+    create_app,
+)
+from acts_pipeline.simulator.faults import KINDS as FAULT_KINDS
+from acts_pipeline.simulator.faults import FaultRule, FaultSet
+from acts_pipeline.simulator.market import InvalidSymbol, Market, kline_open_minutes, load_captures
+from acts_pipeline.simulator.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    BackgroundSimulator,
+    run,
+    serve,
+    start_in_thread,
+)
+
+__all__ = [
+    "DEFAULT_BAN_SECONDS",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_WEIGHT_LIMIT",
+    "FAULT_KINDS",
+    "SIMULATOR",
+    "BackgroundSimulator",
+    "FaultRule",
+    "FaultSet",
+    "InvalidSymbol",
+    "Market",
+    "Simulator",
+    "WeightLedger",
+    "create_app",
+    "kline_open_minutes",
+    "load_captures",
+    "run",
+    "serve",
+    "start_in_thread",
+]
