@@ -356,11 +356,12 @@ class Market:
         if symbol in self.captures.books:
             return self.captures.books[symbol].mid
         price = self._usd(spec.base_asset) / self._usd(spec.quote_asset)
+        # Keep a margin inside PRICE_FILTER so the walk (a few % either way) never leaves it.
         tick = float(spec.tick_size)
-        low = max(float(spec.min_price), MIN_TICKS_PER_PRICE * tick)
-        high = float(spec.max_price) / 2 if spec.max_price > 0 else math.inf
-        if low > high:  # a narrow band (stablecoin pairs): its middle
-            low = high = (float(spec.min_price) + float(spec.max_price)) / 2
+        low = max(float(spec.min_price) * 1.5, MIN_TICKS_PER_PRICE * tick)
+        high = float(spec.max_price) / 1.5 if spec.max_price > 0 else math.inf
+        if low > high:  # a narrow band (stablecoin and leveraged-token pairs): its middle
+            return math.sqrt(float(spec.min_price) * float(spec.max_price))
         return min(max(price, low), high)
 
     # ---- the price path ----------------------------------------------------------------------
