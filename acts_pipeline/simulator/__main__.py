@@ -20,8 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Offline Binance Spot REST simulator (real captures, seeded prices, fault switches).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of prices and fault probabilities (default 0)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of prices and fault probabilities (default 0)"
+    )
     parser.add_argument(
         "--weight-limit", type=int, default=DEFAULT_WEIGHT_LIMIT,
         help=f"REQUEST_WEIGHT allowed per minute before 429 (default {DEFAULT_WEIGHT_LIMIT})",

@@ -35,11 +35,10 @@ from typing import Any
 
 from aiohttp import web
 
-from acts_pipeline.simulator.faults import HTTP_ERROR_KINDS, FaultRule, FaultSet, alter_book, truncate_json
+from acts_pipeline.simulator.faults import FaultRule, FaultSet, alter_book, truncate_json
 from acts_pipeline.simulator.market import (
     DEFAULT_DEPTH_LIMIT,
     DEFAULT_KLINES_LIMIT,
-    MAX_DEPTH_LIMIT,
     Clock,
     InvalidSymbol,
     Market,
@@ -75,19 +74,17 @@ def _mandatory(name: str) -> ApiError:
     )
 
 
+def _illegal(name: str, legal: str = "^[0-9]{1,20}$") -> ApiError:
+    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
 def _int_param(query, name: str, default: int | None) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(
-            400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
-        ) from None
-    if value < 0:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
-    return value
+    if not raw.isdigit():
+        raise _illegal(name)
+    return int(raw)
 
 
 def _symbol_list(raw: str) -> list[str]:
@@ -97,9 +94,7 @@ def _symbol_list(raw: str) -> list[str]:
     except ValueError:
         symbols = None
     if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
-        raise ApiError(
-            400, -1100, "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'."
-        )
+        raise _illegal("symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$')
     return symbols
 
 
@@ -237,14 +232,13 @@ SIMULATOR = web.AppKey("simulator", Simulator)
 
 
 def depth_weight(query) -> int:
-    limit = min(_int_param(query, "limit", DEFAULT_DEPTH_LIMIT) or DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT)
+    """Binance's depth weights: 5 up to 100 levels, 25 to 500, 50 to 1000, 250 to 5000."""
+    limit = _int_param(query, "limit", DEFAULT_DEPTH_LIMIT) or DEFAULT_DEPTH_LIMIT
     if limit <= 100:
         return 5
     if limit <= 500:
         return 25
-    if limit <= 1000:
-        return 50
-    return 250
+    return 50 if limit <= 1000 else 250
 
 
 def handle_ping(market: Market, query) -> dict:
@@ -295,7 +289,7 @@ def handle_depth(market: Market, query) -> dict:
         raise _mandatory("symbol")
     limit = _int_param(query, "limit", DEFAULT_DEPTH_LIMIT)
     if limit == 0:
-        raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.")
+        raise _illegal("limit")
     try:
         return market.depth(symbol, limit)
     except InvalidSymbol:
@@ -383,15 +377,18 @@ def _endpoints(weight_limit: int) -> dict[str, Endpoint]:
 # Responses.
 
 _ERROR_BODIES = {
-    "http_500": (500, {"code": -1000, "msg": "An unknown error occured while processing the request."}),
-    "http_503": (503, {"code": -1008, "msg": "Server is currently overloaded with other requests. Please try again in a few minutes."}),
-    "http_504": (504, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."}),
+    "http_500": (500, -1000, "An unknown error occured while processing the request."),
+    "http_503": (503, -1008, "Server is currently overloaded with other requests. "
+                             "Please try again in a few minutes."),
+    "http_504": (504, -1007, "Timeout waiting for response from backend server. Send status unknown; "
+                             "execution status unknown."),
 }
 # What a load balancer in front of Binance sends: not JSON.
 _BAD_GATEWAY_HTML = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
 )
+_NOT_FOUND_HTML = "<html><body><h1>404 Not Found</h1></body></html>"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -403,22 +400,15 @@ def _error(error: ApiError) -> web.Response:
 
 
 def _too_many(retry_after: int, limit: int) -> web.Response:
-    return _json(
-        {"code": -1003, "msg": f"Too much request weight used; current limit is {limit} request weight "
-                               "per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."},
-        status=429,
-        headers={"Retry-After": str(retry_after)},
-    )
+    msg = (f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+           "Please use WebSocket Streams for live updates to avoid polling the API.")
+    return _json({"code": -1003, "msg": msg}, status=429, headers={"Retry-After": str(retry_after)})
 
 
 def _banned(retry_after: int, now: float) -> web.Response:
-    until_ms = int((now + retry_after) * 1000)
-    return _json(
-        {"code": -1003, "msg": f"Way too much request weight used; IP banned until {until_ms}. "
-                               "Please use WebSocket Streams for live updates to avoid bans."},
-        status=418,
-        headers={"Retry-After": str(retry_after)},
-    )
+    msg = (f"Way too much request weight used; IP banned until {int((now + retry_after) * 1000)}. "
+           "Please use WebSocket Streams for live updates to avoid bans.")
+    return _json({"code": -1003, "msg": msg}, status=418, headers={"Retry-After": str(retry_after)})
 
 
 async def _act_out(
@@ -428,8 +418,7 @@ async def _act_out(
     kind = rule.kind
     logger.info("fault %s fired on %s", kind, request.path_qs)
     if kind in _ERROR_BODIES:
-        status, body = _ERROR_BODIES[kind]
-        return _json(body, status=status)
+        return _error(ApiError(*_ERROR_BODIES[kind]))
     if kind == "http_502":
         return web.Response(text=_BAD_GATEWAY_HTML, status=502, content_type="text/html")
     if kind == "rate_limit_429":
@@ -479,7 +468,7 @@ def create_app(
     async def api(request: web.Request) -> web.StreamResponse:
         endpoint = endpoints.get(request.match_info["path"])
         if endpoint is None:
-            return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html")
+            return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")
         query = request.query
         symbol = query.get("symbol") or None
         sim.stats.record_request(endpoint.name, symbol)

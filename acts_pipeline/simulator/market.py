@@ -196,6 +196,10 @@ class SymbolSpec:
     def quantities(self, steps: Sequence[int]) -> list[str]:
         return _decimal_strings(steps, self.step_size, self.quantity_decimals)
 
+    def levels(self, ticks: np.ndarray, steps: np.ndarray) -> list[list[str]]:
+        """Book levels as Binance prints them: `[["0.35210000", "672.00000000"], ...]`."""
+        return [list(level) for level in zip(self.prices(ticks.tolist()), self.quantities(steps.tolist()))]
+
 
 @dataclass(frozen=True)
 class BookTemplate:
@@ -468,8 +472,8 @@ class Market:
         spec = self.specs[symbol]
         return {
             "lastUpdateId": self._next_update_id(symbol, t),
-            "bids": [list(pq) for pq in zip(spec.prices(bid_ticks.tolist()), spec.quantities(bid_steps.tolist()))],
-            "asks": [list(pq) for pq in zip(spec.prices(ask_ticks.tolist()), spec.quantities(ask_steps.tolist()))],
+            "bids": spec.levels(bid_ticks, bid_steps),
+            "asks": spec.levels(ask_ticks, ask_steps),
         }
 
     def book_ticker(self, symbol: str, *, at: float | None = None) -> dict:
@@ -478,9 +482,11 @@ class Market:
         bid_ticks, bid_steps, ask_ticks, ask_steps = self._book(symbol, t, 1)
         spec = self.specs[symbol]
         # Binance prints zeros for an empty side; a simulated side is never empty in practice.
-        bid = (spec.prices(bid_ticks.tolist()) or ["0"])[0], (spec.quantities(bid_steps.tolist()) or ["0"])[0]
-        ask = (spec.prices(ask_ticks.tolist()) or ["0"])[0], (spec.quantities(ask_steps.tolist()) or ["0"])[0]
-        return {"symbol": symbol, "bidPrice": bid[0], "bidQty": bid[1], "askPrice": ask[0], "askQty": ask[1]}
+        (bid_price, bid_qty), *_ = spec.levels(bid_ticks, bid_steps) or [["0", "0"]]
+        (ask_price, ask_qty), *_ = spec.levels(ask_ticks, ask_steps) or [["0", "0"]]
+        return {
+            "symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty, "askPrice": ask_price, "askQty": ask_qty,
+        }
 
     # ---- candles -----------------------------------------------------------------------------
 
