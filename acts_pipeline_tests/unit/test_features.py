@@ -13,7 +13,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,10 @@ def assert_features_match(
         got = actual[column]
         context = f"{where}{column}: got {got!r}, want {want!r}"
         if column == "crossed":
-            assert (got is pd.NA) if want is None else (got is not pd.NA and bool(got) == want), context
+            if want is None:
+                assert got is pd.NA, context
+            else:
+                assert got is not pd.NA and bool(got) == want, context
         elif column in ("bid_levels", "ask_levels"):
             assert isinstance(got, (int, np.integer)) and got == want, context
         elif want is None:
@@ -145,7 +149,7 @@ def load_json(path: Path) -> dict[str, Any]:
 
 
 def to_book(symbol: str, body: dict[str, Any], depth: int | None = None) -> OrderBook:
-    """An OrderBook from a depth body, converting the decimal strings as the exchange client does."""
+    """An OrderBook from a depth body, strings made floats as the exchange client does."""
     return OrderBook(
         symbol=symbol,
         last_update_id=body["lastUpdateId"],
@@ -171,9 +175,8 @@ def snapshot_of(book: OrderBook, minute: datetime) -> OrderBookSnapshot:
 def test_feature_columns_spell_every_design_field_once():
     depth = [f"{side}_qty_{k}" for side in ("bid", "ask") for k in (1, 5, 10, 20, 50, 100)]
     biases = [f"bias_{k}" for k in (1, 5, 10, 20, 50, 100)]
-    bands = [
-        f"{name}_{x}bps" for x in (10, 50, 100) for name in ("bid_notional", "ask_notional", "depth_bias")
-    ]
+    band_names = ("bid_notional", "ask_notional", "depth_bias")
+    bands = [f"{name}_{x}bps" for x in (10, 50, 100) for name in band_names]
     assert FEATURE_COLUMNS == [
         "best_bid", "best_ask", "best_bid_qty", "best_ask_qty",
         "mid_price", "spread", "spread_bps", "weighted_mid",
@@ -239,7 +242,8 @@ def test_made_up_book_gives_hand_worked_values(file_name: str):
 def test_made_up_book_matches_exact_decimal_reference(file_name: str):
     body = load_json(MADE_UP_BOOKS_DIR / file_name)
     actual = features_of_book(to_book("MADEUP", body))
-    assert_features_match(actual, reference_features(body["bids"], body["asks"]), where=f"{file_name}: ")
+    expected = reference_features(body["bids"], body["asks"])
+    assert_features_match(actual, expected, where=f"{file_name}: ")
 
 
 def test_made_up_books_directory_covers_the_edge_cases():
