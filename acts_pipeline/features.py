@@ -110,6 +110,9 @@ FEATURE_COLUMNS: list[str] = (
 )
 """Every feature field, in the order of the frames returned here (names as in DESIGN.md)."""
 
+_CHUNK_BOOKS = 2048
+"""Books computed together; see `_feature_arrays` (1024 to 4096 measured equally fast)."""
+
 SNAPSHOT_COLUMNS: list[str] = ["symbol", "minute", "captured_at"]
 """The snapshot's identity, first columns of `compute_features`."""
 
@@ -148,7 +151,27 @@ def features_of_book(book: OrderBook) -> dict[str, Any]:
 
 
 def _feature_arrays(books: Sequence[OrderBook]) -> dict[str, Any]:
-    """Every feature column of a batch, in `FEATURE_COLUMNS` order: the one implementation."""
+    """Every feature column of a batch, in `FEATURE_COLUMNS` order: the one implementation.
+
+    The batch is cut into chunks of `_CHUNK_BOOKS` books: a chunk's flat arrays (a few MB) stay in
+    the CPU cache through the dozen whole-array passes below, where a 20,000-book batch would
+    stream ~16 MB arrays from memory at each pass (measured: about 1.5x faster overall). Rows are
+    independent, so chunking cannot change a value.
+    """
+    books = list(books)
+    chunks = [
+        _chunk_feature_arrays(books[start : start + _CHUNK_BOOKS])
+        for start in range(0, max(len(books), 1), _CHUNK_BOOKS)
+    ]
+    columns = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in FEATURE_COLUMNS}
+    # `crossed` is only known when both sides have a top.
+    unknown = (columns["bid_levels"] == 0) | (columns["ask_levels"] == 0)
+    columns["crossed"] = pd.arrays.BooleanArray(columns["crossed"], mask=unknown)
+    return columns
+
+
+def _chunk_feature_arrays(books: list[OrderBook]) -> dict[str, np.ndarray]:
+    """The features of one chunk, all as numpy arrays (`crossed` still plain bool)."""
     bids = _FlatSide.of([book.bids for book in books])
     asks = _FlatSide.of([book.asks for book in books])
 
@@ -157,7 +180,7 @@ def _feature_arrays(books: Sequence[OrderBook]) -> dict[str, Any]:
     # NaN when a side is empty: NaN propagates into every mid-based field below.
     mid_price = (best_bid + best_ask) / 2
     spread = best_ask - best_bid
-    columns: dict[str, Any] = {
+    columns: dict[str, np.ndarray] = {
         "best_bid": best_bid,
         "best_ask": best_ask,
         "best_bid_qty": best_bid_qty,
@@ -194,9 +217,8 @@ def _feature_arrays(books: Sequence[OrderBook]) -> dict[str, Any]:
 
     columns["bid_levels"] = bids.count
     columns["ask_levels"] = asks.count
-    both_sides = (bids.count > 0) & (asks.count > 0)
-    # Comparisons with NaN are False; those rows are masked to <NA> anyway.
-    columns["crossed"] = pd.arrays.BooleanArray(best_bid >= best_ask, mask=~both_sides)
+    # False where a side is empty (NaN compares False); `_feature_arrays` masks those to <NA>.
+    columns["crossed"] = best_bid >= best_ask
     return columns
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import acts_pipeline.features as features_module
 from acts_pipeline.features import (
     BAND_BPS,
     DEPTH_LEVELS,
@@ -309,3 +310,16 @@ def test_compute_features_of_no_snapshot_is_an_empty_frame_with_the_same_schema(
     assert frame["bid_levels"].dtype == np.int64
     assert frame["crossed"].dtype == "boolean"
     assert frame["mid_price"].dtype == np.float64
+
+
+def test_batch_larger_than_a_chunk_equals_books_one_by_one():
+    """Batches are computed in chunks of books: rows across chunk boundaries are unaffected."""
+    distinct = [
+        to_book(s, load_json(DEPTH_CAPTURES_DIR / f"{s}.json"), depth=100) for s in CAPTURED_SYMBOLS
+    ] + [to_book("MADEUP", load_json(MADE_UP_BOOKS_DIR / name)) for name in MADE_UP_BOOKS]
+    n_books = 2 * features_module._CHUNK_BOOKS + 5
+    batch = [distinct[i % len(distinct)] for i in range(n_books)]
+
+    alone = pd.concat([book_features([book]) for book in distinct], ignore_index=True)
+    expected = alone.iloc[[i % len(distinct) for i in range(n_books)]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(book_features(batch), expected, check_exact=True)
