@@ -110,11 +110,11 @@ FEATURE_COLUMNS: list[str] = (
 )
 """Every feature field, in the order of the frames returned here (names as in DESIGN.md)."""
 
-_CHUNK_BOOKS = 2048
-"""Books computed together; see `_feature_arrays` (1024 to 4096 measured equally fast)."""
-
 SNAPSHOT_COLUMNS: list[str] = ["symbol", "minute", "captured_at"]
 """The snapshot's identity, first columns of `compute_features`."""
+
+_CHUNK_BOOKS = 2048
+"""Books computed together; see `_feature_arrays` (1024 to 4096 measured equally fast)."""
 
 
 def compute_features(snapshots: Sequence[OrderBookSnapshot]) -> pd.DataFrame:
