@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mongomock
+from pydantic import PrivateAttr
 
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.errors import ExchangeError, UnknownSymbolError
@@ -88,15 +89,16 @@ def fake_exchange(client: FakeClient) -> FakeExchange:
 
 
 class FixedClock(CaptureClock):
-    """A capture clock that says it is `at` and never sleeps (for minutes that closed just now)."""
+    """A capture clock that starts at `at` and moves only when slept on, instantly."""
 
     at: str
+    _slept: list = PrivateAttr(default_factory=lambda: [0.0])
 
     def now(self) -> datetime:
-        return datetime.fromisoformat(self.at)
+        return datetime.fromisoformat(self.at) + timedelta(seconds=self._slept[0])
 
     def sleep(self, seconds: float) -> None:
-        pass
+        self._slept[0] += max(seconds, 0.001)
 
 
 def failing_symbol(symbol: str) -> dict[str, ExchangeError]:

@@ -1,0 +1,115 @@
+"""The minute graph run in process, with the exchange and clock swapped for fakes and the
+MongoDB I/O manager over mongomock: what one minute run stores, and what it refuses."""
+
+from datetime import timedelta
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.partitions import minute_range_tags, parse_minute
+from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.fakes import (
+    CAPTURED_SYMBOLS,
+    FakeClient,
+    FixedClock,
+    MongomockResource,
+    fake_exchange,
+    failing_symbol,
+)
+
+MINUTE = parse_minute("2026-11-26-10:00")
+JUST_AFTER_CLOSE = "2026-11-26T10:01:00.004+00:00"
+ALL = [order_book_snapshot, order_book_features, klines_1m]
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", list(CAPTURED_SYMBOLS))
+        yield instance
+
+
+@pytest.fixture
+def mongo(request):
+    return MongomockResource(database=f"assets_{request.node.name}")
+
+
+def run_minute(instance, mongo, client, *, at=JUST_AFTER_CLOSE, tags=None, selection=None):
+    clock = FixedClock(at=at)
+    client._now = clock.now
+    return materialize(
+        ALL, selection=selection, instance=instance, raise_on_error=False,
+        tags=tags or minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
+        resources={"exchange": fake_exchange(client), "capture_clock": clock,
+                   "io_manager": MongoIOManager(mongo=mongo)},
+    )
+
+
+def docs(mongo, name):
+    return list(mongo.get_store().collection(name).find({}, {"_id": False}))
+
+
+def test_one_minute_run_stores_every_symbol_in_all_three_collections(instance, mongo):
+    client = FakeClient(now=None)
+    result = run_minute(instance, mongo, client)
+    assert result.success
+    for name in ("order_book_snapshots", "order_book_features", "klines_1m"):
+        stored = docs(mongo, name)
+        assert sorted(d["symbol"] for d in stored) == sorted(CAPTURED_SYMBOLS), name
+        assert {d["minute"].replace(tzinfo=None) for d in stored} == {MINUTE.replace(tzinfo=None)}
+    snapshot = next(d for d in docs(mongo, "order_book_snapshots") if d["symbol"] == "NKNUSDT")
+    assert snapshot["bids"][0] == [0.3521, 672.0] and snapshot["asks"][0] == [0.3525, 3959.0]
+    assert snapshot["depth_limit"] == 100 and len(snapshot["bids"]) == 100
+    assert snapshot["captured_at"] - snapshot["requested_at"] == timedelta(milliseconds=7)
+    # every symbol was fetched once, and the kline of the minute asked for exactly that minute
+    assert sorted(client.book_calls) == sorted(CAPTURED_SYMBOLS)
+    assert all(start == MINUTE and end == MINUTE + timedelta(minutes=1) for _, start, end in client.kline_calls)
+
+
+def test_snapshot_step_runs_before_klines(instance, mongo):
+    result = run_minute(instance, mongo, FakeClient(now=None))
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert started.index("order_book_snapshot") < started.index("klines_1m")
+    assert started.index("order_book_snapshot") < started.index("order_book_features")
+
+
+def test_a_minute_closed_longer_ago_than_the_tolerance_is_refused_without_retry(instance, mongo):
+    client = FakeClient(now=None)
+    result = run_minute(instance, mongo, client, at="2026-11-26T10:01:30+00:00")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "closed 30.0 s ago" in str(failure.event_specific_data.error) and "tolerance" in str(failure.event_specific_data.error)
+    assert client.book_calls == []
+    assert docs(mongo, "order_book_snapshots") == []
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+
+
+def test_a_symbol_that_fails_is_absent_and_the_others_are_stored(instance, mongo):
+    client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
+    result = run_minute(instance, mongo, client, selection=[order_book_snapshot, order_book_features])
+    assert result.success
+    assert sorted(d["symbol"] for d in docs(mongo, "order_book_snapshots")) == ["BLZETH", "NKNUSDT", "RUNEEUR"]
+    assert sorted(d["symbol"] for d in docs(mongo, "order_book_features")) == ["BLZETH", "NKNUSDT", "RUNEEUR"]
+
+
+def test_klines_backfill_of_hours_is_a_few_requests_per_symbol(instance, mongo):
+    tags = {"dagster/asset_partition_range_start": "2026-11-25-00:00|NKNUSDT",
+            "dagster/asset_partition_range_end": "2026-11-25-17:59|BLZETH"}
+    client = FakeClient(now=None)
+    result = run_minute(instance, mongo, client, tags=tags, selection=[klines_1m])
+    assert result.success
+    stored = docs(mongo, "klines_1m")
+    assert len(stored) == 18 * 60 * 2
+    # one call per symbol for the contiguous range; the client pages it 1000 minutes a request
+    assert sorted(c[0] for c in client.kline_calls) == ["BLZETH", "NKNUSDT"]
+    assert {(c[2] - c[1]) for c in client.kline_calls} == {timedelta(hours=18)}
+
+
+def test_features_backfill_reads_stored_snapshots_without_the_exchange(instance, mongo):
+    run_minute(instance, mongo, FakeClient(now=None), selection=[order_book_snapshot])
+    client = FakeClient(now=None)
+    result = run_minute(instance, mongo, client, selection=[order_book_features])
+    assert result.success
+    assert client.book_calls == [] and client.kline_calls == []
+    assert len(docs(mongo, "order_book_features")) == 4

@@ -1,0 +1,73 @@
+"""`minute_sensor` evaluated against a real temporary instance: registration of ACTS_SYMBOLS,
+one run request per minute with the range tags, nothing outside the lead window."""
+
+from datetime import UTC, datetime
+
+import pytest
+from dagster import DagsterInstance, Definitions, SensorResult, SkipReason, build_sensor_context
+
+from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.sensors import due_minute, minute_run_request, minute_sensor
+from acts_pipeline.symbols import registered_symbols
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.local_temp() as instance:
+        yield instance
+
+
+def evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NKNUSDT"):
+    monkeypatch.setenv("ACTS_SYMBOLS", symbols_env)
+    exchange = fake_exchange(FakeClient(now=None))
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
+                       resources={"exchange": exchange, "capture_clock": CaptureClock(),
+                                  "io_manager": MongoIOManager(mongo=MongomockResource())})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange}) as context:
+        return minute_sensor(context)
+
+
+def test_due_minute_is_the_current_one_within_30_s_of_its_close():
+    assert due_minute(datetime(2026, 11, 26, 10, 0, 29, tzinfo=UTC)) is None
+    assert due_minute(datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)) == datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    assert due_minute(datetime(2026, 11, 26, 10, 0, 59, 900000, tzinfo=UTC)) == datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def test_run_request_covers_the_minute_from_first_to_last_registered_symbol():
+    request = minute_run_request(datetime(2026, 11, 26, 10, 0, tzinfo=UTC), ["ZZZUSDT", "BTCUSDT", "AAAUSDT"])
+    assert request.run_key == "2026-11-26-10:00"
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-26-10:00|ZZZUSDT"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-26-10:00|AAAUSDT"
+    assert {k.to_user_string() for k in request.asset_selection} == {"order_book_snapshot", "order_book_features", "klines_1m"}
+
+
+def test_first_tick_registers_acts_symbols_checked_against_the_exchange(instance, monkeypatch):
+    result = evaluate(instance, monkeypatch)
+    if isinstance(result, SensorResult):
+        requests = result.dynamic_partitions_requests
+        assert [list(r.partition_keys) for r in requests] == [["BTCUSDT", "NKNUSDT"]]
+    else:
+        pytest.fail(f"expected a SensorResult, got {result!r}")
+
+
+def test_unknown_initial_symbol_registers_nothing_and_says_which(instance, monkeypatch):
+    result = evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NOPE")
+    assert isinstance(result, SkipReason)
+    assert "NOPE" in result.skip_message
+    assert registered_symbols(instance) == []
+
+
+def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_key(instance, monkeypatch):
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+    seconds = {"now": datetime(2026, 11, 26, 10, 0, 45, tzinfo=UTC)}
+    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    first = evaluate(instance, monkeypatch)
+    assert [r.run_key for r in first.run_requests] == ["2026-11-26-10:00"]
+    seconds["now"] = datetime(2026, 11, 26, 10, 0, 50, tzinfo=UTC)
+    second = evaluate(instance, monkeypatch)
+    assert [r.run_key for r in second.run_requests] == ["2026-11-26-10:00"]  # deduplicated by Dagster
+    seconds["now"] = datetime(2026, 11, 26, 10, 1, 10, tzinfo=UTC)
+    assert isinstance(evaluate(instance, monkeypatch), SkipReason)
