@@ -36,7 +36,13 @@ def _levels(body: Mapping[str, Any], side: str, symbol: str) -> np.ndarray:
         raise MalformedResponseError(
             f"depth response for {symbol}: '{side}' levels are not [price, qty] pairs", symbol=symbol
         )
-    if not np.isfinite(levels).all() or (levels[:, 0] <= 0).any() or (levels[:, 1] < 0).any():
+    if not np.isfinite(levels).all():
+        # numpy reads null as NaN and accepts "NaN" and "inf": none is a price or a quantity
+        raise MalformedResponseError(
+            f"depth response for {symbol}: '{side}' has a price or quantity that is not a finite number",
+            symbol=symbol,
+        )
+    if (levels[:, 0] <= 0).any() or (levels[:, 1] < 0).any():
         raise MalformedResponseError(
             f"depth response for {symbol}: '{side}' has a non-positive price or negative quantity",
             symbol=symbol,
