@@ -34,11 +34,11 @@ def redact_uri(uri: str) -> str:
     """`uri` without user info, query string or fragment: safe for logs and messages."""
     try:
         parts = urlsplit(uri)
+        host, port = parts.hostname or "", parts.port  # `port` raises on a non-numeric port
     except ValueError:
         return "<unparseable URI>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     if parts.username or parts.password:
         host = f"***@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
