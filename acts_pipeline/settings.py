@@ -31,11 +31,18 @@ def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def redact_uri(uri: str) -> str:
-    """`uri` without user info, query string or fragment: safe for logs and messages."""
+    """`uri` without user info, query string or fragment: safe for logs and messages.
+
+    A string with no `//host` part, or with an `@` outside it (`mongodb:/user:pw@host`,
+    `user:pw@host`, a password with an unescaped `/`, `?` or `#`), is not shown at all: urlsplit
+    would leave the credential in the path, where nothing can tell it apart.
+    """
     try:
         parts = urlsplit(uri)
         host, port = parts.hostname or "", parts.port  # `port` raises on a non-numeric port
     except ValueError:
+        return "<unparseable URI>"
+    if not parts.netloc or ("@" in uri and "@" not in parts.netloc):
         return "<unparseable URI>"
     if port:
         host = f"{host}:{port}"
