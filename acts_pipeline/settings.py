@@ -74,8 +74,12 @@ def mongo_db(environ: Mapping[str, str] | None = None) -> str:
 
 def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
     url = _env(environ).get("ACTS_BINANCE_API_URL", "").strip() or DEFAULT_BINANCE_API_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"ACTS_BINANCE_API_URL must be an http(s) URL, got {redact_uri(url)!r}")
     return url.rstrip("/")
 
