@@ -1,0 +1,83 @@
+"""The README's run command, for real: `acts-pipeline dev --simulated` starts the embedded
+database, the simulator, the Dagster webserver and daemon; within three minutes every closed
+minute holds one document per symbol in each collection, taken within 2 s of the close, and
+each minute is one Dagster run. Ctrl-C stops everything it started."""
+
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+import pytest
+
+from acts_pipeline.processes import free_port
+from acts_pipeline_tests.e2e.platform import clean_env, project_copy, start_dev
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT"]
+COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
+RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
+    cwd = project_copy(tmp_path)
+    port = free_port()
+    platform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(SYMBOLS)), port, "--simulated")
+    started = datetime.now(UTC)
+    try:
+        mongo_uri = platform.wait_for_line(r"embedded MongoDB on (\S+)", 60).group(1)
+        simulator_url = platform.wait_for_line(r"exchange simulator on (\S+)", 60).group(1)
+        platform.wait_for_webserver(120)
+        assert (cwd / ".acts" / "dagster_home" / "dagster.yaml").is_file()
+        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+
+        # The first minute whose run can be requested 30 s ahead is the first after start-up;
+        # wait until two such minutes have closed and been collected.
+        first_full = (started + timedelta(seconds=40)).replace(second=0, microsecond=0)
+        minutes = [first_full, first_full + timedelta(minutes=1)]
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline:
+            counts = [db[c].count_documents({"minute": {"$in": minutes}}) for c in COLLECTIONS]
+            if all(n == len(SYMBOLS) * len(minutes) for n in counts):
+                break
+            time.sleep(2)
+
+        for minute in minutes:
+            close = minute + timedelta(minutes=1)
+            for collection in COLLECTIONS:
+                docs = list(db[collection].find({"minute": minute}))
+                assert sorted(d["symbol"] for d in docs) == SYMBOLS, (collection, minute, platform.log()[-3000:])
+            for snap in db.order_book_snapshots.find({"minute": minute}):
+                lateness = (snap["captured_at"] - close).total_seconds()
+                assert 0 <= lateness <= 2, f"{snap['symbol']} {minute:%H:%M} captured {lateness:.3f} s after the close"
+                assert snap["requested_at"] >= close
+                assert len(snap["bids"]) == 100 and snap["bids"][0][0] < snap["asks"][0][0]
+            for features in db.order_book_features.find({"minute": minute}):
+                assert -1 <= features["bias_5"] <= 1 and features["crossed"] is False
+        # consecutive minutes are different books (the simulator's market moves)
+        books = {d["minute"]: d["bids"][0] for d in db.order_book_snapshots.find({"symbol": "BTCUSDT", "minute": {"$in": minutes}})}
+        assert books[minutes[0]] != books[minutes[1]]
+        # no document for a minute outside the collected ones was invented
+        assert db.order_book_snapshots.count_documents({"minute": {"$lt": first_full - timedelta(minutes=1)}}) == 0
+
+        # each minute is exactly one successful Dagster run, seen through the webserver
+        runs = platform.graphql(RUNS_QUERY)["runsOrError"]["results"]
+        runs_by_minute = {}
+        for run in runs:
+            tags = {t["key"]: t["value"] for t in run["tags"]}
+            runs_by_minute.setdefault(tags.get("acts/minute"), []).append(run["status"])
+        for minute in minutes:
+            assert runs_by_minute[f"{minute:%Y-%m-%d-%H:%M}"] == ["SUCCESS"]
+    finally:
+        exit_code = platform.interrupt()
+    mongo_port = int(mongo_uri.rsplit(":", 1)[1].split("/")[0])
+    simulator_port = int(simulator_url.rsplit(":", 1)[1].split("/")[0])
+    assert exit_code in (0, 130, -2), platform.log()[-3000:]
+    assert _port_closed(port) and _port_closed(mongo_port) and _port_closed(simulator_port)
