@@ -1,0 +1,171 @@
+"""The `ACTS_*` readers: defaults, a `ConfigurationError` naming the variable for each bad value,
+and no credential in any message."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from acts_pipeline import settings
+from acts_pipeline.errors import ConfigurationError
+
+# ---- defaults --------------------------------------------------------------------------------
+
+
+def test_defaults_with_an_empty_environment():
+    empty: dict[str, str] = {}
+    assert settings.mongo_db(empty) == "acts"
+    assert settings.binance_api_url(empty) == "https://api.binance.com/api"
+    assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
+    assert settings.depth_limit(empty) == 100
+    assert settings.capture_tolerance_seconds(empty) == 10.0
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_values_mean_the_default(blank):
+    env = {name: blank for name in ("ACTS_MONGO_DB", "ACTS_BINANCE_API_URL", "ACTS_DEPTH_LIMIT",
+                                    "ACTS_CAPTURE_TOLERANCE_SECONDS")}
+    assert settings.mongo_db(env) == "acts"
+    assert settings.binance_api_url(env) == "https://api.binance.com/api"
+    assert settings.depth_limit(env) == 100
+    assert settings.capture_tolerance_seconds(env) == 10.0
+
+
+def test_good_values_are_read_and_normalised():
+    env = {
+        "ACTS_MONGO_URI": " mongodb://user:pw@db.example:27017/?authSource=admin ",
+        "ACTS_MONGO_DB": "acts_test",
+        "ACTS_BINANCE_API_URL": "http://127.0.0.1:8765/api/",
+        "ACTS_SYMBOLS": " btcusdt, ETHUSDT,,BTCUSDT ,nknusdt",
+        "ACTS_DEPTH_LIMIT": " 5000 ",
+        "ACTS_CAPTURE_TOLERANCE_SECONDS": "2.5",
+    }
+    assert settings.mongo_uri(env) == "mongodb://user:pw@db.example:27017/?authSource=admin"
+    assert settings.mongo_db(env) == "acts_test"
+    assert settings.binance_api_url(env) == "http://127.0.0.1:8765/api"
+    assert settings.initial_symbols(env) == ("BTCUSDT", "ETHUSDT", "NKNUSDT")  # deduplicated, in order
+    assert settings.depth_limit(env) == 5000
+    assert settings.capture_tolerance_seconds(env) == 2.5
+    assert settings.mongo_uri({"ACTS_MONGO_URI": "mongodb+srv://cluster0.example.net/"})
+
+
+def test_the_environment_is_read_at_call_time(monkeypatch):
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "20")
+    assert settings.depth_limit() == 20
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "500")
+    assert settings.depth_limit() == 500
+    monkeypatch.delenv("ACTS_DEPTH_LIMIT")
+    assert settings.depth_limit() == 100
+
+
+# ---- bad values ------------------------------------------------------------------------------
+
+BAD_VALUES = [
+    ("ACTS_DEPTH_LIMIT", "abc", settings.depth_limit, "whole number"),
+    ("ACTS_DEPTH_LIMIT", "10.5", settings.depth_limit, "whole number"),
+    ("ACTS_DEPTH_LIMIT", "0", settings.depth_limit, "between 1 and 5000"),
+    ("ACTS_DEPTH_LIMIT", "-5", settings.depth_limit, "between 1 and 5000"),
+    ("ACTS_DEPTH_LIMIT", "6000", settings.depth_limit, "between 1 and 5000"),
+    ("ACTS_SYMBOLS", "", settings.initial_symbols, "empty"),
+    ("ACTS_SYMBOLS", " , ", settings.initial_symbols, "empty"),
+    ("ACTS_SYMBOLS", "btc-usdt", settings.initial_symbols, "BTC-USDT"),
+    ("ACTS_SYMBOLS", "BTCUSDT,ETH/USDT", settings.initial_symbols, "ETH/USDT"),
+    ("ACTS_MONGO_URI", "", settings.mongo_uri, "not set"),
+    ("ACTS_MONGO_URI", "http://x", settings.mongo_uri, "mongodb://"),
+    ("ACTS_MONGO_URI", "localhost:27017", settings.mongo_uri, "mongodb://"),
+    ("ACTS_MONGO_DB", "acts.prod", settings.mongo_db, "plain database name"),
+    ("ACTS_MONGO_DB", "a b", settings.mongo_db, "plain database name"),
+    ("ACTS_BINANCE_API_URL", "ftp://api.binance.com/api", settings.binance_api_url, "http(s) URL"),
+    ("ACTS_BINANCE_API_URL", "api.binance.com/api", settings.binance_api_url, "http(s) URL"),
+    ("ACTS_BINANCE_API_URL", "http://127.0.0.1:port/api", settings.binance_api_url, "http(s) URL"),
+    ("ACTS_BINANCE_API_URL", "http://[::1/api", settings.binance_api_url, "http(s) URL"),
+    ("ACTS_CAPTURE_TOLERANCE_SECONDS", "soon", settings.capture_tolerance_seconds, "number of seconds"),
+    ("ACTS_CAPTURE_TOLERANCE_SECONDS", "0", settings.capture_tolerance_seconds, "between 0.5 and 50"),
+    ("ACTS_CAPTURE_TOLERANCE_SECONDS", "60", settings.capture_tolerance_seconds, "between 0.5 and 50"),
+    ("ACTS_CAPTURE_TOLERANCE_SECONDS", "nan", settings.capture_tolerance_seconds, "between 0.5 and 50"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "reader", "problem"), BAD_VALUES,
+                         ids=[f"{v}={x!r}" for v, x, _, _ in BAD_VALUES])
+def test_a_bad_value_is_a_configuration_error_naming_the_variable(variable, value, reader, problem):
+    with pytest.raises(ConfigurationError) as raised:
+        reader({variable: value})
+    assert variable in str(raised.value)
+    assert problem in str(raised.value)
+
+
+def test_unset_mongo_uri_is_an_error_that_says_what_to_do():
+    with pytest.raises(ConfigurationError, match="ACTS_MONGO_URI is not set.*acts-pipeline dev"):
+        settings.mongo_uri({})
+
+
+def test_parse_symbols_names_the_variable_it_is_given():
+    with pytest.raises(ConfigurationError, match="--symbols is empty"):
+        settings.parse_symbols(",", variable="--symbols")
+    assert settings.parse_symbols("nknusdt") == ("NKNUSDT",)
+
+
+# ---- secrets ---------------------------------------------------------------------------------
+
+
+def test_redact_uri_drops_user_info_and_query():
+    redacted = settings.redact_uri("mongodb://user:secret@host:27017/db?authSource=admin")
+    assert "secret" not in redacted
+    assert "user" not in redacted
+    assert "?" not in redacted and "authSource" not in redacted
+    assert redacted == "mongodb://***@host:27017/db"
+
+
+@pytest.mark.parametrize(("uri", "redacted"), [
+    ("https://api.binance.com/api", "https://api.binance.com/api"),
+    ("http://127.0.0.1:8765/api?x=1#frag", "http://127.0.0.1:8765/api"),
+    ("mongodb+srv://admin:pw@cluster0.example.net/acts", "mongodb+srv://***@cluster0.example.net/acts"),
+])
+def test_redact_uri_keeps_scheme_host_port_and_path(uri, redacted):
+    assert settings.redact_uri(uri) == redacted
+
+
+# Passwords in the places an operator could put them, including the typos that leave a URI
+# without a "//host" part, an unescaped "/" or "#" or "@" in the password, and a bad port.
+PASSWORD = "hunter2xyz"
+URIS_WITH_A_PASSWORD = [
+    f"http://admin:{PASSWORD}@db.example:27017/acts",
+    f"https://admin:{PASSWORD}@db.example/acts?authSource=admin",
+    f"mongodb:/admin:{PASSWORD}@db.example:27017",
+    f"mongodb//admin:{PASSWORD}@db.example:27017",
+    f"admin:{PASSWORD}@db.example:27017/acts",
+    f"http://admin:{PASSWORD}@db.example:abc/acts",
+    f"http://admin:{PASSWORD}/1@db.example/acts",
+    f"http://admin:{PASSWORD}#1@db.example/acts",
+    f"http://admin:{PASSWORD}@1@db.example/acts",
+    f"ftp://admin:{PASSWORD}@db.example/acts",
+    f"http://db.example/acts?password={PASSWORD}",
+    f"http://[::1:{PASSWORD}@db.example/acts",
+]
+
+
+@pytest.mark.parametrize("uri", URIS_WITH_A_PASSWORD)
+def test_redact_uri_never_shows_the_password(uri):
+    assert PASSWORD not in settings.redact_uri(uri)
+
+
+@pytest.mark.parametrize("uri", URIS_WITH_A_PASSWORD)
+def test_no_mongo_uri_error_message_contains_the_password(uri):
+    with pytest.raises(ConfigurationError) as raised:  # none of them starts with mongodb://
+        settings.mongo_uri({"ACTS_MONGO_URI": uri})
+    assert "ACTS_MONGO_URI" in str(raised.value)
+    assert PASSWORD not in str(raised.value) and PASSWORD not in repr(raised.value)
+
+
+@pytest.mark.parametrize("uri", URIS_WITH_A_PASSWORD)
+def test_no_binance_url_error_message_contains_the_password(uri):
+    try:
+        settings.binance_api_url({"ACTS_BINANCE_API_URL": uri})
+    except ConfigurationError as error:
+        assert "ACTS_BINANCE_API_URL" in str(error)
+        assert PASSWORD not in str(error) and PASSWORD not in repr(error)
+    else:  # accepted: only a well-formed http(s) URL with a host may be
+        parts = urlsplit(uri)
+        assert parts.scheme in ("http", "https") and parts.hostname == "db.example"
