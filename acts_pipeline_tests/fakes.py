@@ -34,8 +34,11 @@ class FakeClient:
 
     depth_limit = 100
 
-    def __init__(self, now, failing: dict[str, ExchangeError] | None = None):
+    def __init__(self, now, failing: dict[str, ExchangeError] | None = None, levels: int | None = 100):
         self._now = now
+        self.levels = levels
+        if levels is None:
+            self.depth_limit = 1000
         self.failing = failing or {}
         self.book_calls: list[str] = []
         self.kline_calls: list[tuple[str, datetime, datetime]] = []
@@ -48,7 +51,7 @@ class FakeClient:
                 results[symbol] = self.failing[symbol]
                 continue
             requested = self._now()
-            results[symbol] = TimedBook(captured_book(symbol), requested, requested + timedelta(milliseconds=7), 1)
+            results[symbol] = TimedBook(captured_book(symbol, self.levels), requested, requested + timedelta(milliseconds=7), 1)
         return results
 
     def klines(self, symbol, start, end, max_attempts=4):
