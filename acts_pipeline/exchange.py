@@ -217,7 +217,8 @@ class ExchangeClient:
                 f"{what}: no response within {self.timeout_seconds:g} s", symbol=symbol) from None
         except requests.RequestException as exc:
             raise ExchangeServerError(
-                f"{what}: could not reach {self.api_url} ({type(exc).__name__})", symbol=symbol) from None
+                f"{what}: could not reach {settings.redact_uri(self.api_url)} ({type(exc).__name__})",
+                symbol=symbol) from None
         captured_at = _now()
         self.gate.observe(getattr(client.response, "headers", None))
         return body, requested_at, captured_at
