@@ -22,6 +22,7 @@ from dagster import (
 
 from acts_pipeline import settings
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
 from acts_pipeline.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.partitions import floor_minute, format_minute, minute_close, minute_range_tags, symbol_partitions
@@ -39,7 +40,8 @@ def minute_run_request(minute: datetime, symbols: list[str]) -> RunRequest:
     return RunRequest(
         run_key=key,
         asset_selection=[a.key for a in MINUTE_ASSETS],
-        tags={**minute_range_tags(minute, symbols), "acts/minute": key, "acts/symbols": str(len(symbols))},
+        tags={**minute_range_tags(minute, symbols), **PER_CELL_EVENTS_TAGS,
+              "acts/minute": key, "acts/symbols": str(len(symbols))},
     )
 
 

@@ -29,6 +29,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from acts_pipeline import settings
+from acts_pipeline.cell_status import cell_events, events_are_per_cell
 from acts_pipeline.documents import as_utc, handler_for
 from acts_pipeline.partitions import Cell, cells_of
 
@@ -141,38 +142,54 @@ def _collection_of(context: OutputContext | InputContext, metadata: Mapping[str,
     return str(name)
 
 
+def _cell_metadata(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the UI shows on one cell's materialization."""
+    metadata: dict[str, Any] = {}
+    if "captured_at" in document:
+        metadata["captured_at"] = document["captured_at"].isoformat()
+        metadata["seconds_after_close"] = round(
+            (document["captured_at"] - document["minute"]).total_seconds() - 60, 3)
+    for side in ("bids", "asks"):
+        if side in document:
+            metadata[f"{side}_levels"] = len(document[side])
+    return metadata
+
+
 class MongoIOManager(ConfigurableIOManager):
     """Stores each asset partition's documents in the asset's MongoDB collection, one document
     per (minute, symbol) cell, and loads a partition range back for downstream assets."""
 
     mongo: MongoResource
 
-    def handle_output(self, context: OutputContext, obj: Any) -> None:
+    def handle_output(self, context: OutputContext, obj: Any):
         if obj is None:
             return
         collection = _collection_of(context, context.definition_metadata)
         documents = handler_for(type(obj)).to_documents(obj)
+        cells = [Cell(as_utc(d["minute"]), d["symbol"]) for d in documents]
         if context.has_asset_partitions:
             # A document outside the run's partitions would be data labelled with a cell this
             # run was never asked for: refuse it rather than store it.
             allowed = set(cells_of(context.asset_partition_keys))
-            stray = [d for d in documents if Cell(as_utc(d["minute"]), d["symbol"]) not in allowed]
+            stray = [c for c in cells if c not in allowed]
             if stray:
                 raise ValueError(
                     f"{context.asset_key.to_user_string()} produced {len(stray)} documents outside the "
-                    f"run's partitions, e.g. {stray[0]['symbol']} at {stray[0]['minute']:%Y-%m-%d %H:%M}")
-            expected = len(allowed)
+                    f"run's partitions, e.g. {stray[0]}")
         else:
-            expected = len(documents)
+            allowed = set(cells)
         result = self.mongo.get_store().upsert(collection, documents)
-        context.add_output_metadata({
-            "collection": collection,
-            "documents_written": result.written,
-            "inserted": result.inserted,
-            "replaced": result.replaced,
-            "cells_without_data": expected - len(documents),
-        })
         log.info("%s: %d inserted, %d replaced", collection, result.inserted, result.replaced)
+        summary = {"collection": collection, "documents_written": result.written,
+                   "inserted": result.inserted, "replaced": result.replaced,
+                   "cells_without_data": len(allowed) - len(set(cells))}
+        if events_are_per_cell(context):
+            stored = {cell: {**summary, **_cell_metadata(doc)} for cell, doc in zip(cells, documents, strict=True)}
+            missing = sorted(allowed - stored.keys())
+            yield from cell_events(context, stored, missing,
+                                   "the step produced no document for it (its log says why)")
+        else:
+            context.add_output_metadata(summary)
 
     def load_input(self, context: InputContext) -> Any:
         upstream = context.upstream_output

@@ -113,3 +113,28 @@ def test_features_backfill_reads_stored_snapshots_without_the_exchange(instance,
     assert result.success
     assert client.book_calls == [] and client.kline_calls == []
     assert len(docs(mongo, "order_book_features")) == 4
+
+
+def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
+    """With the minute sensor's tags, a symbol refused for good is reported failed and is not
+    materialized, for the snapshot and for its features; the others are materialized."""
+    from dagster import AssetKey, DagsterEventType
+
+    from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
+
+    client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
+    tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
+    result = run_minute(instance, mongo, client, tags=tags, selection=[order_book_snapshot, order_book_features])
+    assert result.success
+    ok = sorted(f"2026-11-26-10:00|{s}" for s in CAPTURED_SYMBOLS if s != "LRCBTC")
+    for key in ("order_book_snapshot", "order_book_features"):
+        materialized = instance.get_materialized_partitions(AssetKey(key))
+        assert sorted(materialized) == ok, key
+        failures = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_FAILED_TO_MATERIALIZE
+                    and e.asset_key == AssetKey(key)]
+        assert [e.event_specific_data.partition for e in failures] == ["2026-11-26-10:00|LRCBTC"], key
+        assert "no data stored for 2026-11-26-10:00|LRCBTC" in failures[0].event_specific_data.asset_materialization_failure.description
+    mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+            and e.asset_key == AssetKey("order_book_snapshot")]
+    assert len(mats) == 3
+    assert mats[0].event_specific_data.materialization.metadata["bids_levels"].value == 100

@@ -1,0 +1,69 @@
+"""Honest per-cell status for runs that cover many (minute, symbol) cells in one step.
+
+Dagster's default for a partition-range step is all or nothing: when the step succeeds it records
+a materialization for *every* key of the range, and when it raises it marks every key failed
+(Dagster issue #17836). A minute run covers all symbols, so by default one delisted symbol would
+either fail the whole minute or show as materialized with no data behind it.
+
+The mechanism used here:
+
+- Runs requested by `minute_sensor` carry Dagster's `dagster/defer_asset_events` tag
+  (`EXTERNALLY_MANAGED_ASSETS_TAG`): the framework then records no materialization of its own
+  for the step's outputs (and no "planned" events), leaving asset events to the code that knows
+  what was stored.
+- The MongoDB I/O manager, after its bulk upsert, emits one `AssetMaterialization` per cell it
+  really stored (with that cell's own metadata), and one `ASSET_FAILED_TO_MATERIALIZE` event
+  (an `AssetMaterializationFailure` with the cell's partition) per cell of the range that it
+  did not store. The writes still go through the I/O manager's own storage code.
+- Downstream steps of the same run load only stored cells, so a symbol with no snapshot gets
+  no features either, and is reported failed there too.
+
+In the UI a stored cell is materialized, a failed one has a failure event and is not
+materialized (it shows as missing), and the run still succeeds when at least one cell was
+stored. Runs without the tag (launched from the UI) keep Dagster's default all-or-nothing
+events; the completeness check reports their missing cells from MongoDB itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from dagster import AssetMaterialization, OutputContext
+from dagster._core.definitions.events import (
+    AssetMaterializationFailure,
+    AssetMaterializationFailureReason,
+    AssetMaterializationFailureType,
+)
+from dagster._core.events import DagsterEvent
+from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
+
+from acts_pipeline.partitions import Cell
+
+#: Put on a run's tags to have its asset events emitted per cell by the MongoDB I/O manager.
+PER_CELL_EVENTS_TAGS = {EXTERNALLY_MANAGED_ASSETS_TAG: "true"}
+
+
+def events_are_per_cell(context: OutputContext) -> bool:
+    try:
+        tags = context.step_context.dagster_run.tags
+    except Exception:  # noqa: BLE001 - an output context built outside a run has no run
+        return False
+    return str(tags.get(EXTERNALLY_MANAGED_ASSETS_TAG, "")).lower() == "true"
+
+
+def cell_events(context: OutputContext, stored: Mapping[Cell, Mapping[str, Any]],
+                missing: Iterable[Cell], reason: str) -> Iterator[DagsterEvent | AssetMaterialization]:
+    """A materialization per stored cell and a failure event per missing one."""
+    for cell, metadata in stored.items():
+        yield AssetMaterialization(asset_key=context.asset_key, partition=cell.partition_key, metadata=dict(metadata))
+    for cell in missing:
+        failure = AssetMaterializationFailure(
+            asset_key=context.asset_key,
+            partition=cell.partition_key,
+            failure_type=AssetMaterializationFailureType.FAILED,
+            reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
+            description=f"no data stored for {cell}: {reason}",
+        )
+        yield DagsterEvent.build_asset_failed_to_materialize_event(
+            job_name=context.job_name, step_key=context.step_key, asset_materialization_failure=failure)
