@@ -197,14 +197,20 @@ class ExchangeClient:
                 client.session.close()
             self._clients.clear()
 
-    def _request(self, call: Callable[[Client], Any], *, weight: int, what: str,
+    def _request(self, call: Callable[[Client, dict[str, Any]], Any], *, weight: int, what: str,
                  symbol: str | None, deadline: float | None) -> tuple[Any, datetime, datetime]:
-        """One HTTP request; returns (body, requested_at, captured_at) or raises an ExchangeError."""
+        """One HTTP request; returns (body, requested_at, captured_at) or raises an ExchangeError.
+
+        `call` gets the client and python-binance's per-call `requests_params`."""
         self.gate.acquire(weight, deadline=deadline, symbol=symbol)
         client = self._client()
+        timeout = self.timeout_seconds
+        if deadline is not None:
+            # The request may not outlive the deadline: a book that arrives after it is too late.
+            timeout = max(0.01, min(timeout, deadline - self._clock()))
         requested_at = _now()
         try:
-            body = call(client)
+            body = call(client, {"timeout": timeout})
         except BinanceAPIException as exc:
             headers = getattr(exc.response, "headers", None)
             self.gate.observe(headers)
@@ -214,7 +220,7 @@ class ExchangeClient:
             raise MalformedResponseError(f"{what}: the response body is not valid JSON", symbol=symbol) from None
         except requests.Timeout:
             raise ExchangeServerError(
-                f"{what}: no response within {self.timeout_seconds:g} s", symbol=symbol) from None
+                f"{what}: no response within {timeout:.3g} s", symbol=symbol) from None
         except requests.RequestException as exc:
             raise ExchangeServerError(
                 f"{what}: could not reach {settings.redact_uri(self.api_url)} ({type(exc).__name__})",
@@ -273,7 +279,7 @@ class ExchangeClient:
 
         def attempt(deadline: float | None) -> TimedBook:
             body, requested_at, captured_at = self._request(
-                lambda c: c.get_order_book(symbol=symbol, limit=self.depth_limit),
+                lambda c, rp: c.get_order_book(symbol=symbol, limit=self.depth_limit, requests_params=rp),
                 weight=depth_weight(self.depth_limit), what=what, symbol=symbol, deadline=deadline)
             return TimedBook(parse_depth(body, symbol), requested_at, captured_at, attempts=0)
 
@@ -310,7 +316,8 @@ class ExchangeClient:
                           endTime=datetime_to_ms(page_end) - 1, limit=KLINES_PER_REQUEST)
 
             def attempt(deadline: float | None, params=params, what=what) -> list[Kline]:
-                body, _, _ = self._request(lambda c: c.get_klines(**params), weight=KLINES_WEIGHT,
+                body, _, _ = self._request(lambda c, rp: c.get_klines(**params, requests_params=rp),
+                                           weight=KLINES_WEIGHT,
                                            what=what, symbol=symbol, deadline=deadline)
                 return parse_klines(body, symbol)
 
@@ -322,7 +329,7 @@ class ExchangeClient:
     def exchange_info(self) -> dict[str, SymbolInfo]:
         """Every symbol the exchange lists, with its trading status."""
         def attempt(deadline: float | None) -> dict[str, SymbolInfo]:
-            body, _, _ = self._request(lambda c: c.get_exchange_info(), weight=EXCHANGE_INFO_WEIGHT,
+            body, _, _ = self._request(lambda c, rp: c.get_exchange_info(), weight=EXCHANGE_INFO_WEIGHT,
                                        what="GET /api/v3/exchangeInfo", symbol=None, deadline=deadline)
             return parse_exchange_info(body)
 
