@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from acts_pipeline.errors import ConfigurationError
@@ -112,6 +113,17 @@ def depth_limit(environ: Mapping[str, str] | None = None) -> int:
     if not 1 <= value <= MAX_DEPTH_LIMIT:
         raise ConfigurationError(f"ACTS_DEPTH_LIMIT must be between 1 and {MAX_DEPTH_LIMIT}, got {value}")
     return value
+
+
+def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`ACTS_SPOOL_DIR`, else `acts_spool` in `DAGSTER_HOME`, else `.acts/spool` here: a folder
+    every run process of the instance shares, on a disk that survives restarts."""
+    env = _env(environ)
+    if env.get("ACTS_SPOOL_DIR", "").strip():
+        return Path(env["ACTS_SPOOL_DIR"].strip())
+    if env.get("DAGSTER_HOME", "").strip():
+        return Path(env["DAGSTER_HOME"].strip()) / "acts_spool"
+    return Path.cwd() / ".acts" / "spool"
 
 
 def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float:

@@ -16,12 +16,14 @@ cell as it was.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pymongo
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import ConfigurableIOManager, Failure, ConfigurableResource, InputContext, OutputContext
 from pydantic import PrivateAttr
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.collection import Collection
@@ -32,6 +34,7 @@ from acts_pipeline import settings
 from acts_pipeline.cell_status import cell_events, events_are_per_cell
 from acts_pipeline.documents import as_utc, handler_for
 from acts_pipeline.partitions import Cell, cells_of
+from acts_pipeline.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
 
 class StorageError(RuntimeError):
     """MongoDB could not be reached or refused a write; the message names the collection."""
+
+
+def _brief(exc: Exception) -> str:
+    """The first clause of a driver error: pymongo appends the whole topology description."""
+    return f"{type(exc).__name__}: {str(exc).split(', Timeout:')[0].split(' (configured timeouts')[0][:300]}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class MongoStore:
         try:
             self.database.client.admin.command("ping")
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB is unreachable ({type(exc).__name__})") from None
+            raise StorageError(f"MongoDB is unreachable: {_brief(exc)}") from None
 
     def collection(self, name: str) -> Collection:
         collection = self.database[name]
@@ -92,7 +100,7 @@ class MongoStore:
         try:
             result = self.collection(name).bulk_write(requests, ordered=False)
         except PyMongoError as exc:
-            raise StorageError(f"writing {len(documents)} documents to {name} failed: {exc}") from exc
+            raise StorageError(f"writing {len(documents)} documents to {name} failed: {_brief(exc)}") from None
         return WriteResult(inserted=result.upserted_count, replaced=result.matched_count)
 
     def find_cells(self, name: str, cells: Iterable[Cell]) -> list[dict[str, Any]]:
@@ -142,6 +150,19 @@ def _collection_of(context: OutputContext | InputContext, metadata: Mapping[str,
     return str(name)
 
 
+def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None) -> int:
+    """Write every pending spooled batch, oldest first; returns how many were written."""
+    written = 0
+    for batch in spool.pending():
+        if batch.path == skip:
+            continue
+        store.upsert(batch.collection, batch.documents)
+        spool.done(batch.path)
+        written += 1
+        log.info("wrote spooled batch %s (%d documents)", batch.path.name, len(batch.documents))
+    return written
+
+
 def _cell_metadata(document: Mapping[str, Any]) -> dict[str, Any]:
     """What the UI shows on one cell's materialization."""
     metadata: dict[str, Any] = {}
@@ -160,6 +181,46 @@ class MongoIOManager(ConfigurableIOManager):
     per (minute, symbol) cell, and loads a partition range back for downstream assets."""
 
     mongo: MongoResource
+    #: Where batches wait until MongoDB has them; unset: `ACTS_SPOOL_DIR` (see settings).
+    spool_dir: str | None = None
+    #: How long one write keeps trying while MongoDB is down before the step gives up (the
+    #: batch stays spooled and the next run that reaches MongoDB writes it).
+    write_patience_seconds: float = 240.0
+    retry_interval_seconds: float = 3.0
+
+    def _spool(self) -> Spool:
+        return Spool(Path(self.spool_dir) if self.spool_dir else settings.spool_dir())
+
+    def _write_durably(self, collection: str, documents: list[dict[str, Any]]) -> WriteResult:
+        """Spool the batch, write older spooled batches then this one, and unspool it.
+
+        MongoDB being down is waited out for `write_patience_seconds`; the documents are on
+        disk from the first moment, so giving up loses nothing.
+        """
+        spool = self._spool()
+        path = spool.put(collection, documents)
+        store = self.mongo.get_store()
+        give_up_at = time.monotonic() + self.write_patience_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                flush_spool(store, spool, skip=path)
+                result = store.upsert(collection, documents)
+                break
+            except StorageError as exc:
+                if time.monotonic() + self.retry_interval_seconds > give_up_at:
+                    # Not retried as a step: the batch is safe on disk, and a retried snapshot
+                    # step would fetch (and spool) a later book for the same minute.
+                    raise Failure(
+                        f"{exc}; gave up after {attempt} attempts over {self.write_patience_seconds:g} s. "
+                        f"The documents are kept in {path} and will be written by the next run that "
+                        "reaches MongoDB (or `acts-pipeline spool flush`)", allow_retries=False) from None
+                log.warning("MongoDB write failed (%s); retrying in %g s, batch kept in %s",
+                            exc, self.retry_interval_seconds, path)
+                time.sleep(self.retry_interval_seconds)
+        spool.done(path)
+        return result
 
     def handle_output(self, context: OutputContext, obj: Any):
         if obj is None:
@@ -178,7 +239,7 @@ class MongoIOManager(ConfigurableIOManager):
                     f"run's partitions, e.g. {stray[0]}")
         else:
             allowed = set(cells)
-        result = self.mongo.get_store().upsert(collection, documents)
+        result = self._write_durably(collection, documents)
         log.info("%s: %d inserted, %d replaced", collection, result.inserted, result.replaced)
         summary = {"collection": collection, "documents_written": result.written,
                    "inserted": result.inserted, "replaced": result.replaced,

@@ -1,0 +1,96 @@
+"""Database faults against the real embedded server: failing writes (`failCommand` fail point)
+and an outage (the server process stopped, then restarted on the same data). No snapshot
+already fetched is lost, and none is duplicated."""
+
+import threading
+import time
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from acts_pipeline.assets import order_book_snapshot
+from acts_pipeline.partitions import minute_range_tags, parse_minute
+from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
+from acts_pipeline.spool import Spool
+from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+SYMBOLS = list(CAPTURED_SYMBOLS)
+
+
+def collect(minute_key, mongo, spool_dir, *, patience=60.0):
+    minute = parse_minute(minute_key)
+    clock = FixedClock(at=f"{minute_key[:10]}T{minute_key[11:]}:59.999+00:00")
+    clock.sleep(0.01)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", SYMBOLS)
+        return materialize(
+            [order_book_snapshot], instance=instance, raise_on_error=False,
+            tags=minute_range_tags(minute, SYMBOLS),
+            resources={"exchange": fake_exchange(FakeClient(now=clock.now)), "capture_clock": clock,
+                       "io_manager": MongoIOManager(mongo=mongo, spool_dir=str(spool_dir),
+                                                    write_patience_seconds=patience, retry_interval_seconds=0.5)})
+
+
+@pytest.fixture
+def private_server(tmp_path):
+    server = start_embedded_mongo(tmp_path / "data", log_path=tmp_path / "secantusd.log", test_commands=True)
+    yield server
+    server.stop()
+
+
+def test_failing_writes_are_retried_and_stored_once(mongo_uri, mongo_db_name, tmp_path):
+    mongo = MongoResource(uri=mongo_uri, database=mongo_db_name)
+    admin = mongo.get_store().database.client.admin
+    admin.command("configureFailPoint", "failCommand", mode={"times": 3},
+                  data={"failCommands": ["update"], "errorCode": 91, "errmsg": "injected by the test"})
+    try:
+        result = collect("2026-11-26-10:00", mongo, tmp_path / "spool")
+    finally:
+        admin.command("configureFailPoint", "failCommand", mode="off")
+    assert result.success
+    db = mongo.get_store().database
+    assert db.order_book_snapshots.count_documents({}) == len(SYMBOLS)
+    assert Spool(tmp_path / "spool").count() == 0
+
+
+def test_outage_of_the_database_server_loses_nothing(private_server, tmp_path):
+    mongo = MongoResource(uri=mongo_uri_of(private_server), database="acts", timeout_ms=1000)
+    mongo.get_store().ping()
+    private_server.stop()
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("result", collect("2026-11-26-10:01", mongo, tmp_path / "spool")))
+    worker.start()
+    time.sleep(6)  # the run has fetched its books and is waiting for MongoDB
+    assert Spool(tmp_path / "spool").count() == 1, "the fetched books must be on disk during the outage"
+    restarted = start_embedded_mongo(tmp_path / "data", port=private_server.port, log_path=tmp_path / "secantusd.log")
+    try:
+        worker.join(60)
+        assert outcome["result"].success
+        db = mongo.get_store().database
+        assert sorted(d["symbol"] for d in db.order_book_snapshots.find()) == sorted(SYMBOLS)
+        assert Spool(tmp_path / "spool").count() == 0
+    finally:
+        restarted.stop()
+
+
+def test_a_write_that_gives_up_stays_spooled_and_the_next_run_writes_it(private_server, tmp_path):
+    mongo = MongoResource(uri=mongo_uri_of(private_server), database="acts", timeout_ms=500)
+    private_server.stop()
+    failed = collect("2026-11-26-10:02", mongo, tmp_path / "spool", patience=2.0)
+    assert not failed.success
+    message = str([e.event_specific_data.error for e in failed.all_events if e.event_type_value == "STEP_FAILURE"])
+    assert "kept in" in message and "spool" in message
+    assert Spool(tmp_path / "spool").count() == 1
+
+    restarted = start_embedded_mongo(tmp_path / "data", port=private_server.port, log_path=tmp_path / "secantusd.log")
+    try:
+        assert collect("2026-11-26-10:03", mongo, tmp_path / "spool").success
+        db = mongo.get_store().database
+        for minute in ("2026-11-26-10:02", "2026-11-26-10:03"):
+            assert db.order_book_snapshots.count_documents({"minute": parse_minute(minute)}) == len(SYMBOLS)
+        assert db.order_book_snapshots.count_documents({}) == 2 * len(SYMBOLS)
+        assert Spool(tmp_path / "spool").count() == 0
+    finally:
+        restarted.stop()
