@@ -4,17 +4,22 @@ from dagster import Definitions, in_process_executor
 
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.capture import CaptureClock
+from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
 from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.sensors import minute_sensor
 from acts_pipeline.storage import MongoIOManager, MongoResource
 
+mongo = MongoResource()
+
 defs = Definitions(
     assets=[order_book_snapshot, order_book_features, klines_1m],
+    asset_checks=[snapshot_books_are_valid, features_are_in_range, snapshots_are_complete],
     sensors=[minute_sensor],
     resources={
         "exchange": BinanceExchange(),
         "capture_clock": CaptureClock(),
-        "io_manager": MongoIOManager(mongo=MongoResource()),
+        "mongo": mongo,
+        "io_manager": MongoIOManager(mongo=mongo),
     },
     # One process per run, steps in priority order inside it: the minute run is small, and a
     # process per step would cost seconds of start-up before the snapshot.

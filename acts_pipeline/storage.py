@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pymongo
 from dagster import ConfigurableIOManager, Failure, ConfigurableResource, InputContext, OutputContext
 from pydantic import PrivateAttr
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 COLLECTION_METADATA_KEY = "mongo_collection"
 UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
+#: symbol -> the first minute a run collected it for: coverage counts a symbol from there.
+SYMBOL_REGISTRY = "symbol_registry"
 
 
 class StorageError(RuntimeError):
@@ -117,6 +120,27 @@ class MongoStore:
         ]
         documents.sort(key=lambda d: (as_utc(d["minute"]), d["symbol"]))
         return documents
+
+    def record_tracked(self, symbols: Iterable[str], minute: datetime) -> None:
+        """Note `minute` as the first collected minute of each symbol, unless it has an earlier one."""
+        registry = self.database[SYMBOL_REGISTRY]
+        if SYMBOL_REGISTRY not in self._indexed:
+            registry.create_index([("symbol", ASCENDING)], unique=True, name="symbol_unique")
+            self._indexed.add(SYMBOL_REGISTRY)
+        requests = [UpdateOne({"symbol": s}, {"$min": {"tracked_since": minute}}, upsert=True) for s in symbols]
+        if requests:
+            registry.bulk_write(requests, ordered=False)
+
+    def tracked_since(self) -> dict[str, datetime]:
+        return {d["symbol"]: as_utc(d["tracked_since"]) for d in self.database[SYMBOL_REGISTRY].find({}, {"_id": False})}
+
+    def stored_minutes(self, name: str, start: datetime, end: datetime) -> dict[str, set[datetime]]:
+        """Per symbol, the minutes in `[start, end)` that have a document in `name`."""
+        minutes: dict[str, set[datetime]] = {}
+        cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}}, {"_id": False, "symbol": True, "minute": True})
+        for document in cursor:
+            minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
+        return minutes
 
     def count(self, name: str, query: Mapping[str, Any] | None = None) -> int:
         return self.collection(name).count_documents(dict(query or {}))

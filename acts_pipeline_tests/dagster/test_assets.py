@@ -138,3 +138,26 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
             and e.asset_key == AssetKey("order_book_snapshot")]
     assert len(mats) == 3
     assert mats[0].event_specific_data.materialization.metadata["bids_levels"].value == 100
+
+
+def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance, mongo):
+    from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
+
+    checks = [snapshot_books_are_valid, features_are_in_range, snapshots_are_complete]
+    clock = FixedClock(at=JUST_AFTER_CLOSE)
+    client = FakeClient(now=clock.now, failing=failing_symbol("LRCBTC"))
+    result = materialize(
+        [order_book_snapshot, order_book_features, *checks], instance=instance,
+        tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
+        resources={"exchange": fake_exchange(client), "capture_clock": clock, "mongo": mongo,
+                   "io_manager": MongoIOManager(mongo=mongo)})
+    assert result.success
+    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert evaluations["snapshot_books_are_valid"].passed
+    assert evaluations["snapshot_books_are_valid"].metadata["checked"].value == 3
+    assert evaluations["features_are_in_range"].passed
+    complete = evaluations["snapshots_are_complete"]
+    assert not complete.passed
+    assert "LRCBTC at 2026-11-26-10:00" in complete.description
+    assert complete.metadata["missing_cells"].value == 1 and complete.metadata["expected_cells"].value == 4

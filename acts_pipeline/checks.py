@@ -1,0 +1,94 @@
+"""Asset checks, shown in the UI next to each asset: are the stored books sane, are the features
+in range, and is any (minute, symbol) cell missing over the recent window.
+
+They run in every minute run after their asset (and can be run alone from the UI). Each reads
+what was stored in MongoDB, so it reports the data as it really is, whatever the run said.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+
+from acts_pipeline.assets import order_book_features, order_book_snapshot
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.partitions import Cell, cells_of, floor_minute, format_minute
+from acts_pipeline.quality import coverage, feature_problems, minute_spans, snapshot_problems
+from acts_pipeline.storage import MongoResource
+from acts_pipeline.symbols import registered_symbols
+
+#: How far back the completeness check looks.
+COVERAGE_WINDOW = timedelta(hours=1)
+MAX_LISTED = 20
+
+
+def _run_cells(context: AssetCheckExecutionContext) -> list[Cell]:
+    """The cells of the run the check is part of; run alone, the last closed minute."""
+    try:
+        return cells_of(context.op_execution_context.partition_keys)
+    except Exception:  # noqa: BLE001 - a check run without partitions has no keys
+        minute = floor_minute(datetime.now(UTC)) - timedelta(minutes=1)
+        return [Cell(minute, s) for s in registered_symbols(context.instance)]
+
+
+def _result(problems: list[str], checked: int, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not problems,
+        severity=severity,
+        description=(f"{len(problems)} problems in {checked} {what}: " + "; ".join(problems[:3])) if problems
+        else f"{checked} {what} checked",
+        metadata={"checked": checked, "problems": len(problems),
+                  "first_problems": MetadataValue.json(problems[:MAX_LISTED])},
+    )
+
+
+@asset_check(asset=order_book_snapshot, blocking=False,
+             description="Every stored book of the run has both sides, is not crossed, has strictly "
+             "ordered prices, and was captured after its minute's close and within the tolerance.")
+def snapshot_books_are_valid(context: AssetCheckExecutionContext, mongo: MongoResource,
+                             capture_clock: CaptureClock) -> AssetCheckResult:
+    documents = mongo.get_store().find_cells("order_book_snapshots", _run_cells(context))
+    problems = [p for d in documents for p in snapshot_problems(d, capture_clock.tolerance)]
+    return _result(problems, len(documents), "books", AssetCheckSeverity.ERROR)
+
+
+@asset_check(asset=order_book_features, blocking=False,
+             description="Every stored feature row of the run has its biases in [-1, 1], no NaN or "
+             "infinity (not computable is null), and a positive spread unless flagged crossed.")
+def features_are_in_range(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
+    documents = mongo.get_store().find_cells("order_book_features", _run_cells(context))
+    problems = [p for d in documents for p in feature_problems(d)]
+    return _result(problems, len(documents), "feature rows", AssetCheckSeverity.ERROR)
+
+
+@asset_check(asset=order_book_snapshot, blocking=False,
+             description="Missing (minute, symbol) snapshots over the last hour, each symbol counted "
+             "from the first minute a run collected it for. A gap is a missed minute: it is "
+             "never filled with another minute's book.")
+def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
+    store = mongo.get_store()
+    cells = _run_cells(context)
+    registered = set(registered_symbols(context.instance))
+    if cells:
+        store.record_tracked({c.symbol for c in cells}, min(c.minute for c in cells))
+    end = max(c.minute for c in cells) + timedelta(minutes=1) if cells else floor_minute(datetime.now(UTC))
+    tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
+    rows = coverage(tracked, store.stored_minutes("order_book_snapshots", end - COVERAGE_WINDOW, end),
+                    end - COVERAGE_WINDOW, end)
+    missing = [r for r in rows if r.missing]
+    table = "| symbol | tracked since | expected | stored | missing minutes |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {r.symbol} | {format_minute(r.tracked_since)} | {r.expected} | {r.stored} | {minute_spans(r.missing_minutes) or '-'} |"
+        for r in rows)
+    return AssetCheckResult(
+        passed=not missing,
+        severity=AssetCheckSeverity.WARN,
+        description=("missing: " + "; ".join(f"{r.symbol} at {minute_spans(r.missing_minutes)}" for r in missing[:5]))
+        if missing else f"all {sum(r.expected for r in rows)} cells of the last hour are stored",
+        metadata={"missing_cells": sum(r.missing for r in rows), "expected_cells": sum(r.expected for r in rows),
+                  "coverage": MetadataValue.md(table)},
+    )
