@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -34,6 +35,28 @@ def _dagster_home(project: Path) -> Path:
     return home
 
 
+RUNTIME_FILE = "runtime.json"
+
+
+def _runtime_path(project: Path) -> Path:
+    return project / STATE_DIR_NAME / RUNTIME_FILE
+
+
+def _use_running_platform() -> None:
+    """Point this command at the platform `acts-pipeline dev` is running here, for the variables
+    the user did not set: its embedded database, its simulator and its Dagster instance."""
+    try:
+        project = _project_dir()
+    except ConfigurationError:
+        return
+    runtime = _runtime_path(project)
+    if runtime.is_file():
+        for key, value in json.loads(runtime.read_text()).items():
+            os.environ.setdefault(key, value)
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
+
+
 def _check_configuration() -> None:
     """Fail at start-up, naming the variable, rather than in the first run."""
     settings.depth_limit()
@@ -56,25 +79,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
     project = _project_dir()
+    _check_configuration()  # before anything starts: a bad value stops here, naming its variable
     state = project / STATE_DIR_NAME
     state.mkdir(exist_ok=True)
     env = dict(os.environ)
     children = []
+    started: dict[str, str] = {}  # what other acts-pipeline commands here should talk to
     try:
         if args.simulated:
             simulator = start_simulator(log_path=state / "simulator.log")
             children.append(simulator)
-            env["ACTS_BINANCE_API_URL"] = simulator_api_url(simulator)
+            env["ACTS_BINANCE_API_URL"] = started["ACTS_BINANCE_API_URL"] = simulator_api_url(simulator)
             print(f"exchange simulator on {env['ACTS_BINANCE_API_URL']} (log: {simulator.log_path})")
         if not env.get("ACTS_MONGO_URI"):
             mongo = start_embedded_mongo(state / "mongo", log_path=state / "mongo.log")
             children.append(mongo)
-            env["ACTS_MONGO_URI"] = mongo_uri_of(mongo)
+            env["ACTS_MONGO_URI"] = started["ACTS_MONGO_URI"] = mongo_uri_of(mongo)
             print(f"embedded MongoDB on {env['ACTS_MONGO_URI']} (data: {state / 'mongo'})")
         os.environ.update({k: v for k, v in env.items() if k.startswith("ACTS_")})
-        _check_configuration()
         _check_mongo(env["ACTS_MONGO_URI"])
         env["DAGSTER_HOME"] = str(_dagster_home(project))
+        _runtime_path(project).write_text(json.dumps(started))
         print(f"Dagster UI on http://127.0.0.1:{args.port} (instance: {env['DAGSTER_HOME']})", flush=True)
         dagster = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
@@ -90,6 +115,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 dagster.send_signal(signal.SIGTERM)
                 return dagster.wait(10)
     finally:
+        _runtime_path(project).unlink(missing_ok=True)
         for child in reversed(children):
             child.stop()
 
@@ -98,7 +124,7 @@ def _instance():
     from dagster import DagsterInstance
 
     if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(_dagster_home(_project_dir()))
+        raise ConfigurationError("DAGSTER_HOME is not set: run from the project folder or set it")
     return DagsterInstance.get()
 
 
@@ -129,6 +155,55 @@ def cmd_symbols(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store():
+    from acts_pipeline.storage import MongoStore
+
+    return MongoStore.connect(settings.mongo_uri(), settings.mongo_db())
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Per symbol and collection: expected, stored and missing minutes over the last N minutes."""
+    from datetime import UTC, datetime, timedelta
+
+    from acts_pipeline.partitions import floor_minute
+    from acts_pipeline.quality import coverage, minute_spans
+    from acts_pipeline.symbols import registered_symbols
+
+    store = _store()
+    registered = set(registered_symbols(_instance()))
+    tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
+    # Up to the last closed minute, once its run has had a few seconds to store it.
+    end = floor_minute(datetime.now(UTC) - timedelta(seconds=5))
+    start = end - timedelta(minutes=args.minutes)
+    print(f"coverage of {start:%Y-%m-%d %H:%M} .. {end:%H:%M} UTC ({args.minutes} closed minutes)")
+    header = f"{'collection':<22} {'symbol':<14} {'since':<17} {'expected':>8} {'stored':>7} {'missing':>7}  missing minutes"
+    print(header)
+    print("-" * len(header))
+    total_missing = 0
+    for collection in ("order_book_snapshots", "order_book_features", "klines_1m"):
+        for row in coverage(tracked, store.stored_minutes(collection, start, end), start, end):
+            total_missing += row.missing
+            print(f"{collection:<22} {row.symbol:<14} {row.tracked_since:%Y-%m-%d %H:%M} {row.expected:>8} "
+                  f"{row.stored:>7} {row.missing:>7}  {minute_spans(row.missing_minutes) or '-'}")
+    untracked = registered - tracked.keys()
+    if untracked:
+        print(f"not collected yet (registered, no run so far): {', '.join(sorted(untracked))}")
+    return 1 if total_missing and args.fail_on_missing else 0
+
+
+def cmd_spool(args: argparse.Namespace) -> int:
+    from acts_pipeline.spool import Spool
+    from acts_pipeline.storage import flush_spool
+
+    spool = Spool(settings.spool_dir())
+    if args.action == "status":
+        print(f"{spool.count()} batches waiting in {spool.folder}")
+        return 0
+    written = flush_spool(_store(), spool)
+    print(f"wrote {written} spooled batches; {spool.count()} left in {spool.folder}")
+    return 0
+
+
 def cmd_simulate_exchange(args: argparse.Namespace) -> int:
     from acts_pipeline.simulator.__main__ import main as simulator_main
 
@@ -149,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     symbols.add_argument("symbols", nargs="*", metavar="SYMBOL")
     symbols.set_defaults(func=cmd_symbols)
 
+    cover = commands.add_parser("coverage", help="stored vs missing (minute, symbol) cells, per collection")
+    cover.add_argument("--minutes", type=int, default=60, help="how many closed minutes to look back (default 60)")
+    cover.add_argument("--fail-on-missing", action="store_true", help="exit 1 when any cell is missing")
+    cover.set_defaults(func=cmd_coverage)
+
+    spool = commands.add_parser("spool", help="batches waiting for MongoDB: status, or flush them now")
+    spool.add_argument("action", choices=["status", "flush"])
+    spool.set_defaults(func=cmd_spool)
+
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
@@ -158,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("symbols", "coverage", "spool"):
+        _use_running_platform()
     try:
         return args.func(args)
     except (ConfigurationError, ExchangeError) as exc:

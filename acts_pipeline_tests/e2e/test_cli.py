@@ -50,6 +50,13 @@ def test_symbols_add_list_remove(env, tmp_path):
 def test_bad_configuration_fails_naming_the_variable(env, tmp_path):
     result = cli({**env, "ACTS_DEPTH_LIMIT": "lots"}, tmp_path, "symbols", "add", "BTCUSDT")
     assert result.returncode == 2 and "ACTS_DEPTH_LIMIT" in result.stderr
+    for variable, value in [("ACTS_DEPTH_LIMIT", "0"), ("ACTS_SYMBOLS", " , "),
+                            ("ACTS_MONGO_URI", "mongodb://acts:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=500")]:
+        started = time.monotonic()
+        result = cli({**env, variable: value}, tmp_path, "dev", "--port", "3999", timeout=60)
+        assert result.returncode == 2 and variable in result.stderr, (variable, result.stderr)
+        assert "s3cret" not in result.stderr + result.stdout
+        assert time.monotonic() - started < 30
 
 
 def test_one_minute_collected_by_hand_with_dagster_asset_materialize(env, tmp_path, mongo_uri, mongo_db_name):
@@ -73,3 +80,12 @@ def test_one_minute_collected_by_hand_with_dagster_asset_materialize(env, tmp_pa
     assert all(0 <= (s["captured_at"] - close).total_seconds() <= 2 for s in snapshots)
     assert db.order_book_features.count_documents({"minute": minute}) == 3
     assert db.klines_1m.count_documents({}) == 0  # not selected, not fetched
+
+    # the checks ran with the assets, and coverage reads what they recorded
+    report = cli(env, tmp_path, "coverage", "--minutes", "3")
+    assert report.returncode == 0, report.stderr
+    lines = report.stdout.splitlines()
+    for symbol in ("BTCUSDT", "ETHUSDT", "NKNUSDT"):
+        assert any(line.startswith("order_book_snapshots") and symbol in line for line in lines), report.stdout
+        klines_row = next(line for line in lines if line.startswith("klines_1m") and symbol in line)
+        assert key in klines_row, "klines were not collected: the minute is listed missing"
