@@ -52,6 +52,10 @@ class Cell(NamedTuple):
         return f"{format_minute(self.minute)}|{self.symbol}"
 
 
+def minute_partitions_start() -> datetime:
+    return parse_minute(PARTITIONS_START)
+
+
 def parse_minute(key: str) -> datetime:
     return datetime.strptime(key, MINUTE_FORMAT).replace(tzinfo=UTC)
 

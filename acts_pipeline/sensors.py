@@ -25,7 +25,18 @@ from acts_pipeline.assets import klines_1m, order_book_features, order_book_snap
 from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
 from acts_pipeline.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.partitions import floor_minute, format_minute, minute_close, minute_range_tags, symbol_partitions
+from acts_pipeline.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    floor_minute,
+    format_minute,
+    minute_close,
+    minute_partitions_start,
+    minute_range_tags,
+    symbol_partitions,
+)
+from acts_pipeline.quality import coverage
+from acts_pipeline.storage import MongoResource, StorageError
 from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
 
 #: Request a minute's run this long before it closes (measured: ticks every 5 to 10 s, queue to
@@ -78,4 +89,59 @@ def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
     return SensorResult(
         run_requests=[minute_run_request(minute, symbols)],
         dynamic_partitions_requests=partition_requests,
+    )
+
+
+#: How far back klines gaps (downtime, failed minutes) are filled automatically.
+KLINES_CATCH_UP_WINDOW = timedelta(hours=24)
+#: Minutes this recent are the minute run's to fetch, not the catch-up's.
+KLINES_CATCH_UP_MARGIN = timedelta(minutes=2)
+#: One catch-up run covers at most this many minutes (one klines request per symbol).
+KLINES_CATCH_UP_MAX_MINUTES = 1000
+
+
+def klines_gap(tracked_since: dict[str, datetime], stored: dict[str, set[datetime]], start: datetime,
+               end: datetime) -> tuple[datetime, datetime] | None:
+    """The first and last minute in `[start, end)` that some tracked symbol has no kline for,
+    counting each symbol from its first collected minute; capped to a run's worth of minutes."""
+    missing = [m for row in coverage(tracked_since, stored, start, end) for m in row.missing_minutes]
+    if not missing:
+        return None
+    first = min(missing)
+    last = min(max(missing), first + timedelta(minutes=KLINES_CATCH_UP_MAX_MINUTES - 1))
+    return first, last
+
+
+@sensor(
+    name="klines_catch_up_sensor",
+    target=[klines_1m],
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Fills missing klines of the last 24 h (downtime, failed minutes) with one "
+    "klines_1m run over the gap for all symbols; klines, unlike books, can be fetched later.",
+)
+def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource):
+    symbols = registered_symbols(context.instance)
+    if not symbols:
+        return SkipReason("no symbols registered yet")
+    now = datetime.now(UTC)
+    end = floor_minute(now - KLINES_CATCH_UP_MARGIN)
+    start = max(end - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+    try:
+        store = mongo.get_store()
+        tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
+        gap = klines_gap(tracked, store.stored_minutes("klines_1m", start, end), start, end)
+    except StorageError as exc:
+        return SkipReason(f"MongoDB unavailable, klines gaps not checked: {exc}")
+    if gap is None:
+        return SkipReason(f"no kline missing since {start:%Y-%m-%d %H:%M}")
+    first, last = gap
+    # The run key changes every 10 minutes, so a catch-up that failed is tried again later.
+    attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
+    return RunRequest(
+        run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
+        asset_selection=[klines_1m.key],
+        tags={RANGE_START_TAG: f"{format_minute(first)}|{symbols[0]}",
+              RANGE_END_TAG: f"{format_minute(last)}|{symbols[-1]}", **PER_CELL_EVENTS_TAGS,
+              "acts/catch_up": "klines"},
     )

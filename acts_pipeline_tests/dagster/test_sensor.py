@@ -71,3 +71,47 @@ def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_k
     assert [r.run_key for r in second.run_requests] == ["2026-11-26-10:00"]  # deduplicated by Dagster
     seconds["now"] = datetime(2026, 11, 26, 10, 1, 10, tzinfo=UTC)
     assert isinstance(evaluate(instance, monkeypatch), SkipReason)
+
+
+def test_klines_gap_starts_each_symbol_at_its_first_collected_minute():
+    from datetime import timedelta
+
+    from acts_pipeline.sensors import klines_gap
+
+    start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    end = start + timedelta(hours=2)
+    all_minutes = {start + timedelta(minutes=i) for i in range(120)}
+    tracked = {"BTCUSDT": start, "NEWUSDT": start + timedelta(minutes=100)}
+    stored = {"BTCUSDT": all_minutes, "NEWUSDT": {m for m in all_minutes if m >= start + timedelta(minutes=100)}}
+    assert klines_gap(tracked, stored, start, end) is None
+    downtime = {start + timedelta(minutes=i) for i in range(30, 45)}
+    stored["BTCUSDT"] = all_minutes - downtime
+    assert klines_gap(tracked, stored, start, end) == (start + timedelta(minutes=30), start + timedelta(minutes=44))
+
+
+def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, monkeypatch):
+    from datetime import timedelta
+
+    from acts_pipeline.sensors import klines_catch_up_sensor
+    from acts_pipeline.storage import MongoIOManager
+
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+    mongo = MongomockResource(database="catch_up")
+    store = mongo.get_store()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=90)
+    store.record_tracked(["BTCUSDT", "ETHUSDT"], since)
+    down = {since + timedelta(minutes=i) for i in range(20, 35)}
+    docs = [{"symbol": s, "minute": since + timedelta(minutes=i), "open": 1.0}
+            for s in ("BTCUSDT", "ETHUSDT") for i in range(88) if since + timedelta(minutes=i) not in down]
+    store.upsert("klines_1m", docs)
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m],
+                       sensors=[klines_catch_up_sensor], resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
+                                                                     "exchange": fake_exchange(FakeClient(now=None)),
+                                                                     "capture_clock": CaptureClock()})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}) as context:
+        request = klines_catch_up_sensor(context)
+    first, last = min(down), max(down)
+    assert request.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|BTCUSDT"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{last:%Y-%m-%d-%H:%M}|ETHUSDT"
+    assert [k.to_user_string() for k in request.asset_selection] == ["klines_1m"]
