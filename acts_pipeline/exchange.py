@@ -175,6 +175,7 @@ class ExchangeClient:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -191,7 +192,19 @@ class ExchangeClient:
                 self._clients.append(client)
         return client
 
+    def _workers(self) -> ThreadPoolExecutor:
+        """One pool for the client's life: its threads keep their python-binance clients, and so
+        their open HTTP connections, from one minute's fetch to the next."""
+        with self._clients_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="acts-depth")
+            return self._pool
+
     def close(self) -> None:
+        with self._clients_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         with self._clients_lock:
             for client in self._clients:
                 client.session.close()
@@ -300,9 +313,7 @@ class ExchangeClient:
 
         if not symbols:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(symbols)),
-                                thread_name_prefix="acts-depth") as pool:
-            return dict(zip(symbols, pool.map(one, symbols), strict=True))
+        return dict(zip(symbols, self._workers().map(one, symbols), strict=True))
 
     def klines(self, symbol: str, start: datetime, end: datetime, *, max_attempts: int = 4) -> list[Kline]:
         """Closed and open 1-minute klines of `symbol` whose open time is in [start, end),
