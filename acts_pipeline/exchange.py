@@ -16,13 +16,16 @@ that builds one from configuration. Three things are owned here and nowhere else
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,12 +85,50 @@ class TimedBook:
     attempts: int
 
 
+class SharedBlock:
+    """A Retry-After or ban, shared through a small file by every process of the instance.
+
+    Each minute is a new run process; Binance counts per IP and lengthens the bans of clients
+    that keep sending, so the next minute's process must know about a ban the last one got.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._seen_mtime = -1.0
+        self._cached: tuple[float, bool] = (0.0, False)
+
+    def read(self) -> tuple[float, bool]:
+        """(blocked until, as a Unix time; banned?) as last written by any process."""
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0, False
+        if mtime != self._seen_mtime:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._cached = (float(raw["blocked_until"]), bool(raw["banned"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                return self._cached
+            self._seen_mtime = mtime
+        return self._cached
+
+    def write(self, until: float, banned: bool) -> None:
+        if until <= self.read()[0]:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"blocked_until": until, "banned": banned}))
+        os.replace(temporary, self.path)
+
+
 class WeightGate:
     """Shared by every request thread of one client: holds requests back while the exchange
-    said to wait (429/418 `Retry-After`) and once this minute's weight budget is spent."""
+    said to wait (429/418 `Retry-After`, also when another process of the instance was told so,
+    through `shared`) and once this minute's weight budget is spent."""
 
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, budget_fraction: float = 0.8,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 shared: SharedBlock | None = None):
         self.limit = limit
         self.budget = int(limit * budget_fraction)
         self._clock = clock
@@ -98,6 +139,7 @@ class WeightGate:
         self._window = -1  # the wall-clock minute the weight below was counted in
         self._used = 0
         self.max_used_seen = 0
+        self._shared = shared
 
     @property
     def used_weight(self) -> int:
@@ -107,6 +149,9 @@ class WeightGate:
     def acquire(self, weight: int, *, deadline: float | None, symbol: str | None = None) -> None:
         """Block until `weight` may be sent; raise instead if that is after `deadline`."""
         while True:
+            if self._shared is not None:
+                until, banned = self._shared.read()
+                self.block_until(until, banned=banned, share=False)
             with self._lock:
                 now = self._clock()
                 minute = int(now // 60)
@@ -145,11 +190,19 @@ class WeightGate:
             self.max_used_seen = max(self.max_used_seen, used)
 
     def block(self, seconds: float, *, banned: bool) -> None:
+        self.block_until(self._clock() + seconds, banned=banned)
+
+    def block_until(self, until: float, *, banned: bool, share: bool = True) -> None:
         with self._lock:
-            until = self._clock() + seconds
-            if until > self._blocked_until:
-                self._blocked_until = until
-                self._blocked_by = BannedError if banned else RateLimitedError
+            if until <= self._blocked_until:
+                return
+            self._blocked_until = until
+            self._blocked_by = BannedError if banned else RateLimitedError
+        if share and self._shared is not None:
+            try:
+                self._shared.write(until, banned)
+            except OSError as exc:
+                log.warning("could not share the exchange's Retry-After with other runs: %s", exc)
 
 
 def _retry_after(headers: Any, default: float) -> float:
@@ -165,12 +218,13 @@ class ExchangeClient:
     def __init__(self, api_url: str, *, depth_limit: int = settings.DEFAULT_DEPTH_LIMIT,
                  timeout_seconds: float = 5.0, max_workers: int = 16,
                  weight_limit: int = DEFAULT_WEIGHT_LIMIT, weight_budget_fraction: float = 0.8,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, shared_block_path: Path | None = None):
         self.api_url = api_url.rstrip("/")
         self.depth_limit = depth_limit
         self.timeout_seconds = timeout_seconds
         self.max_workers = max_workers
-        self.gate = WeightGate(weight_limit, weight_budget_fraction, clock=clock)
+        self.gate = WeightGate(weight_limit, weight_budget_fraction, clock=clock,
+                               shared=SharedBlock(shared_block_path) if shared_block_path else None)
         self._clock = clock
         self._local = threading.local()
         self._clients: list[Client] = []
@@ -371,6 +425,7 @@ class BinanceExchange(ConfigurableResource):
                 timeout_seconds=self.timeout_seconds,
                 max_workers=self.max_workers,
                 weight_budget_fraction=self.weight_budget_fraction,
+                shared_block_path=settings.exchange_block_path(),
             )
         return self._client
 

@@ -126,6 +126,11 @@ def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path.cwd() / ".acts" / "spool"
 
 
+def exchange_block_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where run processes share the exchange's Retry-After or ban (next to the spool)."""
+    return spool_dir(environ).parent / "acts_exchange_block.json"
+
+
 def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float:
     raw = _env(environ).get("ACTS_CAPTURE_TOLERANCE_SECONDS", "").strip()
     if not raw:

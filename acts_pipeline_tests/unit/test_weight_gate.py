@@ -250,3 +250,20 @@ def test_the_count_starts_again_each_wall_clock_minute(fake):
     gate.acquire(50, deadline=None)
     assert fake.sleeps == []
     assert gate.max_used_seen == 48  # the highest ever seen stays
+
+
+def test_a_ban_seen_by_one_process_holds_back_the_next_ones(tmp_path):
+    """Each minute runs in a new process: the ban must outlive the process that received it."""
+    from acts_pipeline.errors import BannedError
+    from acts_pipeline.exchange import SharedBlock, WeightGate
+
+    now = [1_000_000.0]
+    first = WeightGate(clock=lambda: now[0], sleep=lambda s: None, shared=SharedBlock(tmp_path / "block.json"))
+    first.block(120, banned=True)
+    later_process = WeightGate(clock=lambda: now[0] + 5, sleep=lambda s: None,
+                               shared=SharedBlock(tmp_path / "block.json"))
+    with pytest.raises(BannedError) as raised:
+        later_process.acquire(5, deadline=now[0] + 15, symbol="BTCUSDT")
+    assert raised.value.until.timestamp() == pytest.approx(now[0] + 120)
+    after = WeightGate(clock=lambda: now[0] + 121, sleep=lambda s: None, shared=SharedBlock(tmp_path / "block.json"))
+    after.acquire(5, deadline=now[0] + 130)
