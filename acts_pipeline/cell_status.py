@@ -18,9 +18,11 @@ The mechanism used here:
 - Downstream steps of the same run load only stored cells, so a symbol with no snapshot gets
   no features either, and is reported failed there too.
 
-In the UI a stored cell is materialized, a failed one has a failure event and is not
-materialized (it shows as missing), and the run still succeeds when at least one cell was
-stored. Runs without the tag (launched from the UI) keep Dagster's default all-or-nothing
+In the UI a stored cell is materialized and a failed one is not (it shows as missing), and the
+run still succeeds when at least one cell was stored. The failure events are written to the run's
+log; open-source event storages (SQLite, Postgres) do not keep this event type
+(`can_store_asset_failure_events` is False there), so on them the failed cell is "missing", and
+the step's log says why, with an error line per cell. Runs without the tag (launched from the UI) keep Dagster's default all-or-nothing
 events; the completeness check reports their missing cells from MongoDB itself.
 """
 
@@ -35,7 +37,13 @@ from dagster._core.definitions.events import (
     AssetMaterializationFailureReason,
     AssetMaterializationFailureType,
 )
-from dagster._core.events import DagsterEvent
+from dagster._core.events import (
+    AssetFailedToMaterializeData,
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    DagsterEventType,
+    generate_event_batch_id,
+)
 from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
 
 from acts_pipeline.partitions import Cell
@@ -53,10 +61,22 @@ def events_are_per_cell(context: OutputContext) -> bool:
 
 
 def cell_events(context: OutputContext, stored: Mapping[Cell, Mapping[str, Any]],
-                missing: Iterable[Cell], reason: str) -> Iterator[DagsterEvent | AssetMaterialization]:
-    """A materialization per stored cell and a failure event per missing one."""
-    for cell, metadata in stored.items():
-        yield AssetMaterialization(asset_key=context.asset_key, partition=cell.partition_key, metadata=dict(metadata))
+                missing: Iterable[Cell], reason: str) -> Iterator[DagsterEvent]:
+    """A materialization per stored cell and a failure event per missing one.
+
+    The events are built with `DagsterEvent.from_step`, which writes them to the run's event log
+    (a bare `DagsterEvent` handed back by an I/O manager is passed along, not stored). The
+    materializations share one batch id, so with `DAGSTER_EVENT_BATCH_SIZE` set the instance
+    writes them in batches instead of one transaction per cell.
+    """
+    step_context = context.step_context
+    batch_id = generate_event_batch_id()
+    last = len(stored) - 1
+    for index, (cell, metadata) in enumerate(stored.items()):
+        materialization = AssetMaterialization(
+            asset_key=context.asset_key, partition=cell.partition_key, metadata=dict(metadata))
+        yield DagsterEvent.asset_materialization(
+            step_context, materialization, DagsterEventBatchMetadata(batch_id, index == last))
     for cell in missing:
         failure = AssetMaterializationFailure(
             asset_key=context.asset_key,
@@ -65,5 +85,6 @@ def cell_events(context: OutputContext, stored: Mapping[Cell, Mapping[str, Any]]
             reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
             description=f"no data stored for {cell}: {reason}",
         )
-        yield DagsterEvent.build_asset_failed_to_materialize_event(
-            job_name=context.job_name, step_key=context.step_key, asset_materialization_failure=failure)
+        yield DagsterEvent.from_step(
+            DagsterEventType.ASSET_FAILED_TO_MATERIALIZE, step_context, AssetFailedToMaterializeData(failure),
+            message=f"{context.asset_key.to_user_string()} {cell} failed to materialize: {reason}")

@@ -130,6 +130,8 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
     for key in ("order_book_snapshot", "order_book_features"):
         materialized = instance.get_materialized_partitions(AssetKey(key))
         assert sorted(materialized) == ok, key
+        # Logged by the step (open-source event storages do not keep this event type; the cell
+        # then shows as missing, which the materialized set above proves).
         failures = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_FAILED_TO_MATERIALIZE
                     and e.asset_key == AssetKey(key)]
         assert [e.event_specific_data.partition for e in failures] == ["2026-11-26-10:00|LRCBTC"], key
