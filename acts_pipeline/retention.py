@@ -1,0 +1,57 @@
+"""Keeping the Dagster instance small: old runs and their event logs are deleted every day.
+
+Every minute run writes a few hundred events per hundred symbols (one materialization per cell
+and asset, check evaluations, step events); left alone, the event log grows without bound and the
+UI's asset pages slow down with it. The data itself lives in MongoDB and is not touched: deleting
+a run only forgets its Dagster history (the cells' materialization events go with it).
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import (
+    Config,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    OpExecutionContext,
+    RunsFilter,
+    ScheduleDefinition,
+    job,
+    op,
+)
+
+FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+
+
+class RetentionConfig(Config):
+    """How many days of finished runs to keep (default: 7)."""
+
+    keep_days: float = 7.0
+    batch: int = 500
+
+
+@op
+def delete_old_runs(context: OpExecutionContext, config: RetentionConfig) -> int:
+    """Deletes finished runs created more than `keep_days` ago, with their event logs."""
+    cutoff = datetime.now(UTC) - timedelta(days=config.keep_days)
+    deleted = 0
+    while True:
+        runs = context.instance.get_runs(
+            filters=RunsFilter(created_before=cutoff, statuses=FINISHED), limit=config.batch)
+        if not runs:
+            break
+        for run in runs:
+            context.instance.delete_run(run.run_id)
+        deleted += len(runs)
+    context.log.info(f"deleted {deleted} runs created before {cutoff:%Y-%m-%d %H:%M} UTC")
+    return deleted
+
+
+@job(description="Deletes finished runs (and their event logs) older than the retention period.")
+def prune_run_history():
+    delete_old_runs()
+
+
+prune_run_history_daily = ScheduleDefinition(
+    job=prune_run_history, cron_schedule="17 3 * * *", execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
