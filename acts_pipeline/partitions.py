@@ -88,11 +88,12 @@ def cells_of(partition_keys: Iterable[str | MultiPartitionKey]) -> list[Cell]:
     return sorted({cell_of(key) for key in partition_keys})
 
 
-def minute_range_tags(minute: datetime, symbols: list[str]) -> dict[str, str]:
-    """Run tags that make one run cover `minute` for every symbol.
+def minute_range_tags(minute: datetime, symbols: list[str], last_minute: datetime | None = None) -> dict[str, str]:
+    """Run tags that make one run cover `minute` (to `last_minute`, if given) for every symbol.
 
     `symbols` must be in registration order: Dagster resolves the range over the dynamic
     dimension in that order, so first-registered to last-registered covers them all.
     """
-    key = format_minute(minute)
-    return {RANGE_START_TAG: f"{key}|{symbols[0]}", RANGE_END_TAG: f"{key}|{symbols[-1]}"}
+    last = last_minute or minute
+    return {RANGE_START_TAG: f"{format_minute(minute)}|{symbols[0]}",
+            RANGE_END_TAG: f"{format_minute(last)}|{symbols[-1]}"}

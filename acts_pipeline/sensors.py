@@ -26,8 +26,6 @@ from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
 from acts_pipeline.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.partitions import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     floor_minute,
     format_minute,
     minute_close,
@@ -141,7 +139,5 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     return RunRequest(
         run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[klines_1m.key],
-        tags={RANGE_START_TAG: f"{format_minute(first)}|{symbols[0]}",
-              RANGE_END_TAG: f"{format_minute(last)}|{symbols[-1]}", **PER_CELL_EVENTS_TAGS,
-              "acts/catch_up": "klines"},
+        tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, "acts/catch_up": "klines"},
     )
