@@ -1,0 +1,441 @@
+"""Shared helpers of the benchmarks: the real platform (`acts-pipeline dev --simulated`) started
+as a user would in a temporary project copy, and a sampler of the CPU and memory of every process
+it starts.
+
+CPU accounting (see `ProcessSampler`): every `interval` seconds the sampler reads
+`/proc/<pid>/stat` of each descendant of the `acts-pipeline dev` process (children by parent pid,
+plus anything left in its process group) and keeps, per process, its own CPU (utime + stime) and
+the CPU of its children it has already reaped (cutime + cstime). A process that lives through the
+window contributes the difference of its own CPU between the two window samples. A process that
+exits inside the window (a run process: spawned by the code server, seconds long) is seen every
+`interval` while it lives, so its own CPU after its last sample would be lost; but when its
+parent reaps it, the kernel adds its final total into the parent's cutime + cstime. So for every
+process alive at the end of the window, the growth of its reaped-children CPU is the exact CPU of
+the descendants it reaped; the part of it not seen by sampling (`residual`) is added to the group
+of those descendants. The platform total is therefore exact up to the clock tick (10 ms) and
+processes not yet reaped at the window's end (none in practice: the window ends after the last
+run finished); the split between groups is exact except for the residual of a parent whose dead
+children belonged to different groups (does not happen here: the code server's reaped children
+are all run processes and their helpers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+EXCHANGE_INFO = PROJECT / "acts_pipeline" / "simulator" / "data" / "binance" / "exchange_info.json"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+# Groups, in display order. The simulator is the stand-in for Binance: reported apart.
+GROUPS = ("webserver", "daemon", "code server", "run processes", "database server", "launcher")
+SIMULATOR_GROUP = "simulator"
+
+
+def classify(cmdline: str, parent_group: str | None) -> str:
+    """The group of a process from its command line (and its parent's group for helpers)."""
+    if "acts_pipeline.simulator" in cmdline:
+        return SIMULATOR_GROUP
+    if "secantusd" in cmdline:
+        return "database server"
+    if "dagster_webserver" in cmdline or "dagster-webserver" in cmdline:
+        return "webserver"
+    if "dagster._daemon" in cmdline or "dagster-daemon" in cmdline:
+        return "daemon"
+    if "multiprocessing.spawn" in cmdline or "multiprocessing.resource_tracker" in cmdline \
+            or "execute_run" in cmdline or "execute_step" in cmdline:
+        return "run processes"
+    if "code-server start" in cmdline or "api grpc" in cmdline:
+        return "code server"
+    if "acts-pipeline" in cmdline or "dagster dev" in cmdline:
+        return "launcher"
+    # helpers (compute-log tails, orphan watchers) belong to whoever started them
+    return parent_group or "other"
+
+
+def symbols_for(n: int) -> list[str]:
+    """`n` TRADING symbols of the real exchangeInfo the simulator serves, USDT-quoted first."""
+    info = json.loads(EXCHANGE_INFO.read_text())
+    trading = [s for s in info["symbols"] if s["status"] == "TRADING"]
+    ordered = [s["symbol"] for s in trading if s["quoteAsset"] == "USDT"] + \
+              [s["symbol"] for s in trading if s["quoteAsset"] != "USDT"]
+    if n > len(ordered):
+        raise SystemExit(f"only {len(ordered)} TRADING symbols in {EXCHANGE_INFO}")
+    return ordered[:n]
+
+
+# ------------------------------------------------------------------------------------------------
+# /proc sampling
+
+
+@dataclass
+class ProcSample:
+    pid: int
+    ppid: int
+    pgid: int
+    start_ticks: int
+    own_ticks: int      # utime + stime
+    reaped_ticks: int   # cutime + cstime
+    rss_bytes: int
+    state: str
+
+
+def read_stat(pid: int) -> ProcSample | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    rest = raw[raw.rindex(")") + 2:].split()
+    # fields after the comm: state(3) ppid(4) pgrp(5) ... utime(14) stime(15) cutime(16) cstime(17)
+    # ... starttime(22) vsize(23) rss(24); rest[0] is field 3
+    return ProcSample(pid=pid, ppid=int(rest[1]), pgid=int(rest[2]), start_ticks=int(rest[19]),
+                      own_ticks=int(rest[11]) + int(rest[12]), reaped_ticks=int(rest[13]) + int(rest[14]),
+                      rss_bytes=int(rest[21]) * PAGE_SIZE, state=rest[0])
+
+
+def read_cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def read_hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Tracked:
+    key: tuple[int, int]  # (pid, start ticks): pids are reused
+    ppid: int
+    group: str
+    cmdline: str
+    first_own: int
+    first_reaped: int
+    last_own: int = 0
+    last_reaped: int = 0
+    born_in_window: bool = False
+    alive: bool = True
+    hwm: int = 0
+
+
+@dataclass
+class GroupFigures:
+    cpu_seconds: float = 0.0
+    sampled_cpu_seconds: float = 0.0
+    residual_seconds: float = 0.0
+    peak_rss: int = 0     # max over samples of the sum of the group's RSS
+    max_hwm: int = 0      # largest VmHWM of one process of the group
+    processes: int = 0
+
+
+class ProcessSampler:
+    """Samples the descendants of `root_pid` every `interval` s in a thread (see module doc)."""
+
+    def __init__(self, root_pid: int, interval: float = 0.5):
+        self.root_pid = root_pid
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._window_open = False
+        self._tracked: dict[tuple[int, int], Tracked] = {}
+        self._peak_rss: dict[str, int] = {}
+        self._group_of_pid: dict[int, str] = {}
+        self.samples = 0
+        self.sample_seconds = 0.0
+
+    # the processes of the platform: descendants by ppid, plus stragglers in its process group
+    def _scan(self) -> list[ProcSample]:
+        stats = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                s = read_stat(int(name))
+                if s is not None:
+                    stats.append(s)
+        children: dict[int, list[ProcSample]] = {}
+        for s in stats:
+            children.setdefault(s.ppid, []).append(s)
+        found: dict[int, ProcSample] = {}
+        stack = [self.root_pid]
+        while stack:
+            pid = stack.pop()
+            for c in children.get(pid, []):
+                if c.pid not in found:
+                    found[c.pid] = c
+                    stack.append(c.pid)
+        root = next((s for s in stats if s.pid == self.root_pid), None)
+        if root is not None:
+            found[root.pid] = root
+        for s in stats:
+            if s.pgid == self.root_pid and s.pid not in found:
+                found[s.pid] = s
+        return list(found.values())
+
+    def sample(self) -> None:
+        started = time.perf_counter()
+        procs = self._scan()
+        with self._lock:
+            seen = set()
+            rss_by_group: dict[str, int] = {}
+            # parents first, so helpers can inherit their parent's group
+            for s in sorted(procs, key=lambda p: p.start_ticks):
+                key = (s.pid, s.start_ticks)
+                seen.add(key)
+                t = self._tracked.get(key)
+                if t is None:
+                    cmd = read_cmdline(s.pid)
+                    group = classify(cmd, self._group_of_pid.get(s.ppid))
+                    born = self._window_open
+                    t = Tracked(key, s.ppid, group, cmd,
+                                first_own=0 if born else s.own_ticks,
+                                first_reaped=0 if born else s.reaped_ticks, born_in_window=born)
+                    self._tracked[key] = t
+                else:
+                    # a child read between fork and exec still shows its parent's command line
+                    cmd = read_cmdline(s.pid)
+                    if cmd and cmd != t.cmdline:
+                        t.cmdline, t.group = cmd, classify(cmd, self._group_of_pid.get(s.ppid))
+                self._group_of_pid[s.pid] = t.group
+                t.last_own, t.last_reaped, t.alive = s.own_ticks, s.reaped_ticks, s.state != "Z"
+                t.hwm = max(t.hwm, read_hwm(s.pid))
+                rss_by_group[t.group] = rss_by_group.get(t.group, 0) + s.rss_bytes
+            for key, t in self._tracked.items():
+                if key not in seen:
+                    t.alive = False
+            if self._window_open:
+                for g, rss in rss_by_group.items():
+                    self._peak_rss[g] = max(self._peak_rss.get(g, 0), rss)
+            self.samples += 1
+            self.sample_seconds += time.perf_counter() - started
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="proc-sampler")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def open_window(self) -> None:
+        """Start counting: the current values of every live process are the baseline."""
+        with self._lock:
+            self._tracked = {k: t for k, t in self._tracked.items() if t.alive}
+        self.sample()
+        with self._lock:
+            for t in self._tracked.values():
+                t.first_own, t.first_reaped, t.born_in_window = t.last_own, t.last_reaped, False
+            self._window_open = True
+            self._peak_rss = {}
+
+    def close_window(self) -> dict[str, GroupFigures]:
+        self.sample()
+        with self._lock:
+            self._window_open = False
+            return self._figures()
+
+    def _figures(self) -> dict[str, GroupFigures]:
+        figures: dict[str, GroupFigures] = {}
+        tracked = list(self._tracked.values())
+        by_pid_alive = {t.key[0]: t for t in tracked if t.alive}
+        for t in tracked:
+            g = figures.setdefault(t.group, GroupFigures())
+            own = (t.last_own - t.first_own) / CLK_TCK
+            g.sampled_cpu_seconds += own
+            g.cpu_seconds += own
+            g.max_hwm = max(g.max_hwm, t.hwm)
+            g.processes += 1
+        # exact correction: a live parent's reaped-children CPU grew by the full totals of the
+        # processes it reaped in the window; what sampling saw of them is subtracted.
+        dead = [t for t in tracked if not t.alive]
+        for parent in by_pid_alive.values():
+            reaped_growth = (parent.last_reaped - parent.first_reaped) / CLK_TCK
+            if reaped_growth <= 0:
+                continue
+            descendants = _dead_descendants(parent, dead)
+            if not descendants:
+                continue
+            seen_of_them = 0.0
+            share: dict[str, float] = {}
+            for d in descendants:
+                seen = (d.last_own - d.first_own) / CLK_TCK
+                seen_of_them += seen
+                share[d.group] = share.get(d.group, 0.0) + seen
+            # a dead direct child alive at the window's start carried CPU from before it
+            pre = sum((d.first_own + d.first_reaped) / CLK_TCK for d in descendants
+                      if d.ppid == parent.key[0] and not d.born_in_window)
+            residual = reaped_growth - pre - seen_of_them
+            target = max(share, key=share.get) if share else parent.group
+            g = figures.setdefault(target, GroupFigures())
+            g.residual_seconds += residual
+            g.cpu_seconds += residual
+        for group, peak in self._peak_rss.items():
+            figures.setdefault(group, GroupFigures()).peak_rss = peak
+        return figures
+
+
+def _dead_descendants(parent: Tracked, dead: list[Tracked]) -> list[Tracked]:
+    """Dead processes whose chain of (dead) parents leads to `parent`."""
+    by_ppid: dict[int, list[Tracked]] = {}
+    for d in dead:
+        by_ppid.setdefault(d.ppid, []).append(d)
+    out, stack = [], [parent.key[0]]
+    while stack:
+        pid = stack.pop()
+        for d in by_ppid.pop(pid, []):
+            out.append(d)
+            stack.append(d.key[0])
+    return out
+
+
+def self_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# ------------------------------------------------------------------------------------------------
+# the platform
+
+
+def project_copy(folder: Path, workspace_yaml: str | None = None,
+                 dagster_yaml_overrides: dict[str, str] | None = None) -> Path:
+    """A fresh clone's view: workspace.yaml and dagster.yaml (the package is installed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT / "workspace.yaml", folder / "workspace.yaml")
+    shutil.copyfile(PROJECT / "dagster.yaml", folder / "dagster.yaml")
+    if workspace_yaml is not None:
+        (folder / "workspace.yaml").write_text(workspace_yaml)
+    if dagster_yaml_overrides:
+        text = (folder / "dagster.yaml").read_text()
+        for old, new in dagster_yaml_overrides.items():
+            if old not in text:
+                raise RuntimeError(f"dagster.yaml has no {old!r} to override")
+            text = text.replace(old, new)
+        (folder / "dagster.yaml").write_text(text)
+    return folder
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACTS_", "DAGSTER_"))}
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class DevPlatform:
+    process: subprocess.Popen
+    log_path: Path
+    port: int
+    cwd: Path
+    extra: dict = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, pattern: str, timeout: float):
+        import re
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log())
+            if match:
+                return match
+            if self.process.poll() is not None:
+                raise RuntimeError(f"acts-pipeline dev exited {self.process.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.25)
+        raise RuntimeError(f"no line matching {pattern!r} within {timeout:g} s:\n{self.log()[-4000:]}")
+
+    def graphql(self, query: str, timeout: float = 60) -> dict:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def wait_for_webserver(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"acts-pipeline dev exited:\n{self.log()[-4000:]}")
+            time.sleep(0.5)
+        raise RuntimeError(f"the Dagster webserver did not answer within {timeout:g} s:\n{self.log()[-4000:]}")
+
+    def wait_for_location(self, timeout: float) -> None:
+        """Until every code location of the workspace is loaded (not loading, no error)."""
+        query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+                     locationOrLoadError { __typename } } } } }"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entries = self.graphql(query)["workspaceOrError"].get("locationEntries") or []
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] != "RepositoryLocation"]
+                if errors:
+                    raise RuntimeError(f"code location failed to load: {errors}\n{self.log()[-4000:]}")
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"code location not loaded within {timeout:g} s")
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a user would: SIGINT to the whole process group."""
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return self.process.wait()
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait(10)
+
+
+def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str) -> DevPlatform:
+    log_path = cwd / "acts-pipeline-dev.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "acts-pipeline"), "dev", "--port", str(port), *args],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    return DevPlatform(process, log_path, port, cwd)
+
+
+def http_json(url: str, timeout: float = 5) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

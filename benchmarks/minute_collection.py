@@ -1,0 +1,467 @@
+"""Benchmark: the real platform collecting N symbols every minute, measured from outside.
+
+    python benchmarks/minute_collection.py --symbols N --minutes M [--per-symbol-runs]
+
+What it does, per design (with `--per-symbol-runs`: the product's design, then the naive one,
+each on a fresh platform, and the two tables side by side with naive / batched ratios):
+
+1. A temporary project copy (workspace.yaml, dagster.yaml; the package is installed) and
+   `acts-pipeline dev --simulated --port P` started in it exactly as the README says, in its own
+   process group, with `ACTS_SYMBOLS` set to N TRADING symbols of the real exchangeInfo the
+   simulator serves (USDT-quoted first) and no other `ACTS_*`/`DAGSTER_*` variable.
+   The naive design (`--per-symbol-runs`) differs only in its workspace.yaml, which loads
+   `benchmarks/naive_definitions.py` (the product's assets and resources, a sensor requesting one
+   run per (minute, symbol) at the same 30 s lead), and in `max_concurrent_runs`, raised from 6
+   to N: with 6 the remaining runs would queue past the close and the table would measure the
+   cap, not the design.
+2. "Fully up" is: the webserver answers, the code location is loaded, and the sensor has
+   registered the N symbols (the daemon is ticking it). The first counted minute m0 is the first
+   whose run is requested (30 s before its close) after that; M minutes m0..m0+M-1 are counted.
+3. Measurement window: [m0 + 25 s, m0 + M min + 25 s), i.e. exactly M minutes holding the M
+   counted runs from request to end (extended, and the per-minute figures divided by its real
+   length, if a counted run is still going at its end).
+4. Figures:
+   - lateness: `captured_at` - (minute + 60 s) over every stored snapshot of a counted minute;
+   - runs per minute: runs of the instance (GraphQL `runsOrError` on the webserver) tagged with a
+     counted minute, / M; queue-to-start and start-before-close from the runs' timestamps;
+   - CPU core-seconds per minute per process group and peak RSS: `/proc` sampling of every
+     descendant of the `acts-pipeline dev` process, corrected exactly with the parents'
+     reaped-children CPU (method and error in `benchmarks/_platform.py`); groups by command line;
+   - weight per minute: the simulator's `/_simulator/stats` `used_weight` (its per-wall-minute
+     ledger, which is Binance's) read every 0.5 s, the largest value of each minute; the
+     minute's snapshots are sent at its close, so they count in the next wall minute: wall
+     minutes m0+1..m0+M are reported;
+   - cells: stored documents per collection for the counted minutes, expected = M x N.
+5. SIGINT to the process group (Ctrl-C), as a user would; the exit code is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform as py_platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _platform import (  # noqa: E402
+    GROUPS,
+    PROJECT,
+    SIMULATOR_GROUP,
+    DevPlatform,
+    GroupFigures,
+    ProcessSampler,
+    clean_env,
+    http_json,
+    load_average,
+    project_copy,
+    self_cpu_seconds,
+    start_dev,
+    symbols_for,
+)
+
+RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.sensors.RUN_LEAD
+WINDOW_OFFSET = timedelta(seconds=25)  # the window starts 5 s before a minute's run is requested
+COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
+RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status creationTime startTime endTime
+                  tags { key value } } } } }"""
+TOLERANCE_S = 10.0  # ACTS_CAPTURE_TOLERANCE_SECONDS default
+NAIVE_WORKSPACE = """# benchmark: the naive design (one run per (minute, symbol)), see benchmarks/naive_definitions.py
+load_from:
+  - python_file:
+      relative_path: {path}
+      location_name: acts_pipeline_naive
+      working_directory: {cwd}
+"""
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    values = sorted(values)
+    k = (len(values) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+@dataclass
+class Result:
+    design: str
+    symbols: int
+    minutes: int
+    counted: list[datetime] = field(default_factory=list)
+    window_s: float = 0.0
+    lateness: list[float] = field(default_factory=list)
+    stored: dict[str, int] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)
+    runs_in_window: int = 0
+    groups: dict[str, GroupFigures] = field(default_factory=dict)
+    weight_by_minute: dict[datetime, int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    exit_code: int | None = None
+    startup_s: float = 0.0
+    up_at: datetime | None = None
+    sampler_cost_s: float = 0.0
+    samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def expected(self) -> int:
+        return len(self.counted) * self.symbols
+
+    def cpu_per_minute(self, group: str) -> float:
+        g = self.groups.get(group)
+        return g.cpu_seconds / (self.window_s / 60) if g else 0.0
+
+    @property
+    def platform_cpu_per_minute(self) -> float:
+        return sum(self.cpu_per_minute(g) for g in self.groups if g != SIMULATOR_GROUP)
+
+
+class SimulatorWatcher:
+    """Reads `/_simulator/stats` every `interval` s; keeps the largest `used_weight` per minute."""
+
+    def __init__(self, base_url: str, interval: float = 0.5):
+        self.url = base_url.rstrip("/").removesuffix("/api") + "/_simulator/stats"
+        self.interval = interval
+        self.max_weight: dict[datetime, int] = {}
+        self.last: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="simulator-stats")
+
+    def read(self) -> dict:
+        stats = http_json(self.url)
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        self.max_weight[minute] = max(self.max_weight.get(minute, 0), stats.get("used_weight", 0))
+        self.last = stats
+        return stats
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.read()
+            except OSError:
+                pass
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def symbols_registered(dagster_home: Path) -> int:
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    if not (dagster_home / "dagster.yaml").exists():
+        return 0
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        return len(instance.get_dynamic_partitions("symbols"))
+
+
+def wait_until(moment: datetime) -> None:
+    while (remaining := (moment - datetime.now(UTC)).total_seconds()) > 0:
+        time.sleep(min(remaining, 1.0))
+
+
+def run_tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
+
+
+def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool) -> Result:
+    import pymongo
+
+    result = Result(design, n, minutes)
+    symbols = symbols_for(n)
+    tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{design}-{n}-"))
+    if design == "naive":
+        workspace = NAIVE_WORKSPACE.format(path=PROJECT / "benchmarks" / "naive_definitions.py",
+                                           cwd=PROJECT / "benchmarks")
+        cwd = project_copy(tmp, workspace, {"max_concurrent_runs: 6": f"max_concurrent_runs: {max(6, n)}"})
+    else:
+        cwd = project_copy(tmp)
+    port = free_port()
+    log(f"{design}: starting `acts-pipeline dev --simulated --port {port}` in {cwd} with {n} symbols")
+    started = time.monotonic()
+    dev: DevPlatform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(symbols)), port, "--simulated")
+    sampler = ProcessSampler(dev.process.pid, sample_interval)
+    sampler.start()
+    watcher = None
+    try:
+        mongo_uri = dev.wait_for_line(r"embedded MongoDB on (\S+)", 90).group(1)
+        simulator_url = dev.wait_for_line(r"exchange simulator on (\S+)", 90).group(1)
+        dev.wait_for_webserver(180)
+        dev.wait_for_location(180)
+        home = cwd / ".acts" / "dagster_home"
+        deadline = time.monotonic() + 120
+        while symbols_registered(home) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the sensor did not register {n} symbols:\n{dev.log()[-3000:]}")
+            time.sleep(1)
+        up = datetime.now(UTC)
+        result.up_at, result.startup_s = up, time.monotonic() - started
+        log(f"{design}: fully up after {result.startup_s:.1f} s")
+        watcher = SimulatorWatcher(simulator_url)
+        weights = watcher.max_weight
+        watcher.start()
+
+        m0 = up.replace(second=0, microsecond=0)
+        while m0 + timedelta(minutes=1) - RUN_LEAD < up + timedelta(seconds=1):
+            m0 += timedelta(minutes=1)
+        result.counted = [m0 + timedelta(minutes=i) for i in range(minutes)]
+        window_start = m0 + WINDOW_OFFSET
+        window_end = m0 + timedelta(minutes=minutes) + WINDOW_OFFSET
+        log(f"{design}: counting minutes {m0:%H:%M}..{result.counted[-1]:%H:%M}; window "
+            f"{window_start:%H:%M:%S}..{window_end:%H:%M:%S}")
+        wait_until(window_start)
+        sampler.open_window()
+        opened = time.monotonic()
+        stats_start = watcher.read()
+        wait_until(window_end)
+        # let the counted runs finish (at most 90 s more), the window grows with it
+        counted_keys = {f"{m:%Y-%m-%d-%H:%M}" for m in result.counted}
+        extend_deadline = time.monotonic() + 90
+        while True:
+            runs = dev.graphql(RUNS_QUERY)["runsOrError"]["results"]
+            mine = [r for r in runs if run_tags(r).get("acts/minute") in counted_keys]
+            if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in mine) or time.monotonic() > extend_deadline:
+                break
+            time.sleep(1)
+        result.groups = sampler.close_window()
+        result.window_s = time.monotonic() - opened
+        if result.window_s > minutes * 60 + 2:
+            result.notes.append(f"window extended to {result.window_s:.0f} s for the counted runs to end")
+        stats_end = watcher.read()
+        watcher.stop()
+        watcher = None
+        result.samples, result.sampler_cost_s = sampler.samples, sampler.sample_seconds
+        for endpoint, count in stats_end.get("requests", {}).items():
+            result.requests[endpoint] = count - stats_start.get("requests", {}).get(endpoint, 0)
+        # a minute's snapshots are sent at its close: they count in the next wall minute
+        result.weight_by_minute = {m + timedelta(minutes=1): weights.get(m + timedelta(minutes=1), 0)
+                                   for m in result.counted}
+
+        runs = dev.graphql(RUNS_QUERY)["runsOrError"]["results"]
+        result.runs = [r for r in runs if run_tags(r).get("acts/minute") in counted_keys]
+        ws, we = window_start.timestamp(), window_end.timestamp()
+        result.runs_in_window = sum(1 for r in runs if ws <= r["creationTime"] < we)
+        early = [r for r in result.runs if r["creationTime"] < up.timestamp()]
+        if early:
+            result.notes.append(f"{len(early)} counted runs were requested before the platform was up")
+
+        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        for collection in COLLECTIONS:
+            result.stored[collection] = db[collection].count_documents({"minute": {"$in": result.counted}})
+        for snap in db.order_book_snapshots.find({"minute": {"$in": result.counted}},
+                                                 {"minute": 1, "captured_at": 1}):
+            result.lateness.append((snap["captured_at"] - snap["minute"]).total_seconds() - 60)
+        return result
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        log(f"{design}: stopping (SIGINT to the process group)")
+        sampler.stop()
+        result.exit_code = dev.interrupt()
+        if not keep:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            result.notes.append(f"kept {tmp}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the table
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
+    """(label, shown value, number for ratios) of one design."""
+    lat = r.lateness
+    rows: list[tuple[str, str, float | None]] = []
+    for label, q in (("lateness p50 (s)", 50), ("lateness p90 (s)", 90), ("lateness p99 (s)", 99)):
+        v = percentile(lat, q)
+        rows.append((label, _fmt(v), v))
+    mx = max(lat) if lat else math.nan
+    rows.append(("lateness max (s)", _fmt(mx), mx))
+    rows.append((f"snapshots later than {TOLERANCE_S:g} s", str(sum(1 for x in lat if x > TOLERANCE_S)), None))
+    m = len(r.counted)
+    runs_pm = len(r.runs) / m if m else math.nan
+    rows.append(("Dagster runs per minute", _fmt(runs_pm, 2), runs_pm))
+    statuses: dict[str, int] = {}
+    for run in r.runs:
+        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+    rows.append(("  run statuses", " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "none", None))
+    rows.append(("  runs created in window / min", _fmt(r.runs_in_window / (r.window_s / 60), 2) if r.window_s else "n/a", None))
+    q2s = [run["startTime"] - run["creationTime"] for run in r.runs if run.get("startTime")]
+    lead = [_close_of(run) - run["startTime"] for run in r.runs if run.get("startTime") and "acts/minute" in run_tags(run)]
+    dur = [run["endTime"] - run["startTime"] for run in r.runs if run.get("endTime") and run.get("startTime")]
+    rows.append(("  queue-to-start median/max (s)", f"{_fmt(statistics.median(q2s), 1)} / {_fmt(max(q2s), 1)}" if q2s else "n/a", None))
+    rows.append(("  run start before close min (s)", _fmt(min(lead), 1) if lead else "n/a", min(lead) if lead else None))
+    rows.append(("  run duration median (s)", _fmt(statistics.median(dur), 1) if dur else "n/a", None))
+    total = r.platform_cpu_per_minute
+    rows.append(("CPU platform (core-s/min)", _fmt(total, 2), total))
+    for g in (*GROUPS, "other"):
+        if g in r.groups:
+            rows.append((f"  CPU {g}", _fmt(r.cpu_per_minute(g), 2), r.cpu_per_minute(g)))
+    resid = sum(g.residual_seconds for k, g in r.groups.items() if k != SIMULATOR_GROUP) / (r.window_s / 60) if r.window_s else 0
+    rows.append(("  of it unsampled (exact, from cutime)", _fmt(resid, 2), None))
+    rows.append(("CPU simulator, apart (core-s/min)", _fmt(r.cpu_per_minute(SIMULATOR_GROUP), 2), r.cpu_per_minute(SIMULATOR_GROUP)))
+    peak_total = sum(g.peak_rss for k, g in r.groups.items() if k != SIMULATOR_GROUP)
+    rows.append(("peak RSS platform, sum of groups (MB)", f"{peak_total / 2**20:.0f}", peak_total / 2**20))
+    for g in (*GROUPS, "other", SIMULATOR_GROUP):
+        if g in r.groups:
+            fig = r.groups[g]
+            rows.append((f"  peak RSS {g} (MB)", f"{fig.peak_rss / 2**20:.0f} (max proc {fig.max_hwm / 2**20:.0f})",
+                         fig.peak_rss / 2**20))
+    weights = list(r.weight_by_minute.values())
+    if weights:
+        rows.append(("request weight per minute mean/max", f"{statistics.mean(weights):.0f} / {max(weights)}", statistics.mean(weights)))
+    reqs = " ".join(f"{k}:{v}" for k, v in sorted(r.requests.items()) if v)
+    rows.append(("  requests in window", reqs or "none", None))
+    rows.append(("cells expected (minutes x symbols)", f"{len(r.counted)} x {r.symbols} = {r.expected}", r.expected))
+    for c in COLLECTIONS:
+        stored = r.stored.get(c, 0)
+        rows.append((f"  stored / missing {c}", f"{stored} / {r.expected - stored}", None))
+    rows.append(("start-up to fully up (s)", _fmt(r.startup_s, 1), None))
+    rows.append(("exit code after SIGINT", str(r.exit_code), None))
+    return rows
+
+
+def _close_of(run: dict) -> float:
+    minute = datetime.strptime(run_tags(run)["acts/minute"], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    return (minute + timedelta(minutes=1)).timestamp()
+
+
+def print_table(results: list[Result]) -> None:
+    columns = [rows_of(r) for r in results]
+    headers = ["figure"] + [f"{r.design} (N={r.symbols}, M={len(r.counted)})" for r in results]
+    ratio = len(results) == 2
+    if ratio:
+        headers.append("naive / batched")
+    labels: list[str] = []
+    for column in columns:  # union of the rows, each design's extra rows after their predecessor
+        previous = None
+        for label, _, _ in column:
+            if label not in labels:
+                labels.insert(labels.index(previous) + 1 if previous else len(labels), label)
+            previous = label
+    by_label = [{label: (shown, value) for label, shown, value in column} for column in columns]
+    ratio_rows = ("CPU platform", "lateness p99", "lateness p50", "  CPU run", "Dagster runs",
+                  "peak RSS platform", "request weight")
+    table = []
+    for label in labels:
+        row = [label] + [b.get(label, ("", None))[0] for b in by_label]
+        if ratio:
+            a, b = by_label[0].get(label, ("", None))[1], by_label[1].get(label, ("", None))[1]
+            wanted = label.startswith(ratio_rows)
+            row.append(f"{b / a:.1f}x" if wanted and a and b is not None and a > 0 else "")
+        table.append(row)
+    widths = [max(len(str(row[i])) for row in [headers, *table]) for i in range(len(headers))]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    print(line)
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    print(line)
+    for row in table:
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
+    print(line)
+    for r in results:
+        for note in r.notes:
+            print(f"note ({r.design}): {note}")
+        print(f"note ({r.design}): CPU sampled every {SAMPLE_INTERVAL:g} s ({r.samples} samples, "
+              f"{r.sampler_cost_s:.2f} s of harness CPU time spent reading /proc), window {r.window_s:.0f} s")
+
+
+SAMPLE_INTERVAL = 0.5
+
+
+def machine_line(label: str) -> str:
+    return f"{label}: load average {load_average()} (1/5/15 min)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    global SAMPLE_INTERVAL
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", type=int, required=True, help="N symbols (TRADING, USDT-quoted first)")
+    parser.add_argument("--minutes", type=int, default=3, help="M full minutes to count (default 3)")
+    parser.add_argument("--per-symbol-runs", action="store_true",
+                        help="also run the naive design (one run per (minute, symbol)) and compare")
+    parser.add_argument("--sample-interval", type=float, default=0.5, help="/proc sampling period in s (default 0.5)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project folders (logs, instance)")
+    args = parser.parse_args(argv)
+    SAMPLE_INTERVAL = args.sample_interval
+
+    import dagster
+    harness_cpu = self_cpu_seconds()
+    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+          f"{py_platform.platform()}, {_cpu_model()}")
+    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {_git_revision()}")
+    print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
+    print(f"command: python benchmarks/minute_collection.py {' '.join(argv if argv is not None else sys.argv[1:])}",
+          flush=True)
+    results, failed = [], 0
+    for design in ("batched", "naive") if args.per_symbol_runs else ("batched",):
+        if results:
+            print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
+        try:
+            results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep))
+        except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
+            failed += 1
+            print(f"{design}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
+    if results:
+        print_table(results)
+    print(machine_line(f"end {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
+    print(f"harness CPU (this process, not counted above): {self_cpu_seconds() - harness_cpu:.1f} s")
+    return 1 if failed else 0
+
+
+def _git_revision() -> str:
+    import subprocess
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "acts_pipeline"],
+                               cwd=PROJECT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown revision"
+    return f"{rev}{' + uncommitted changes in acts_pipeline/' if dirty else ''}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The naive design, for `benchmarks/minute_collection.py --per-symbol-runs` only: the product's
+own assets and resources, but a sensor that requests one Dagster run per (minute, symbol)
+instead of one run per minute. Same 30 s lead, same run-key dedup (one key per cell), same
+first-start registration of `ACTS_SYMBOLS`. Loaded as a separate code location by the
+benchmark's temporary workspace.yaml (`python_file:`); the product is not changed.
+"""
+
+from datetime import UTC, datetime
+
+from dagster import (
+    DefaultSensorStatus,
+    Definitions,
+    MultiPartitionKey,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from acts_pipeline import settings
+import acts_pipeline.definitions as product  # the module: a second Definitions at module scope is refused
+from acts_pipeline.errors import ExchangeError
+from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.partitions import format_minute, symbol_partitions
+from acts_pipeline.sensors import MINUTE_ASSETS, due_minute
+from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
+
+
+@sensor(
+    name="minute_sensor_per_symbol",
+    target=MINUTE_ASSETS,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Benchmark only: one run per (minute, symbol), 30 s before the minute closes.",
+)
+def minute_sensor_per_symbol(context: SensorEvaluationContext, exchange: BinanceExchange):
+    symbols = registered_symbols(context.instance)
+    partition_requests = []
+    if not symbols:
+        try:
+            symbols = check_symbols(exchange.get_client(), settings.initial_symbols())
+        except (ExchangeError, SymbolError) as exc:
+            return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
+        partition_requests.append(symbol_partitions.build_add_request(symbols))
+    minute = due_minute(datetime.now(UTC))
+    if minute is None:
+        if partition_requests:
+            return SensorResult(dynamic_partitions_requests=partition_requests)
+        return SkipReason("runs are requested 30 s before the close")
+    key = format_minute(minute)
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"{key}|{symbol}",
+                asset_selection=[a.key for a in MINUTE_ASSETS],
+                partition_key=MultiPartitionKey({"minute": key, "symbol": symbol}),
+                tags={"acts/minute": key, "acts/symbols": "1"},
+            )
+            for symbol in symbols
+        ],
+        dynamic_partitions_requests=partition_requests,
+    )
+
+
+# Everything of the product's code location (assets, asset checks, resources, executor, jobs,
+# schedules) but its sensors, which are replaced by the per-symbol one.
+defs = Definitions(
+    assets=list(product.defs.assets or []),
+    asset_checks=list(product.defs.asset_checks or []),
+    jobs=list(product.defs.jobs or []),
+    schedules=list(product.defs.schedules or []),
+    sensors=[minute_sensor_per_symbol],
+    resources=dict(product.defs.resources or {}),
+    executor=product.defs.executor,
+)
