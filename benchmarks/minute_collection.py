@@ -228,7 +228,7 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         watcher.start()
 
         m0 = up.replace(second=0, microsecond=0)
-        while m0 + timedelta(minutes=1) - RUN_LEAD < up + timedelta(seconds=1):
+        while m0 + WINDOW_OFFSET < up + timedelta(seconds=1):  # so its run is requested after, too
             m0 += timedelta(minutes=1)
         result.counted = [m0 + timedelta(minutes=i) for i in range(minutes)]
         window_start = m0 + WINDOW_OFFSET
