@@ -19,6 +19,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from pymongo.errors import PyMongoError
 
 from acts_pipeline import settings
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
