@@ -115,3 +115,23 @@ def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, mon
     assert request.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|BTCUSDT"
     assert request.tags["dagster/asset_partition_range_end"] == f"{last:%Y-%m-%d-%H:%M}|ETHUSDT"
     assert [k.to_user_string() for k in request.asset_selection] == ["klines_1m"]
+
+
+def test_klines_catch_up_sensor_skips_while_mongodb_is_down(instance):
+    """Found by benchmarks/soak.py: during a DB outage the sensor's reads raise pymongo's own
+    ServerSelectionTimeoutError, which made every tick fail instead of being skipped."""
+    from acts_pipeline.sensors import klines_catch_up_sensor
+    from acts_pipeline.storage import MongoIOManager, MongoResource
+    from acts_pipeline.processes import free_port
+
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+    mongo = MongoResource(uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", database="acts",
+                          timeout_ms=200)
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m],
+                       sensors=[klines_catch_up_sensor], resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
+                                                                     "exchange": fake_exchange(FakeClient(now=None)),
+                                                                     "capture_clock": CaptureClock()})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}) as context:
+        result = klines_catch_up_sensor(context)
+    assert isinstance(result, SkipReason)
+    assert "MongoDB unavailable" in result.skip_message
