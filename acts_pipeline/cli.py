@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from acts_pipeline import settings
@@ -79,6 +80,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
     project = _project_dir()
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
     _check_configuration()  # before anything starts: a bad value stops here, naming its variable
     state = project / STATE_DIR_NAME
     state.mkdir(exist_ok=True)
@@ -99,25 +101,76 @@ def cmd_dev(args: argparse.Namespace) -> int:
         os.environ.update({k: v for k, v in env.items() if k.startswith("ACTS_")})
         _check_mongo(env["ACTS_MONGO_URI"])
         env["DAGSTER_HOME"] = str(_dagster_home(project))
+        _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
         _runtime_path(project).write_text(json.dumps(started))
         print(f"Dagster UI on http://127.0.0.1:{args.port} (instance: {env['DAGSTER_HOME']})", flush=True)
+        # dagster dev gets its own process group, so that everything it starts (webserver,
+        # daemon, code servers, run processes) can be stopped together, whatever lingers.
         dagster = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
              "-h", "127.0.0.1", "-p", str(args.port)],
-            cwd=project, env=env)
+            cwd=project, env=env, start_new_session=True)
         try:
             return dagster.wait()
         except KeyboardInterrupt:
-            # dagster dev got the same Ctrl-C and is shutting its webserver and daemon down.
-            try:
-                return dagster.wait(30)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                dagster.send_signal(signal.SIGTERM)
-                return dagster.wait(10)
+            return _stop_group(dagster)
+        finally:
+            _stop_group(dagster)
     finally:
         _runtime_path(project).unlink(missing_ok=True)
         for child in reversed(children):
             child.stop()
+
+
+def _fail_orphaned_runs(home: Path) -> None:
+    """Mark runs still "in progress" from a platform that was stopped or died as failed.
+
+    This command starts the instance's only daemon, so no run can be in progress now. Dagster's
+    default run launcher cannot health-check run processes, so a run killed with the platform
+    would otherwise stay STARTED for ever and hold one of `max_concurrent_runs` slots.
+    """
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    in_progress = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(filters=RunsFilter(statuses=in_progress))
+        for run in runs:
+            instance.report_run_failed(
+                run, message="the platform stopped while this run was in progress; its minutes are gaps")
+    if runs:
+        print(f"marked {len(runs)} runs left in progress by the previous start as failed")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_group(process: subprocess.Popen) -> int:
+    """Ctrl-C for `dagster dev`'s whole process group, then SIGTERM, then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break  # the group is gone
+        try:
+            process.wait(grace)
+            # dagster dev is gone; make sure nothing it started outlives it
+            deadline = time.monotonic() + grace
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not _group_alive(process.pid):
+                break
+        except subprocess.TimeoutExpired:
+            continue
+    return process.returncode if process.returncode is not None else -signal.SIGKILL
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _instance():

@@ -90,7 +90,10 @@ def start_embedded_mongo(storage_path: Path, *, port: int | None = None, log_pat
         command.append("--enable-test-commands")
     log_path = log_path or storage_path.parent / f"{storage_path.name}.log"
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C in the terminal goes to `acts-pipeline dev`, which stops the
+        # database last, after the runs that write to it.
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     child = ChildProcess("embedded MongoDB (secantusd-py)", process, port, log_path)
     _wait_for(lambda: _port_open(port), child, timeout)
     return child
@@ -107,10 +110,12 @@ def start_simulator(*, port: int | None = None, log_path: Path | None = None, ex
     command = [sys.executable, "-m", "acts_pipeline.simulator", "--host", "127.0.0.1", "--port", str(port),
                *(extra_args or [])]
     if log_path is None:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     else:
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
     child = ChildProcess("exchange simulator", process, port, log_path)
 
     def answers() -> bool:

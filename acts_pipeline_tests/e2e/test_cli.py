@@ -89,3 +89,4 @@ def test_one_minute_collected_by_hand_with_dagster_asset_materialize(env, tmp_pa
         assert any(line.startswith("order_book_snapshots") and symbol in line for line in lines), report.stdout
         klines_row = next(line for line in lines if line.startswith("klines_1m") and symbol in line)
         assert key in klines_row, "klines were not collected: the minute is listed missing"
+
