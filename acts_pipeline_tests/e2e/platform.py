@@ -1,5 +1,6 @@
-"""Helpers for end-to-end tests: the README's run command as a real process, and polling of
-what it stores."""
+"""Running the platform the way a user does, for end-to-end tests and benchmarks: a folder that
+looks like a fresh clone, a clean environment, and `acts-pipeline dev` as a real process group
+(started, polled through its log and the webserver's GraphQL, and stopped with Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,28 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def project_copy(tmp_path: Path) -> Path:
-    """A folder that looks like a fresh clone to `acts-pipeline dev`: its workspace.yaml and
-    dagster.yaml (the package itself is installed), with no .acts state yet."""
-    for name in ("workspace.yaml", "dagster.yaml"):
-        shutil.copyfile(PROJECT / name, tmp_path / name)
-    return tmp_path
+def project_copy(folder: Path, workspace_yaml: str | None = None,
+                 dagster_yaml_overrides: dict[str, str] | None = None) -> Path:
+    """A fresh clone's view: workspace.yaml and dagster.yaml (the package is installed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT / "workspace.yaml", folder / "workspace.yaml")
+    shutil.copyfile(PROJECT / "dagster.yaml", folder / "dagster.yaml")
+    if workspace_yaml is not None:
+        (folder / "workspace.yaml").write_text(workspace_yaml)
+    if dagster_yaml_overrides:
+        text = (folder / "dagster.yaml").read_text()
+        for old, new in dagster_yaml_overrides.items():
+            if old not in text:
+                raise RuntimeError(f"dagster.yaml has no {old!r} to override")
+            text = text.replace(old, new)
+        (folder / "dagster.yaml").write_text(text)
+    return folder
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -37,6 +48,8 @@ class DevPlatform:
     process: subprocess.Popen
     log_path: Path
     port: int
+    cwd: Path
+    extra: dict = field(default_factory=dict)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -48,39 +61,60 @@ class DevPlatform:
             if match:
                 return match
             if self.process.poll() is not None:
-                raise AssertionError(f"acts-pipeline dev exited {self.process.returncode}:\n{self.log()[-4000:]}")
-            time.sleep(0.5)
-        raise AssertionError(f"no line matching {pattern!r} within {timeout:g} s:\n{self.log()[-4000:]}")
+                raise RuntimeError(f"acts-pipeline dev exited {self.process.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.25)
+        raise RuntimeError(f"no line matching {pattern!r} within {timeout:g} s:\n{self.log()[-4000:]}")
 
-    def graphql(self, query: str) -> dict:
+    def graphql(self, query: str, timeout: float = 60) -> dict:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
             headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return json.loads(response.read())["data"]
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
 
     def wait_for_webserver(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=2) as response:
-                    if response.status == 200:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=2) as r:
+                    if r.status == 200:
                         return
             except OSError:
                 pass
             if self.process.poll() is not None:
-                raise AssertionError(f"acts-pipeline dev exited:\n{self.log()[-4000:]}")
-            time.sleep(1)
-        raise AssertionError(f"the Dagster webserver did not answer within {timeout:g} s:\n{self.log()[-4000:]}")
+                raise RuntimeError(f"acts-pipeline dev exited:\n{self.log()[-4000:]}")
+            time.sleep(0.5)
+        raise RuntimeError(f"the Dagster webserver did not answer within {timeout:g} s:\n{self.log()[-4000:]}")
+
+    def wait_for_location(self, timeout: float) -> None:
+        """Until every code location of the workspace is loaded (not loading, no error)."""
+        query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+                     locationOrLoadError { __typename } } } } }"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entries = self.graphql(query)["workspaceOrError"].get("locationEntries") or []
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] != "RepositoryLocation"]
+                if errors:
+                    raise RuntimeError(f"code location failed to load: {errors}\n{self.log()[-4000:]}")
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"code location not loaded within {timeout:g} s")
 
     def interrupt(self, timeout: float = 60) -> int:
-        """Ctrl-C, as a user would: the whole process group gets SIGINT."""
-        os.killpg(self.process.pid, signal.SIGINT)
+        """Ctrl-C, as a user would: SIGINT to the whole process group."""
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return self.process.wait()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            raise
+            return self.process.wait(10)
 
 
 def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str) -> DevPlatform:
@@ -90,4 +124,4 @@ def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str) -> DevPlatf
             [str(Path(sys.executable).parent / "acts-pipeline"), "dev", "--port", str(port), *args],
             cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
-    return DevPlatform(process, log_path, port)
+    return DevPlatform(process, log_path, port, cwd)
