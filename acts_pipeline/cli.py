@@ -225,8 +225,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     store = _store()
     registered = set(registered_symbols(_instance()))
     tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
-    # Up to the last closed minute, once its run has had a few seconds to store it.
-    end = floor_minute(datetime.now(UTC) - timedelta(seconds=5))
+    # Up to the last closed minute. Its run stores it within seconds of the close; until then it
+    # is listed missing, which is what MongoDB holds at that moment.
+    end = floor_minute(datetime.now(UTC))
     start = end - timedelta(minutes=args.minutes)
     print(f"coverage of {start:%Y-%m-%d %H:%M} .. {end:%H:%M} UTC ({args.minutes} closed minutes)")
     header = f"{'collection':<22} {'symbol':<14} {'since':<17} {'expected':>8} {'stored':>7} {'missing':>7}  missing minutes"
