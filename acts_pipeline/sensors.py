@@ -19,7 +19,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from pymongo.errors import PyMongoError
 
 from acts_pipeline import settings
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
@@ -130,10 +129,9 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
         store = mongo.get_store()
         tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
         gap = klines_gap(tracked, store.stored_minutes("klines_1m", start, end), start, end)
-    except (StorageError, PyMongoError) as exc:
-        # The reads above raise the driver's own errors (ServerSelectionTimeoutError) when the
-        # server is down: an outage is a skipped tick, not a failed one.
-        return SkipReason(f"MongoDB unavailable, klines gaps not checked: {str(exc).split(', Timeout:')[0][:300]}")
+    except StorageError as exc:
+        # An outage is a skipped tick, not a failed one.
+        return SkipReason(f"MongoDB unavailable, klines gaps not checked: {exc}")
     if gap is None:
         return SkipReason(f"no kline missing since {start:%Y-%m-%d %H:%M}")
     first, last = gap

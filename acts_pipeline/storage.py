@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,8 @@ COLLECTION_METADATA_KEY = "mongo_collection"
 UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
 #: symbol -> the first minute a run collected it for: coverage counts a symbol from there.
 SYMBOL_REGISTRY = "symbol_registry"
+#: The unique key of each collection that is not keyed by (symbol, minute).
+_UNIQUE_KEYS = {SYMBOL_REGISTRY: [("symbol", ASCENDING)]}
 
 
 class StorageError(RuntimeError):
@@ -52,6 +55,16 @@ class StorageError(RuntimeError):
 def _brief(exc: Exception) -> str:
     """The first clause of a driver error: pymongo appends the whole topology description."""
     return f"{type(exc).__name__}: {str(exc).split(', Timeout:')[0].split(' (configured timeouts')[0][:300]}"
+
+
+@contextmanager
+def _reported(what: str) -> Iterator[None]:
+    """Driver errors of `what` as a `StorageError`: callers handle one error type, and the
+    message stays short and free of the connection string."""
+    try:
+        yield
+    except PyMongoError as exc:
+        raise StorageError(f"{what} failed: {_brief(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -80,15 +93,16 @@ class MongoStore:
 
     def ping(self) -> None:
         """Fail fast, without echoing credentials, when the server cannot be reached."""
-        try:
+        with _reported("reaching MongoDB"):
             self.database.client.admin.command("ping")
-        except PyMongoError as exc:
-            raise StorageError(f"MongoDB is unreachable: {_brief(exc)}") from None
 
     def collection(self, name: str) -> Collection:
+        """The collection, with its unique index ensured on first use in this process."""
         collection = self.database[name]
         if name not in self._indexed:
-            collection.create_index(UNIQUE_KEY, unique=True, name="symbol_minute_unique")
+            key = _UNIQUE_KEYS.get(name, UNIQUE_KEY)
+            with _reported(f"creating the unique index of {name}"):
+                collection.create_index(key, unique=True, name="_".join(field for field, _ in key) + "_unique")
             self._indexed.add(name)
         return collection
 
@@ -100,10 +114,8 @@ class MongoStore:
             ReplaceOne({"symbol": d["symbol"], "minute": d["minute"]}, dict(d), upsert=True)
             for d in documents
         ]
-        try:
+        with _reported(f"writing {len(documents)} documents to {name}"):
             result = self.collection(name).bulk_write(requests, ordered=False)
-        except PyMongoError as exc:
-            raise StorageError(f"writing {len(documents)} documents to {name} failed: {_brief(exc)}") from None
         return WriteResult(inserted=result.upserted_count, replaced=result.matched_count)
 
     def find_cells(self, name: str, cells: Iterable[Cell]) -> list[dict[str, Any]]:
@@ -114,36 +126,35 @@ class MongoStore:
         minutes = sorted({c.minute for c in wanted})
         symbols = sorted({c.symbol for c in wanted})
         query = {"symbol": {"$in": symbols}, "minute": {"$gte": minutes[0], "$lte": minutes[-1]}}
-        documents = [
-            d for d in self.collection(name).find(query, {"_id": False})
-            if Cell(as_utc(d["minute"]), d["symbol"]) in wanted
-        ]
+        with _reported(f"reading {name}"):
+            documents = [
+                d for d in self.collection(name).find(query, {"_id": False})
+                if Cell(as_utc(d["minute"]), d["symbol"]) in wanted
+            ]
         documents.sort(key=lambda d: (as_utc(d["minute"]), d["symbol"]))
         return documents
 
     def record_tracked(self, symbols: Iterable[str], minute: datetime) -> None:
         """Note `minute` as the first collected minute of each symbol, unless it has an earlier one."""
-        registry = self.database[SYMBOL_REGISTRY]
-        if SYMBOL_REGISTRY not in self._indexed:
-            registry.create_index([("symbol", ASCENDING)], unique=True, name="symbol_unique")
-            self._indexed.add(SYMBOL_REGISTRY)
         requests = [UpdateOne({"symbol": s}, {"$min": {"tracked_since": minute}}, upsert=True) for s in symbols]
         if requests:
-            registry.bulk_write(requests, ordered=False)
+            with _reported(f"writing {SYMBOL_REGISTRY}"):
+                self.collection(SYMBOL_REGISTRY).bulk_write(requests, ordered=False)
 
     def tracked_since(self) -> dict[str, datetime]:
-        return {d["symbol"]: as_utc(d["tracked_since"]) for d in self.database[SYMBOL_REGISTRY].find({}, {"_id": False})}
+        with _reported(f"reading {SYMBOL_REGISTRY}"):
+            return {d["symbol"]: as_utc(d["tracked_since"])
+                    for d in self.collection(SYMBOL_REGISTRY).find({}, {"_id": False})}
 
     def stored_minutes(self, name: str, start: datetime, end: datetime) -> dict[str, set[datetime]]:
         """Per symbol, the minutes in `[start, end)` that have a document in `name`."""
         minutes: dict[str, set[datetime]] = {}
-        cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}}, {"_id": False, "symbol": True, "minute": True})
-        for document in cursor:
-            minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
+        with _reported(f"reading {name}"):
+            cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}},
+                                                {"_id": False, "symbol": True, "minute": True})
+            for document in cursor:
+                minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
         return minutes
-
-    def count(self, name: str, query: Mapping[str, Any] | None = None) -> int:
-        return self.collection(name).count_documents(dict(query or {}))
 
 
 class MongoResource(ConfigurableResource):
