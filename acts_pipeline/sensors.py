@@ -54,6 +54,21 @@ def minute_run_request(minute: datetime, symbols: list[str]) -> RunRequest:
     )
 
 
+def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchange):
+    """The registered symbols, in registration order, and the request that registers them. On
+    first start (none registered) they are ACTS_SYMBOLS, checked against the exchange; a
+    `SkipReason` if those cannot be checked or are refused."""
+    symbols = registered_symbols(context.instance)
+    if symbols:
+        return symbols, []
+    try:
+        symbols = check_symbols(exchange.get_client(), settings.initial_symbols())
+    except (ExchangeError, SymbolError) as exc:
+        return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
+    context.log.info(f"registering initial symbols {', '.join(symbols)}")
+    return symbols, [symbol_partitions.build_add_request(symbols)]
+
+
 def due_minute(now: datetime) -> datetime | None:
     """The minute whose run should be requested at `now`, if any."""
     minute = floor_minute(now)
@@ -69,16 +84,10 @@ def due_minute(now: datetime) -> datetime | None:
     "registers ACTS_SYMBOLS on first start.",
 )
 def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
-    symbols = registered_symbols(context.instance)
-    partition_requests = []
-    if not symbols:
-        try:
-            symbols = check_symbols(exchange.get_client(), settings.initial_symbols())
-        except (ExchangeError, SymbolError) as exc:
-            return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
-        partition_requests.append(symbol_partitions.build_add_request(symbols))
-        context.log.info(f"registered initial symbols {', '.join(symbols)}")
-
+    registration = symbols_to_collect(context, exchange)
+    if isinstance(registration, SkipReason):
+        return registration
+    symbols, partition_requests = registration
     minute = due_minute(datetime.now(UTC))
     if minute is None:
         if partition_requests:

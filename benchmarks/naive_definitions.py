@@ -18,13 +18,10 @@ from dagster import (
     sensor,
 )
 
-from acts_pipeline import settings
 import acts_pipeline.definitions as product  # the module: a second Definitions at module scope is refused
-from acts_pipeline.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.partitions import format_minute, symbol_partitions
-from acts_pipeline.sensors import MINUTE_ASSETS, due_minute
-from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
+from acts_pipeline.partitions import format_minute
+from acts_pipeline.sensors import MINUTE_ASSETS, due_minute, symbols_to_collect
 
 
 @sensor(
@@ -35,14 +32,10 @@ from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
     description="Benchmark only: one run per (minute, symbol), 30 s before the minute closes.",
 )
 def minute_sensor_per_symbol(context: SensorEvaluationContext, exchange: BinanceExchange):
-    symbols = registered_symbols(context.instance)
-    partition_requests = []
-    if not symbols:
-        try:
-            symbols = check_symbols(exchange.get_client(), settings.initial_symbols())
-        except (ExchangeError, SymbolError) as exc:
-            return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
-        partition_requests.append(symbol_partitions.build_add_request(symbols))
+    registration = symbols_to_collect(context, exchange)
+    if isinstance(registration, SkipReason):
+        return registration
+    symbols, partition_requests = registration
     minute = due_minute(datetime.now(UTC))
     if minute is None:
         if partition_requests:
