@@ -77,6 +77,7 @@ def _check_mongo(uri: str) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
     from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
     project = _project_dir()
@@ -100,7 +101,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
             print(f"embedded MongoDB on {env['ACTS_MONGO_URI']} (data: {state / 'mongo'})")
         os.environ.update({k: v for k, v in env.items() if k.startswith("ACTS_")})
         _check_mongo(env["ACTS_MONGO_URI"])
-        env["DAGSTER_HOME"] = str(_dagster_home(project))
+        env["DAGSTER_HOME"] = os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
+        # Run processes hand each output's cell materializations to the event log as one batch
+        # (acts_pipeline/event_log.py); a value set by the user wins.
+        env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
         _runtime_path(project).write_text(json.dumps(started))
         print(f"Dagster UI on http://127.0.0.1:{args.port} (instance: {env['DAGSTER_HOME']})", flush=True)

@@ -177,6 +177,8 @@ def symbols_registered(dagster_home: Path) -> int:
 
     if not (dagster_home / "dagster.yaml").exists():
         return 0
+    # The instance's event log storage (acts_pipeline.event_log) keeps its files under DAGSTER_HOME.
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         return len(instance.get_dynamic_partitions("symbols"))
 
@@ -283,7 +285,8 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             watcher.stop()
         log(f"{design}: stopping (SIGINT to the process group)")
         sampler.stop()
-        result.exit_code = dev.interrupt()
+        # Generous: on Ctrl-C the platform lets the minute run in flight finish (up to ~75 s at N=500).
+        result.exit_code = dev.interrupt(timeout=150)
         if not keep:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)

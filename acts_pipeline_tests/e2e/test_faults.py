@@ -32,7 +32,7 @@ def post(url, body):
         return json.loads(response.read())
 
 
-def test_recoverable_faults_still_give_every_symbol_its_book_and_a_refused_one_is_not_materialized(tmp_path):
+def test_recoverable_faults_still_give_every_symbol_its_book_and_a_refused_one_is_not_materialized(tmp_path, monkeypatch):
     cwd = project_copy(tmp_path)
     platform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(SYMBOLS)), free_port(), "--simulated")
     try:
@@ -63,6 +63,7 @@ def test_recoverable_faults_still_give_every_symbol_its_book_and_a_refused_one_i
         stats = json.loads(urllib.request.urlopen(api_url.removesuffix("/api") + "/_simulator/stats").read())
         assert stats["faults_fired"], stats
 
+        monkeypatch.setenv("DAGSTER_HOME", str(cwd / ".acts" / "dagster_home"))  # the event log's folder
         instance = DagsterInstance.from_config(str(cwd / ".acts" / "dagster_home"))
         key = f"{minute:%Y-%m-%d-%H:%M}"
         for asset in ("order_book_snapshot", "order_book_features"):
