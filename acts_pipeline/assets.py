@@ -24,7 +24,8 @@ from dagster import (
 
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.errors import ExchangeError, TooLateError
-from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.exchange import KLINES_PER_REQUEST, KLINES_WEIGHT, BinanceExchange
+from acts_pipeline.klines_budget import pace_klines_request
 from acts_pipeline.features import compute_features
 from acts_pipeline.models import OrderBookSnapshot
 from acts_pipeline.partitions import Cell, cells_of, format_minute, minute_close, minute_symbol_partitions
@@ -132,7 +133,9 @@ def klines_1m(context: AssetExecutionContext, exchange: BinanceExchange, capture
     One document per (minute, symbol) in `klines_1m`, keyed by the candle's open time. Any past
     range can be backfilled: each symbol's contiguous minutes are fetched 1000 per request, so a
     day is two requests per symbol. Only closed candles are stored; a minute the exchange has no
-    candle for stays absent.
+    candle for stays absent. Requests yield to the minute's books: none in the first seconds of
+    a minute, and none past a share of the minute's request weight (`klines_budget`), so a large
+    backfill is spread over minutes rather than crowding the books out.
     """
     client = exchange.get_client()
     cells = cells_of(context.partition_keys)
@@ -142,11 +145,16 @@ def klines_1m(context: AssetExecutionContext, exchange: BinanceExchange, capture
         capture_clock.sleep(min(1.0, (last_close + KLINE_SETTLE - capture_clock.now()).total_seconds()))
 
     rows = []
+    paused = 0.0
     for symbol, minutes in _contiguous_minutes(cells).items():
         for start, end in minutes:
+            requests = -(-int((end - start) / timedelta(minutes=1)) // KLINES_PER_REQUEST)
+            paused += pace_klines_request(client.gate, weight=requests * KLINES_WEIGHT,
+                                          clock=lambda: capture_clock.now().timestamp(), sleep=capture_clock.sleep)
             rows.extend(k for k in client.klines(symbol, start, end) if Cell(k.minute, symbol) in wanted)
     missing = len(wanted) - len(rows)
-    context.add_output_metadata({"klines": len(rows), "minutes_without_kline": missing})
+    context.add_output_metadata({"klines": len(rows), "minutes_without_kline": missing,
+                                 "seconds_paused_for_weight": round(paused, 1)})
     if missing:
         context.log.warning(f"the exchange returned no kline for {missing} of {len(wanted)} cells")
     return pd.DataFrame([vars(k) for k in rows], columns=KLINE_COLUMNS)

@@ -17,13 +17,33 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
+from acts_pipeline import settings
+
 MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
-#: The first minute the partitions offer. Older klines stay fetchable outside Dagster; older
-#: partitions would only slow the UI, whose partition views grow with the number of minutes.
-PARTITIONS_START = "2026-11-01-00:00"
 SYMBOLS_PARTITIONS_NAME = "symbols"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def format_minute(minute: datetime) -> str:
+    return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    """The first minute of the rolling partition window: midnight UTC, `days` days before `now`'s."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+
+
+#: The minute partitions are a rolling window: from midnight UTC `ACTS_PARTITION_WINDOW_DAYS`
+#: (default 3) days before the day the code location loaded, to the minute in progress.
+#: Dagster's partition views (partitions tab, launch and backfill dialogs) grow with the number
+#: of minutes in the definition, not with what was materialized, so a fixed start makes every
+#: page slower each day (benchmarks/ui_pages.py). Older data stays in MongoDB, readable as ever;
+#: the retention job deletes runs (and their events) older than the window, and the code
+#: location is reloaded once a day (`acts-pipeline dev` does it; `acts-pipeline reload-code`),
+#: which moves the start.
+PARTITION_WINDOW_DAYS = settings.partition_window_days()
+PARTITIONS_START = format_minute(window_start(datetime.now(UTC), PARTITION_WINDOW_DAYS))
 
 minute_partitions = TimeWindowPartitionsDefinition(
     cron_schedule="* * * * *",
@@ -58,10 +78,6 @@ def minute_partitions_start() -> datetime:
 
 def parse_minute(key: str) -> datetime:
     return datetime.strptime(key, MINUTE_FORMAT).replace(tzinfo=UTC)
-
-
-def format_minute(minute: datetime) -> str:
-    return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
 
 
 def floor_minute(moment: datetime) -> datetime:

@@ -19,20 +19,31 @@ from dagster import (
     op,
 )
 
+from acts_pipeline.partitions import PARTITION_WINDOW_DAYS, window_start
+
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 class RetentionConfig(Config):
-    """How many days of finished runs to keep (default: 7)."""
+    """How many days of finished runs to keep; by default, those created since the start of the
+    rolling partition window (`ACTS_PARTITION_WINDOW_DAYS` whole days before today)."""
 
-    keep_days: float = 7.0
+    keep_days: float | None = None
     batch: int = 500
+
+
+def retention_cutoff(now: datetime, keep_days: float | None) -> datetime:
+    """Runs created before this are deleted: `keep_days` ago, or the partition window's start.
+    A run older than the window holds only events of partitions the definitions no longer have."""
+    if keep_days is None:
+        return window_start(now, PARTITION_WINDOW_DAYS)
+    return now - timedelta(days=keep_days)
 
 
 @op
 def delete_old_runs(context: OpExecutionContext, config: RetentionConfig) -> int:
-    """Deletes finished runs created more than `keep_days` ago, with their event logs."""
-    cutoff = datetime.now(UTC) - timedelta(days=config.keep_days)
+    """Deletes finished runs created before the retention cutoff, with their event logs."""
+    cutoff = retention_cutoff(datetime.now(UTC), config.keep_days)
     deleted = 0
     while True:
         runs = context.instance.get_runs(

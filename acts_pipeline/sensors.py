@@ -1,12 +1,16 @@
-"""`minute_sensor`: one run per minute for every tracked symbol, requested before the close.
+"""`minute_sensor`: one run per minute for every tracked symbol, requested before the close;
+`klines_catch_up_sensor`: the klines the minute runs did not fetch.
 
-The daemon evaluates the sensor every few seconds. Once the current minute is within
-`RUN_LEAD` of its close, the sensor requests that minute's run (snapshot, features and kline of
-every registered symbol). Requesting ahead of the boundary lets the queue and the run's process
-start-up (seconds) happen while the minute is still open; the snapshot step then sleeps until
-the close and fetches at once. The run key is the minute, so however many ticks see the same
-minute, it runs once. A minute whose close has passed is not requested: its book is gone.
+The daemon evaluates `minute_sensor` every few seconds. Once the current minute is within
+`RUN_LEAD` of its close, the sensor requests that minute's run (snapshot and features of every
+registered symbol, and their kline while the request weight allows it: `klines_budget`).
+Requesting ahead of the boundary lets the queue and the run's process start-up (seconds) happen
+while the minute is still open; the snapshot step then sleeps until the close and fetches at
+once. The run key is the minute, so however many ticks see the same minute, it runs once. A
+minute whose close has passed is not requested: its book is gone.
 """
+
+import json
 
 
 from datetime import UTC, datetime, timedelta
@@ -24,7 +28,8 @@ from acts_pipeline import settings
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
 from acts_pipeline.errors import ExchangeError
-from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.exchange import BinanceExchange, depth_weight
+from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
 from acts_pipeline.partitions import (
     floor_minute,
     format_minute,
@@ -43,12 +48,18 @@ RUN_LEAD = timedelta(seconds=30)
 MINUTE_ASSETS = [order_book_snapshot, order_book_features, klines_1m]
 
 
+def klines_ride_along(symbols: int) -> bool:
+    """Whether the minute run fetches the minute's klines too (see `klines_budget`)."""
+    return klines_in_minute_run(symbols, depth_weight(settings.depth_limit()))
+
+
 def minute_run_request(minute: datetime, symbols: list[str]) -> RunRequest:
     """The run of `minute` over every symbol (in registration order)."""
     key = format_minute(minute)
+    assets = MINUTE_ASSETS if klines_ride_along(len(symbols)) else [order_book_snapshot, order_book_features]
     return RunRequest(
         run_key=key,
-        asset_selection=[a.key for a in MINUTE_ASSETS],
+        asset_selection=[a.key for a in assets],
         tags={**minute_range_tags(minute, symbols), **PER_CELL_EVENTS_TAGS,
               "acts/minute": key, "acts/symbols": str(len(symbols))},
     )
@@ -101,8 +112,15 @@ def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
 
 #: How far back klines gaps (downtime, failed minutes) are filled automatically.
 KLINES_CATCH_UP_WINDOW = timedelta(hours=24)
-#: Minutes this recent are the minute run's to fetch, not the catch-up's.
+#: While the minute runs fetch klines, a minute this recent is still theirs to fetch.
 KLINES_CATCH_UP_MARGIN = timedelta(minutes=2)
+#: A candle is fetched this long after its close at the earliest.
+KLINES_SETTLE = timedelta(seconds=30)
+#: Each tick reads the klines stored since the last minute known complete, at most this far back;
+#: the whole catch-up window is read once per `FULL_SCAN_EVERY` (500 symbols x 24 h is 720,000
+#: documents, too many to read every minute).
+RECENT_SCAN = timedelta(hours=2)
+FULL_SCAN_EVERY = timedelta(hours=1)
 #: One catch-up run covers at most this many minutes (one klines request per symbol).
 KLINES_CATCH_UP_MAX_MINUTES = 1000
 
@@ -119,21 +137,49 @@ def klines_gap(tracked_since: dict[str, datetime], stored: dict[str, set[datetim
     return first, last
 
 
+def klines_scan_start(cursor: dict, now: datetime, window_start: datetime) -> tuple[datetime, bool]:
+    """Where this tick starts reading stored klines, and whether that is a full scan."""
+    full_scan_at = cursor.get("full_scan_at")
+    if full_scan_at is None or now - datetime.fromisoformat(full_scan_at) >= FULL_SCAN_EVERY:
+        return window_start, True
+    complete_through = cursor.get("complete_through")
+    start = now - RECENT_SCAN
+    if complete_through is not None:
+        start = max(start, datetime.fromisoformat(complete_through) + timedelta(minutes=1))
+    return max(floor_minute(start), window_start), False
+
+
+def klines_scan_end(now: datetime, ride_along: bool) -> datetime:
+    """The end (exclusive) of the minutes the sensor fetches klines for: while klines ride along
+    in the minute runs, the last minutes are theirs; otherwise every settled candle."""
+    return floor_minute(now - (KLINES_CATCH_UP_MARGIN if ride_along else KLINES_SETTLE))
+
+
+def klines_due(first_missing: datetime, now: datetime, ride_along: bool) -> bool:
+    """Whether a gap starting at `first_missing` should be fetched now: at once if the minute
+    runs fetch klines (it is a real gap), else once a batch's worth of minutes has closed."""
+    return ride_along or minute_close(first_missing) + timedelta(minutes=KLINES_BATCH_MINUTES) <= now
+
+
 @sensor(
     name="klines_catch_up_sensor",
     target=[klines_1m],
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Fills missing klines of the last 24 h (downtime, failed minutes) with one "
-    "klines_1m run over the gap for all symbols; klines, unlike books, can be fetched later.",
+    description="Fetches the klines the minute runs did not, in one klines_1m run over the gap for "
+    "all symbols: downtime and failed minutes of the last 24 h, and, beyond the symbols whose "
+    "klines ride along in the minute run, every symbol's klines in batches of 5 minutes.",
 )
 def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource):
     symbols = registered_symbols(context.instance)
     if not symbols:
         return SkipReason("no symbols registered yet")
     now = datetime.now(UTC)
-    end = floor_minute(now - KLINES_CATCH_UP_MARGIN)
-    start = max(end - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+    ride_along = klines_ride_along(len(symbols))
+    end = klines_scan_end(now, ride_along)
+    window_start = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    start, full = klines_scan_start(cursor, now, window_start)
     try:
         store = mongo.get_store()
         tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
@@ -141,9 +187,16 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     except StorageError as exc:
         # An outage is a skipped tick, not a failed one.
         return SkipReason(f"MongoDB unavailable, klines gaps not checked: {exc}")
+    complete_through = (gap[0] if gap else end) - timedelta(minutes=1)
+    cursor = {**cursor, "complete_through": complete_through.isoformat()}
+    if full:
+        cursor["full_scan_at"] = now.isoformat()
+    context.update_cursor(json.dumps(cursor))
     if gap is None:
         return SkipReason(f"no kline missing since {start:%Y-%m-%d %H:%M}")
     first, last = gap
+    if not klines_due(first, now, ride_along):
+        return SkipReason(f"klines from {format_minute(first)} are fetched once due")
     # The run key changes every 10 minutes, so a catch-up that failed is tried again later.
     attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
     return RunRequest(

@@ -142,3 +142,24 @@ def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float
     if not 0.5 <= value <= 50:
         raise ConfigurationError(f"ACTS_CAPTURE_TOLERANCE_SECONDS must be between 0.5 and 50, got {value}")
     return value
+
+
+DEFAULT_PARTITION_WINDOW_DAYS = 3
+MAX_PARTITION_WINDOW_DAYS = 90
+
+
+def partition_window_days(environ: Mapping[str, str] | None = None) -> int:
+    """`ACTS_PARTITION_WINDOW_DAYS`: how many whole days before today the minute partitions
+    reach back. Read when the code location loads (a partitions definition is part of the
+    asset definitions, built before any resource)."""
+    raw = _env(environ).get("ACTS_PARTITION_WINDOW_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_PARTITION_WINDOW_DAYS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"ACTS_PARTITION_WINDOW_DAYS must be a whole number of days, got {raw!r}") from None
+    if not 1 <= value <= MAX_PARTITION_WINDOW_DAYS:
+        raise ConfigurationError(
+            f"ACTS_PARTITION_WINDOW_DAYS must be between 1 and {MAX_PARTITION_WINDOW_DAYS}, got {value}")
+    return value

@@ -13,7 +13,7 @@ from pydantic import PrivateAttr
 
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.errors import ExchangeError, UnknownSymbolError
-from acts_pipeline.exchange import BinanceExchange, TimedBook
+from acts_pipeline.exchange import BinanceExchange, TimedBook, WeightGate
 from acts_pipeline.models import Kline, SymbolInfo
 from acts_pipeline.parsing import parse_depth
 from acts_pipeline.storage import MongoResource, MongoStore
@@ -42,6 +42,7 @@ class FakeClient:
         self.failing = failing or {}
         self.book_calls: list[str] = []
         self.kline_calls: list[tuple[str, datetime, datetime]] = []
+        self.gate = WeightGate()  # nothing observed: used weight 0, so klines are never held back
 
     def order_books(self, symbols, *, deadline=None, max_attempts=6):
         results = {}

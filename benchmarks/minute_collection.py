@@ -114,6 +114,8 @@ class Result:
     stored: dict[str, int] = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
     runs_in_window: int = 0
+    klines_runs_in_window: int = 0
+    klines_late_s: float | None = None
     groups: dict[str, GroupFigures] = field(default_factory=dict)
     weight_by_minute: dict[datetime, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
@@ -192,7 +194,7 @@ def run_tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["tags"]}
 
 
-def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool) -> Result:
+def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600) -> Result:
     import pymongo
 
     result = Result(design, n, minutes)
@@ -269,11 +271,21 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         result.runs = [r for r in runs if run_tags(r).get("acts/minute") in counted_keys]
         ws, we = window_start.timestamp(), window_end.timestamp()
         result.runs_in_window = sum(1 for r in runs if ws <= r["creationTime"] < we)
+        result.klines_runs_in_window = sum(1 for r in runs if ws <= r["creationTime"] < we
+                                           and run_tags(r).get("acts/catch_up") == "klines")
         early = [r for r in result.runs if r["creationTime"] < up.timestamp()]
         if early:
             result.notes.append(f"{len(early)} counted runs were requested before the platform was up")
 
         db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        # Beyond the symbols whose klines ride along in the minute run, klines come in batches
+        # of 5 minutes (paced under the weight budget): wait for the counted minutes' klines.
+        klines_deadline = time.monotonic() + klines_wait
+        while (db.klines_1m.count_documents({"minute": {"$in": result.counted}}) < result.expected
+               and time.monotonic() < klines_deadline):
+            time.sleep(5)
+        if db.klines_1m.count_documents({"minute": {"$in": result.counted}}) >= result.expected:
+            result.klines_late_s = max(0.0, (datetime.now(UTC) - window_end).total_seconds())
         for collection in COLLECTIONS:
             result.stored[collection] = db[collection].count_documents({"minute": {"$in": result.counted}})
         for snap in db.order_book_snapshots.find({"minute": {"$in": result.counted}},
@@ -322,6 +334,7 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
     rows.append(("  run statuses", " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "none", None))
     rows.append(("  runs created in window / min", _fmt(r.runs_in_window / (r.window_s / 60), 2) if r.window_s else "n/a", None))
+    rows.append(("  of them klines batch runs / min", _fmt(r.klines_runs_in_window / (r.window_s / 60), 2) if r.window_s else "n/a", None))
     q2s = [run["startTime"] - run["creationTime"] for run in r.runs if run.get("startTime")]
     lead = [_close_of(run) - run["startTime"] for run in r.runs if run.get("startTime") and "acts/minute" in run_tags(run)]
     dur = [run["endTime"] - run["startTime"] for run in r.runs if run.get("endTime") and run.get("startTime")]
@@ -352,6 +365,8 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
     for c in COLLECTIONS:
         stored = r.stored.get(c, 0)
         rows.append((f"  stored / missing {c}", f"{stored} / {r.expected - stored}", None))
+    rows.append(("  klines complete, s after window end", _fmt(r.klines_late_s, 0) if r.klines_late_s is not None
+                 else "not within --klines-wait", None))
     rows.append(("start-up to fully up (s)", _fmt(r.startup_s, 1), None))
     rows.append(("exit code after SIGINT", str(r.exit_code), None))
     return rows
@@ -416,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-symbol-runs", action="store_true",
                         help="also run the naive design (one run per (minute, symbol)) and compare")
     parser.add_argument("--sample-interval", type=float, default=0.5, help="/proc sampling period in s (default 0.5)")
+    parser.add_argument("--klines-wait", type=float, default=600,
+                        help="how long after the window to wait for batched klines of the counted minutes (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folders (logs, instance)")
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
@@ -433,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         if results:
             print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         try:
-            results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep))
+            results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
+                                   args.klines_wait))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
             print(f"{design}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)

@@ -104,8 +104,11 @@ class DevPlatform:
             time.sleep(0.5)
         raise RuntimeError(f"code location not loaded within {timeout:g} s")
 
-    def interrupt(self, timeout: float = 60) -> int:
-        """Ctrl-C, as a user would: SIGINT to the whole process group."""
+    def interrupt(self, timeout: float = 120) -> int:
+        """Ctrl-C, as a user would: SIGINT to the whole process group. The platform lets a
+        minute run in flight finish (up to 30 s to its close, then its fetch and writes) and
+        then stops in order; after `timeout` everything it started is killed, so that a failed
+        stop never leaves a platform collecting in the background of later tests."""
         try:
             os.killpg(self.process.pid, signal.SIGINT)
         except ProcessLookupError:
@@ -114,7 +117,31 @@ class DevPlatform:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait(10)
+            code = self.process.wait(10)
+            kill_started_in(self.cwd)
+            return code
+
+
+def kill_started_in(folder: Path) -> list[int]:
+    """SIGKILL every process whose working folder is `folder` or whose command line names it
+    (the simulator, the database and dagster dev run in sessions of their own)."""
+    folder = folder.resolve()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents or str(folder) in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed
 
 
 def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str) -> DevPlatform:

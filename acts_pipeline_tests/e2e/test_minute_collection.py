@@ -4,6 +4,8 @@ minute holds one document per symbol in each collection, taken within 2 s of the
 each minute is one Dagster run. Ctrl-C stops everything it started."""
 
 import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -43,11 +45,21 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
         first_full = (started + timedelta(seconds=40)).replace(second=0, microsecond=0)
         minutes = [first_full, first_full + timedelta(minutes=1)]
         deadline = time.monotonic() + 200
+        reloaded = None
         while time.monotonic() < deadline:
             counts = [db[c].count_documents({"minute": {"$in": minutes}}) for c in COLLECTIONS]
             if all(n == len(SYMBOLS) * len(minutes) for n in counts):
                 break
+            if reloaded is None and db.order_book_snapshots.count_documents({"minute": minutes[0]}) == len(SYMBOLS):
+                # Between the two minutes, the daily reload that moves the partition window:
+                # collection must go on with the reloaded code location.
+                reloaded = subprocess.run(
+                    [sys.executable, "-m", "acts_pipeline.cli", "reload-code", "--url", f"http://127.0.0.1:{port}"],
+                    cwd=cwd, capture_output=True, text=True, timeout=120)
+                assert reloaded.returncode == 0, reloaded.stderr
+                assert reloaded.stdout.startswith("reloaded acts_pipeline:"), reloaded.stdout
             time.sleep(2)
+        assert reloaded is not None, platform.log()[-3000:]
 
         for minute in minutes:
             close = minute + timedelta(minutes=1)

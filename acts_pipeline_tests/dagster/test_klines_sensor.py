@@ -1,0 +1,144 @@
+"""Klines beyond the ride-along budget: the minute run fetches books only, and
+`klines_catch_up_sensor` fetches every symbol's klines in batches, reading little each tick."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import DagsterInstance, Definitions, RunRequest, SkipReason, build_sensor_context
+
+from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, KLINES_WEIGHT_BUDGET
+from acts_pipeline.partitions import floor_minute, minute_partitions_start
+from acts_pipeline.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, klines_catch_up_sensor, minute_run_request
+from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+
+SYMBOLS = [f"S{i:02d}USDT" for i in range(12)]
+
+
+@pytest.fixture
+def heavy_books(monkeypatch):
+    """5000 levels a side: 250 weight a book, so 12 symbols no longer leave room for klines."""
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "5000")
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", SYMBOLS)
+        yield instance
+
+
+def tick(instance, mongo, cursor=None):
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
+                       resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
+                                  "exchange": fake_exchange(FakeClient(now=None)), "capture_clock": CaptureClock()})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}, cursor=cursor) as context:
+        result = klines_catch_up_sensor(context)
+        return result, context.cursor
+
+
+def store_klines(mongo, since, minutes):
+    mongo.get_store().record_tracked(SYMBOLS, since)
+    mongo.get_store().upsert("klines_1m", [{"symbol": s, "minute": m, "open": 1.0} for s in SYMBOLS for m in minutes])
+
+
+def test_the_minute_run_leaves_klines_out_beyond_the_budget(heavy_books):
+    minute = floor_minute(datetime.now(UTC))
+    assert [k.to_user_string() for k in minute_run_request(minute, SYMBOLS).asset_selection] == [
+        "order_book_snapshot", "order_book_features"]
+    assert "klines_1m" in [k.to_user_string() for k in minute_run_request(minute, SYMBOLS[:2]).asset_selection]
+
+
+def test_klines_wait_for_a_batch_then_come_in_one_run(heavy_books, instance):
+    now = datetime.now(UTC)
+    since = floor_minute(now) - timedelta(minutes=30)
+    mongo = MongomockResource(database="klines_batches_wait")
+    recent = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES - 2)
+    store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < recent])
+    result, _ = tick(instance, mongo)
+    assert isinstance(result, SkipReason), result
+    assert "fetched once due" in result.skip_message
+
+    mongo = MongomockResource(database="klines_batches_due")
+    first = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES + 2)
+    store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < first])
+    result, _ = tick(instance, mongo)
+    assert isinstance(result, RunRequest), result
+    assert result.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|{SYMBOLS[0]}"
+    last = floor_minute(now - timedelta(seconds=30)) - timedelta(minutes=1)
+    assert result.tags["dagster/asset_partition_range_end"] == f"{last:%Y-%m-%d-%H:%M}|{SYMBOLS[-1]}"
+    assert [k.to_user_string() for k in result.asset_selection] == ["klines_1m"]
+
+
+def test_ticks_read_from_the_last_complete_minute_and_the_whole_window_hourly(instance, monkeypatch):
+    mongo = MongomockResource(database="klines_scan")
+    store = mongo.get_store()
+    now = datetime.now(UTC)
+    since = floor_minute(now) - timedelta(hours=5)
+    store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(5 * 60)])
+    reads = []
+    original = type(store).stored_minutes
+
+    def spy(self, name, start, end):
+        reads.append((start, end))
+        return original(self, name, start, end)
+
+    monkeypatch.setattr(type(store), "stored_minutes", spy)
+    result, cursor = tick(instance, mongo)
+    assert isinstance(result, SkipReason)
+    whole_window = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+    assert reads[-1][0] == whole_window  # first tick: the whole catch-up window
+    state = json.loads(cursor)
+    complete = datetime.fromisoformat(state["complete_through"])
+    assert complete == reads[-1][1] - timedelta(minutes=1)
+
+    result, cursor = tick(instance, mongo, cursor=cursor)
+    assert reads[-1][0] == complete + timedelta(minutes=1)  # only what came since
+
+    state = json.loads(cursor)
+    state["full_scan_at"] = (now - FULL_SCAN_EVERY - timedelta(minutes=1)).isoformat()
+    tick(instance, mongo, cursor=json.dumps(state))
+    assert reads[-1][0] == whole_window  # an hour later: the whole window again
+
+
+class SpentThenNewMinuteGate:
+    """The exchange reports this minute's budget spent; asked again (after the wait), a new
+    minute with nothing used yet."""
+
+    def __init__(self):
+        self.reads = 0
+
+    @property
+    def used_weight(self):
+        self.reads += 1
+        return KLINES_WEIGHT_BUDGET if self.reads == 1 else 0
+
+
+def test_a_klines_run_waits_for_the_next_minute_once_the_weight_budget_is_spent():
+    """klines_1m in process, 20 s into a minute whose weight budget is spent: it waits out the
+    minute and the next one's books burst (45 s) before its first request, then stores every
+    cell."""
+    from dagster import materialize
+
+    from acts_pipeline.partitions import minute_range_tags
+    from acts_pipeline_tests.dates import iso_instant, recent_minute
+    from acts_pipeline_tests.fakes import FixedClock
+
+    minute = recent_minute(10, 0)
+    clock = FixedClock(at=iso_instant(minute, minutes=7, seconds=20))
+    client = FakeClient(now=clock.now)
+    client.gate = SpentThenNewMinuteGate()
+    mongo = MongomockResource(database="klines_paced")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", SYMBOLS[:2])
+        result = materialize(
+            [klines_1m], instance=instance, tags=minute_range_tags(minute, SYMBOLS[:2], minute + timedelta(minutes=4)),
+            resources={"exchange": fake_exchange(client), "capture_clock": clock, "io_manager": MongoIOManager(mongo=mongo)})
+    assert result.success
+    assert client.gate.reads >= 2 and len(client.kline_calls) == 2
+    metadata = result.asset_materializations_for_node("klines_1m")[0].metadata
+    assert metadata["seconds_paused_for_weight"].value == pytest.approx(45.0, abs=0.5)
+    assert mongo.get_store().collection("klines_1m").count_documents({}) == 2 * 5
