@@ -7,8 +7,9 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags, parse_minute
+from acts_pipeline.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.dates import iso_instant, minute_key, recent_minute
 from acts_pipeline_tests.fakes import (
     CAPTURED_SYMBOLS,
     FakeClient,
@@ -18,8 +19,8 @@ from acts_pipeline_tests.fakes import (
     failing_symbol,
 )
 
-MINUTE = parse_minute("2026-11-26-10:00")
-JUST_AFTER_CLOSE = "2026-11-26T10:01:00.004+00:00"
+MINUTE = recent_minute(10, 0)
+JUST_AFTER_CLOSE = iso_instant(MINUTE, minutes=1, milliseconds=4)
 ALL = [order_book_snapshot, order_book_features, klines_1m]
 
 
@@ -76,7 +77,7 @@ def test_snapshot_step_runs_before_klines(instance, mongo):
 
 def test_a_minute_closed_longer_ago_than_the_tolerance_is_refused_without_retry(instance, mongo):
     client = FakeClient(now=None)
-    result = run_minute(instance, mongo, client, at="2026-11-26T10:01:30+00:00")
+    result = run_minute(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, seconds=30))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "closed 30.0 s ago" in str(failure.event_specific_data.error) and "tolerance" in str(failure.event_specific_data.error)
@@ -94,8 +95,10 @@ def test_a_symbol_that_fails_is_absent_and_the_others_are_stored(instance, mongo
 
 
 def test_klines_backfill_of_hours_is_a_few_requests_per_symbol(instance, mongo):
-    tags = {"dagster/asset_partition_range_start": "2026-11-25-00:00|NKNUSDT",
-            "dagster/asset_partition_range_end": "2026-11-25-17:59|BLZETH"}
+    first = recent_minute(0, 0)  # 00:00 to 17:59 of one day
+    last = first + timedelta(hours=18, minutes=-1)
+    tags = {"dagster/asset_partition_range_start": minute_key(first, "NKNUSDT"),
+            "dagster/asset_partition_range_end": minute_key(last, "BLZETH")}
     client = FakeClient(now=None)
     result = run_minute(instance, mongo, client, tags=tags, selection=[klines_1m])
     assert result.success
@@ -126,7 +129,7 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
     tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
     result = run_minute(instance, mongo, client, tags=tags, selection=[order_book_snapshot, order_book_features])
     assert result.success
-    ok = sorted(f"2026-11-26-10:00|{s}" for s in CAPTURED_SYMBOLS if s != "LRCBTC")
+    ok = sorted(minute_key(MINUTE, s) for s in CAPTURED_SYMBOLS if s != "LRCBTC")
     for key in ("order_book_snapshot", "order_book_features"):
         materialized = instance.get_materialized_partitions(AssetKey(key))
         assert sorted(materialized) == ok, key
@@ -134,8 +137,8 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
         # then shows as missing, which the materialized set above proves).
         failures = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_FAILED_TO_MATERIALIZE
                     and e.asset_key == AssetKey(key)]
-        assert [e.event_specific_data.partition for e in failures] == ["2026-11-26-10:00|LRCBTC"], key
-        assert "no data stored for 2026-11-26-10:00|LRCBTC" in failures[0].event_specific_data.asset_materialization_failure.description
+        assert [e.event_specific_data.partition for e in failures] == [minute_key(MINUTE, "LRCBTC")], key
+        assert f"no data stored for {minute_key(MINUTE, 'LRCBTC')}" in failures[0].event_specific_data.asset_materialization_failure.description
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
             and e.asset_key == AssetKey("order_book_snapshot")]
     assert len(mats) == 3
@@ -161,5 +164,5 @@ def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance,
     assert evaluations["features_are_in_range"].passed
     complete = evaluations["snapshots_are_complete"]
     assert not complete.passed
-    assert "LRCBTC at 2026-11-26-10:00" in complete.description
+    assert f"LRCBTC at {minute_key(MINUTE)}" in complete.description
     assert complete.metadata["missing_cells"].value == 1 and complete.metadata["expected_cells"].value == 4

@@ -11,12 +11,13 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from acts_pipeline.assets import order_book_features, order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags, parse_minute
+from acts_pipeline.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
 
 pytestmark = pytest.mark.integration
-MINUTE = parse_minute("2026-11-26-10:00")
+MINUTE = recent_minute(10, 0)
 
 
 def independent_features(snapshot: dict) -> dict:
@@ -42,7 +43,7 @@ def independent_features(snapshot: dict) -> dict:
 
 def test_stored_features_equal_an_independent_computation_from_the_stored_snapshot(mongo_uri, mongo_db_name):
     mongo = MongoResource(uri=mongo_uri, database=mongo_db_name)
-    clock = FixedClock(at="2026-11-26T10:01:00.003+00:00")
+    clock = FixedClock(at=iso_instant(MINUTE, minutes=1, milliseconds=3))
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("symbols", list(CAPTURED_SYMBOLS))
         result = materialize(

@@ -2,6 +2,8 @@
 partition A, then B, then A again, and check A was replaced (not duplicated) and B untouched.
 Runs against mongomock and against the embedded server as its own process."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 from dagster import (
@@ -13,13 +15,14 @@ from dagster import (
     materialize,
 )
 
-from acts_pipeline.partitions import cells_of, minute_range_tags, minute_symbol_partitions, parse_minute
+from acts_pipeline.partitions import cells_of, minute_range_tags, minute_symbol_partitions
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline_tests.dates import minute_key, recent_minute
 from acts_pipeline_tests.fakes import MongomockResource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT"]
-MINUTE_A = parse_minute("2026-11-26-10:00")
-MINUTE_B = parse_minute("2026-11-26-10:01")
+MINUTE_A = recent_minute(10, 0)
+MINUTE_B = MINUTE_A + timedelta(minutes=1)
 
 
 class Version(Config):
@@ -91,7 +94,7 @@ def test_write_a_then_b_then_a_replaces_a_and_keeps_b(mongo, instance):
 
 def test_single_partition_run_and_partial_range(mongo, instance):
     result = materialize(
-        [versioned], instance=instance, partition_key=f"2026-11-26-10:05|ETHUSDT",
+        [versioned], instance=instance, partition_key=minute_key(MINUTE_A + timedelta(minutes=5), "ETHUSDT"),
         resources={"io_manager": MongoIOManager(mongo=mongo)},
         run_config={"ops": {"versioned": {"config": {"version": 7}}}},
     )
@@ -108,8 +111,8 @@ def test_range_is_loaded_back_for_downstream_assets(mongo, instance):
     # Load A and B in one range run of the downstream asset only (upstream read from MongoDB).
     result = materialize(
         [versioned, downstream], selection=[downstream], instance=instance,
-        tags={"dagster/asset_partition_range_start": "2026-11-26-10:00|BTCUSDT",
-              "dagster/asset_partition_range_end": "2026-11-26-10:01|NKNUSDT"},
+        tags={"dagster/asset_partition_range_start": minute_key(MINUTE_A, "BTCUSDT"),
+              "dagster/asset_partition_range_end": minute_key(MINUTE_B, "NKNUSDT")},
         resources={"io_manager": MongoIOManager(mongo=mongo)},
     )
     assert result.success
@@ -119,7 +122,7 @@ def test_range_is_loaded_back_for_downstream_assets(mongo, instance):
 
 
 def test_asset_without_collection_metadata_is_refused_by_name(mongo, instance):
-    result = materialize([no_collection], instance=instance, partition_key="2026-11-26-10:00|BTCUSDT",
+    result = materialize([no_collection], instance=instance, partition_key=minute_key(MINUTE_A, "BTCUSDT"),
                          resources={"io_manager": MongoIOManager(mongo=mongo)}, raise_on_error=False)
     assert not result.success
     message = str(result.all_events)
@@ -131,7 +134,7 @@ def test_documents_outside_the_runs_partitions_are_refused(mongo, instance):
     def stray() -> pd.DataFrame:
         return pd.DataFrame({"symbol": ["ETHUSDT"], "minute": [MINUTE_B]})
 
-    result = materialize([stray], instance=instance, partition_key="2026-11-26-10:00|BTCUSDT",
+    result = materialize([stray], instance=instance, partition_key=minute_key(MINUTE_A, "BTCUSDT"),
                          resources={"io_manager": MongoIOManager(mongo=mongo)}, raise_on_error=False)
     assert not result.success
     assert stored(mongo) == []

@@ -1,7 +1,7 @@
 """`minute_sensor` evaluated against a real temporary instance: registration of ACTS_SYMBOLS,
 one run request per minute with the range tags, nothing outside the lead window."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import DagsterInstance, Definitions, SensorResult, SkipReason, build_sensor_context
@@ -11,6 +11,7 @@ from acts_pipeline.sensors import due_minute, minute_run_request, minute_sensor
 from acts_pipeline.symbols import registered_symbols
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.dates import minute_key, recent_minute
 from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
 
 
@@ -37,10 +38,11 @@ def test_due_minute_is_the_current_one_within_30_s_of_its_close():
 
 
 def test_run_request_covers_the_minute_from_first_to_last_registered_symbol():
-    request = minute_run_request(datetime(2026, 11, 26, 10, 0, tzinfo=UTC), ["ZZZUSDT", "BTCUSDT", "AAAUSDT"])
-    assert request.run_key == "2026-11-26-10:00"
-    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-26-10:00|ZZZUSDT"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-26-10:00|AAAUSDT"
+    minute = recent_minute(10, 0)
+    request = minute_run_request(minute, ["ZZZUSDT", "BTCUSDT", "AAAUSDT"])
+    assert request.run_key == minute_key(minute)
+    assert request.tags["dagster/asset_partition_range_start"] == minute_key(minute, "ZZZUSDT")
+    assert request.tags["dagster/asset_partition_range_end"] == minute_key(minute, "AAAUSDT")
     assert {k.to_user_string() for k in request.asset_selection} == {"order_book_snapshot", "order_book_features", "klines_1m"}
 
 
@@ -62,20 +64,19 @@ def test_unknown_initial_symbol_registers_nothing_and_says_which(instance, monke
 
 def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_key(instance, monkeypatch):
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
-    seconds = {"now": datetime(2026, 11, 26, 10, 0, 45, tzinfo=UTC)}
+    minute = recent_minute(10, 0)
+    seconds = {"now": minute + timedelta(seconds=45)}
     monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
     first = evaluate(instance, monkeypatch)
-    assert [r.run_key for r in first.run_requests] == ["2026-11-26-10:00"]
-    seconds["now"] = datetime(2026, 11, 26, 10, 0, 50, tzinfo=UTC)
+    assert [r.run_key for r in first.run_requests] == [minute_key(minute)]
+    seconds["now"] = minute + timedelta(seconds=50)
     second = evaluate(instance, monkeypatch)
-    assert [r.run_key for r in second.run_requests] == ["2026-11-26-10:00"]  # deduplicated by Dagster
-    seconds["now"] = datetime(2026, 11, 26, 10, 1, 10, tzinfo=UTC)
+    assert [r.run_key for r in second.run_requests] == [minute_key(minute)]  # deduplicated by Dagster
+    seconds["now"] = minute + timedelta(minutes=1, seconds=10)
     assert isinstance(evaluate(instance, monkeypatch), SkipReason)
 
 
 def test_klines_gap_starts_each_symbol_at_its_first_collected_minute():
-    from datetime import timedelta
-
     from acts_pipeline.sensors import klines_gap
 
     start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -90,8 +91,6 @@ def test_klines_gap_starts_each_symbol_at_its_first_collected_minute():
 
 
 def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, monkeypatch):
-    from datetime import timedelta
-
     from acts_pipeline.sensors import klines_catch_up_sensor
     from acts_pipeline.storage import MongoIOManager
 

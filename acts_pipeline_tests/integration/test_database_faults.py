@@ -4,24 +4,31 @@ already fetched is lost, and none is duplicated."""
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from dagster import DagsterInstance, materialize
 
 from acts_pipeline.assets import order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags, parse_minute
+from acts_pipeline.partitions import minute_range_tags
 from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
 from acts_pipeline.spool import Spool
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOLS = list(CAPTURED_SYMBOLS)
+MINUTE = recent_minute(10, 0)
 
 
-def collect(minute_key, mongo, spool_dir, *, patience=60.0):
-    minute = parse_minute(minute_key)
-    clock = FixedClock(at=f"{minute_key[:10]}T{minute_key[11:]}:59.999+00:00")
+def nth_minute(n):
+    """The `n`th minute after MINUTE."""
+    return MINUTE + timedelta(minutes=n)
+
+
+def collect(minute, mongo, spool_dir, *, patience=60.0):
+    clock = FixedClock(at=iso_instant(minute, seconds=59, milliseconds=999))
     clock.sleep(0.01)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("symbols", SYMBOLS)
@@ -46,7 +53,7 @@ def test_failing_writes_are_retried_and_stored_once(mongo_uri, mongo_db_name, tm
     admin.command("configureFailPoint", "failCommand", mode={"times": 3},
                   data={"failCommands": ["update"], "errorCode": 91, "errmsg": "injected by the test"})
     try:
-        result = collect("2026-11-26-10:00", mongo, tmp_path / "spool")
+        result = collect(nth_minute(0), mongo, tmp_path / "spool")
     finally:
         admin.command("configureFailPoint", "failCommand", mode="off")
     assert result.success
@@ -60,7 +67,7 @@ def test_outage_of_the_database_server_loses_nothing(private_server, tmp_path):
     mongo.get_store().ping()
     private_server.stop()
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault("result", collect("2026-11-26-10:01", mongo, tmp_path / "spool")))
+    worker = threading.Thread(target=lambda: outcome.setdefault("result", collect(nth_minute(1), mongo, tmp_path / "spool")))
     worker.start()
     time.sleep(6)  # the run has fetched its books and is waiting for MongoDB
     assert Spool(tmp_path / "spool").count() == 1, "the fetched books must be on disk during the outage"
@@ -78,7 +85,7 @@ def test_outage_of_the_database_server_loses_nothing(private_server, tmp_path):
 def test_a_write_that_gives_up_stays_spooled_and_the_next_run_writes_it(private_server, tmp_path):
     mongo = MongoResource(uri=mongo_uri_of(private_server), database="acts", timeout_ms=500)
     private_server.stop()
-    failed = collect("2026-11-26-10:02", mongo, tmp_path / "spool", patience=2.0)
+    failed = collect(nth_minute(2), mongo, tmp_path / "spool", patience=2.0)
     assert not failed.success
     message = str([e.event_specific_data.error for e in failed.all_events if e.event_type_value == "STEP_FAILURE"])
     assert "kept in" in message and "spool" in message
@@ -86,10 +93,10 @@ def test_a_write_that_gives_up_stays_spooled_and_the_next_run_writes_it(private_
 
     restarted = start_embedded_mongo(tmp_path / "data", port=private_server.port, log_path=tmp_path / "secantusd.log")
     try:
-        assert collect("2026-11-26-10:03", mongo, tmp_path / "spool").success
+        assert collect(nth_minute(3), mongo, tmp_path / "spool").success
         db = mongo.get_store().database
-        for minute in ("2026-11-26-10:02", "2026-11-26-10:03"):
-            assert db.order_book_snapshots.count_documents({"minute": parse_minute(minute)}) == len(SYMBOLS)
+        for n in (2, 3):
+            assert db.order_book_snapshots.count_documents({"minute": nth_minute(n)}) == len(SYMBOLS)
         assert db.order_book_snapshots.count_documents({}) == 2 * len(SYMBOLS)
         assert Spool(tmp_path / "spool").count() == 0
     finally:

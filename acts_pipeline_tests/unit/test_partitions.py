@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from dagster import MultiPartitionKey, TimeWindowPartitionsDefinition
 
+from acts_pipeline import partitions, settings
 from acts_pipeline.partitions import (
     MINUTE_FORMAT,
+    PARTITION_WINDOW_DAYS,
     PARTITIONS_START,
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -19,9 +22,11 @@ from acts_pipeline.partitions import (
     format_minute,
     minute_close,
     minute_partitions,
+    minute_partitions_start,
     minute_range_tags,
     minute_symbol_partitions,
     parse_minute,
+    window_start,
 )
 
 MINUTE = datetime(2026, 11, 26, 13, 54, tzinfo=UTC)
@@ -104,8 +109,75 @@ def test_partitions_definitions_are_the_documented_ones():
     assert [d.name for d in minute_symbol_partitions.partitions_defs] == ["minute", "symbol"]
     assert minute_partitions.fmt == MINUTE_FORMAT == "%Y-%m-%d-%H:%M"
     assert minute_partitions.timezone == "UTC"
-    assert minute_partitions.get_first_partition_key() == PARTITIONS_START
+    assert minute_partitions.get_first_partition_key() == PARTITIONS_START == format_minute(minute_partitions_start())
     assert minute_partitions.end_offset == 1
+
+
+# ---- the rolling window ----------------------------------------------------------------------
+
+
+def test_window_start_is_midnight_utc_days_before():
+    assert window_start(datetime(2026, 11, 26, 13, 54, 12, 345, tzinfo=UTC), 3) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert window_start(datetime(2026, 11, 26, tzinfo=UTC), 1) == datetime(2026, 11, 25, tzinfo=UTC)  # at midnight
+    assert window_start(datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=UTC), 1) == datetime(2026, 11, 25, tzinfo=UTC)
+    assert window_start(datetime(2026, 12, 1, 8, 0, tzinfo=UTC), 3) == datetime(2026, 11, 28, tzinfo=UTC)
+    assert window_start(datetime(2026, 11, 26, 8, 0, tzinfo=UTC), 90) == datetime(2026, 8, 28, tzinfo=UTC)
+    assert window_start(datetime(2026, 11, 26, 8, 0, tzinfo=UTC), 3).tzinfo is UTC
+
+
+def test_window_start_takes_the_utc_day_of_an_aware_datetime_in_another_timezone():
+    # 00:30 on the 27th in UTC+01:00 is 23:30 on the 26th in UTC: the window counts from the 26th.
+    paris = datetime(2026, 11, 27, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert window_start(paris, 1) == datetime(2026, 11, 25, tzinfo=UTC)
+    # 20:00 on the 26th in UTC-05:00 is 01:00 on the 27th in UTC: the window counts from the 27th.
+    new_york = datetime(2026, 11, 26, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert window_start(new_york, 3) == datetime(2026, 11, 24, tzinfo=UTC)
+    assert window_start(new_york, 3).tzinfo is UTC
+
+
+def fresh_partitions_module():
+    """`acts_pipeline.partitions` executed again now, as a new module (not put in sys.modules),
+    so its window is computed from the current environment and clock."""
+    spec = importlib.util.spec_from_file_location("acts_pipeline_partitions_fresh", partitions.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("env", "days"), [(None, 3), ("1", 1), ("7", 7), ("90", 90)])
+def test_the_first_key_is_midnight_utc_window_days_before_the_load(monkeypatch, env, days):
+    if env is None:
+        monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)
+    else:
+        monkeypatch.setenv("ACTS_PARTITION_WINDOW_DAYS", env)
+    before = datetime.now(UTC)
+    fresh = fresh_partitions_module()
+    after = datetime.now(UTC)
+    assert fresh.PARTITION_WINDOW_DAYS == days
+    first = fresh.minute_partitions.get_first_partition_key()
+    # `before` and `after` give one and the same key unless the load straddled midnight UTC.
+    assert first in {f"{moment.date() - timedelta(days=days):%Y-%m-%d}-00:00" for moment in (before, after)}
+    assert first in {format_minute(window_start(moment, days)) for moment in (before, after)}
+    assert first == fresh.PARTITIONS_START == format_minute(fresh.minute_partitions_start())
+    start = fresh.minute_partitions_start()
+    assert fresh.minute_partitions.has_partition_key(first)
+    assert not fresh.minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
+
+
+def test_the_loaded_window_is_the_configured_number_of_days_and_refuses_earlier_minutes():
+    assert PARTITION_WINDOW_DAYS == settings.partition_window_days()
+    start = minute_partitions_start()
+    assert start == parse_minute(minute_partitions.get_first_partition_key())
+    # Loaded earlier in this session: today's window, or yesterday's if midnight UTC passed since.
+    now = datetime.now(UTC)
+    assert start in {window_start(now, PARTITION_WINDOW_DAYS), window_start(now - timedelta(days=1), PARTITION_WINDOW_DAYS)}
+    assert minute_partitions.has_partition_key(format_minute(start))
+    assert minute_partitions.has_partition_key(format_minute(start + timedelta(minutes=1)))
+    assert not minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
+    assert not minute_partitions.has_partition_key(format_minute(start - timedelta(days=1)))
+    # Yesterday, which the tests' minutes come from (acts_pipeline_tests/dates.py), is always inside.
+    assert minute_partitions.has_partition_key(format_minute(window_start(now, 1)))
+    assert minute_partitions.has_partition_key(format_minute(window_start(now, 0) - timedelta(minutes=1)))
 
 
 def test_the_current_minute_is_a_valid_key():

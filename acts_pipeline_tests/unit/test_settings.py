@@ -20,16 +20,18 @@ def test_defaults_with_an_empty_environment():
     assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
     assert settings.depth_limit(empty) == 100
     assert settings.capture_tolerance_seconds(empty) == 10.0
+    assert settings.partition_window_days(empty) == 3
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_blank_values_mean_the_default(blank):
     env = {name: blank for name in ("ACTS_MONGO_DB", "ACTS_BINANCE_API_URL", "ACTS_DEPTH_LIMIT",
-                                    "ACTS_CAPTURE_TOLERANCE_SECONDS")}
+                                    "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_PARTITION_WINDOW_DAYS")}
     assert settings.mongo_db(env) == "acts"
     assert settings.binance_api_url(env) == "https://api.binance.com/api"
     assert settings.depth_limit(env) == 100
     assert settings.capture_tolerance_seconds(env) == 10.0
+    assert settings.partition_window_days(env) == 3
 
 
 def test_good_values_are_read_and_normalised():
@@ -40,6 +42,7 @@ def test_good_values_are_read_and_normalised():
         "ACTS_SYMBOLS": " btcusdt, ETHUSDT,,BTCUSDT ,nknusdt",
         "ACTS_DEPTH_LIMIT": " 5000 ",
         "ACTS_CAPTURE_TOLERANCE_SECONDS": "2.5",
+        "ACTS_PARTITION_WINDOW_DAYS": "7",
     }
     assert settings.mongo_uri(env) == "mongodb://user:pw@db.example:27017/?authSource=admin"
     assert settings.mongo_db(env) == "acts_test"
@@ -47,6 +50,7 @@ def test_good_values_are_read_and_normalised():
     assert settings.initial_symbols(env) == ("BTCUSDT", "ETHUSDT", "NKNUSDT")  # deduplicated, in order
     assert settings.depth_limit(env) == 5000
     assert settings.capture_tolerance_seconds(env) == 2.5
+    assert settings.partition_window_days(env) == 7
     assert settings.mongo_uri({"ACTS_MONGO_URI": "mongodb+srv://cluster0.example.net/"})
 
 
@@ -57,6 +61,18 @@ def test_the_environment_is_read_at_call_time(monkeypatch):
     assert settings.depth_limit() == 500
     monkeypatch.delenv("ACTS_DEPTH_LIMIT")
     assert settings.depth_limit() == 100
+
+
+@pytest.mark.parametrize(("raw", "days"), [("1", 1), (" 7 ", 7), ("90", 90)])
+def test_partition_window_days_accepts_1_to_90(raw, days):
+    assert settings.partition_window_days({"ACTS_PARTITION_WINDOW_DAYS": raw}) == days
+
+
+def test_partition_window_days_is_read_at_call_time(monkeypatch):
+    monkeypatch.setenv("ACTS_PARTITION_WINDOW_DAYS", "7")
+    assert settings.partition_window_days() == 7
+    monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS")
+    assert settings.partition_window_days() == 3
 
 
 # ---- bad values ------------------------------------------------------------------------------
@@ -84,6 +100,11 @@ BAD_VALUES = [
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "0", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "60", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "nan", settings.capture_tolerance_seconds, "between 0.5 and 50"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "two", settings.partition_window_days, "whole number of days"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "1.5", settings.partition_window_days, "whole number of days"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "0", settings.partition_window_days, "between 1 and 90"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "-3", settings.partition_window_days, "between 1 and 90"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "91", settings.partition_window_days, "between 1 and 90"),
 ]
 
 
