@@ -12,24 +12,34 @@ that builds one from configuration. Three things are owned here and nowhere else
   429 with `Retry-After` when it is exceeded, then 418 (an IP ban) to clients that keep going.
   The gate reads `X-MBX-USED-WEIGHT-1M` from every response, holds requests back once the
   budget is spent, and sends nothing at all while a `Retry-After` runs: every thread waits.
+- **Concurrent books.** `order_books` (the minute's fetch of up to 500 books) runs on asyncio:
+  python-binance's `AsyncClient` over one aiohttp connection pool, at most `max_workers`
+  requests in flight, on an event loop that the client owns (its own thread, kept for the
+  client's life so connections are reused). The one-at-a-time calls (`order_book`, `klines`,
+  `exchange_info`) stay on the synchronous `Client`. Both paths share the gate, the retry policy
+  and the error mapping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import requests
+import yarl
+from binance.async_client import AsyncClient
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 from dagster import ConfigurableResource
@@ -57,6 +67,13 @@ KLINES_PER_REQUEST = 1000
 KLINES_WEIGHT = 2
 EXCHANGE_INFO_WEIGHT = 20
 INVALID_SYMBOL_CODE = -1121
+#: Requests of `order_books` in flight at once (`max_workers`).
+DEFAULT_MAX_IN_FLIGHT = 32
+#: How long an idle pooled connection is kept: longer than a minute, so that the connections of
+#: one minute's fetch are still open at the next close (aiohttp's default is 15 s).
+KEEPALIVE_SECONDS = 75.0
+
+T = TypeVar("T")
 
 
 def depth_weight(limit: int) -> int:
@@ -128,11 +145,13 @@ class WeightGate:
 
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, budget_fraction: float = 0.8,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 shared: SharedBlock | None = None):
+                 shared: SharedBlock | None = None,
+                 async_sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
         self.limit = limit
         self.budget = int(limit * budget_fraction)
         self._clock = clock
         self._sleep = sleep
+        self._async_sleep = async_sleep
         self._lock = threading.Lock()
         self._blocked_until = 0.0
         self._blocked_by: type[RateLimitedError] = RateLimitedError
@@ -148,30 +167,42 @@ class WeightGate:
 
     def acquire(self, weight: int, *, deadline: float | None, symbol: str | None = None) -> None:
         """Block until `weight` may be sent; raise instead if that is after `deadline`."""
-        while True:
-            if self._shared is not None:
-                until, banned = self._shared.read()
-                self.block_until(until, banned=banned, share=False)
-            with self._lock:
-                now = self._clock()
-                minute = int(now // 60)
-                if minute != self._window:
-                    self._window, self._used = minute, 0
-                if now < self._blocked_until:
-                    wait_until, reason = self._blocked_until, "exchange asked to wait (Retry-After)"
-                elif self._used + weight > self.budget:
-                    wait_until, reason = (minute + 1) * 60.0, f"weight budget {self.budget}/min spent"
-                else:
-                    self._used += weight  # reserve it; the response header corrects the count
-                    return
-                blocked_by = self._blocked_by
-            if deadline is not None and wait_until > deadline:
-                until = datetime.fromtimestamp(wait_until, UTC)
-                message = f"{reason}: no request to Binance before {until:%H:%M:%S} UTC"
-                if blocked_by is BannedError and reason.startswith("exchange"):
-                    raise BannedError(message, retry_after=wait_until - now, until=until, symbol=symbol)
-                raise RateLimitedError(message, retry_after=wait_until - now, symbol=symbol)
-            self._sleep(max(0.0, wait_until - now))
+        while (wait := self._reserve_or_wait(weight, deadline=deadline, symbol=symbol)) is not None:
+            self._sleep(wait)
+
+    async def acquire_async(self, weight: int, *, deadline: float | None, symbol: str | None = None) -> None:
+        """`acquire` for coroutines: waits with `asyncio.sleep`, so a Retry-After or a spent
+        budget holds back this request without blocking the event loop (the lock below is only
+        ever held for a few instructions, never across a wait)."""
+        while (wait := self._reserve_or_wait(weight, deadline=deadline, symbol=symbol)) is not None:
+            await self._async_sleep(wait)
+
+    def _reserve_or_wait(self, weight: int, *, deadline: float | None, symbol: str | None) -> float | None:
+        """Reserve `weight` and return None, or return how long to wait before asking again;
+        raise if the wait would end after `deadline`."""
+        if self._shared is not None:
+            until, banned = self._shared.read()
+            self.block_until(until, banned=banned, share=False)
+        with self._lock:
+            now = self._clock()
+            minute = int(now // 60)
+            if minute != self._window:
+                self._window, self._used = minute, 0
+            if now < self._blocked_until:
+                wait_until, reason = self._blocked_until, "exchange asked to wait (Retry-After)"
+            elif self._used + weight > self.budget:
+                wait_until, reason = (minute + 1) * 60.0, f"weight budget {self.budget}/min spent"
+            else:
+                self._used += weight  # reserve it; the response header corrects the count
+                return None
+            blocked_by = self._blocked_by
+        if deadline is not None and wait_until > deadline:
+            until = datetime.fromtimestamp(wait_until, UTC)
+            message = f"{reason}: no request to Binance before {until:%H:%M:%S} UTC"
+            if blocked_by is BannedError and reason.startswith("exchange"):
+                raise BannedError(message, retry_after=wait_until - now, until=until, symbol=symbol)
+            raise RateLimitedError(message, retry_after=wait_until - now, symbol=symbol)
+        return max(0.0, wait_until - now)
 
     def observe(self, headers: Any) -> None:
         """Take the exchange's own count of this minute's weight from a response."""
@@ -212,16 +243,146 @@ def _retry_after(headers: Any, default: float) -> float:
         return default
 
 
+def _error_fields(text: str) -> tuple[Any, str]:
+    """(code, msg) of a Binance error body, read as python-binance's `BinanceAPIException` reads
+    them (a body that is not a JSON object gives code 0 and the start of the text)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return 0, f"Invalid JSON error message from Binance: {text[:300]}"
+    return body.get("code"), body.get("msg")
+
+
+class _EventLoopThread:
+    """The asynchronous side of an `ExchangeClient`: an asyncio event loop running on a daemon
+    thread of its own, and what lives on that loop: python-binance's `AsyncClient` (so one
+    aiohttp session, one connection pool) and the semaphore bounding the requests in flight.
+
+    Made on first use and kept until `close()`, so the pool's keep-alive connections serve one
+    minute's fetch after the other. A thread with its own loop (rather than `asyncio.run` per
+    call) is what makes that possible from synchronous callers such as a Dagster asset, and it
+    works whether or not the caller's thread has a loop of its own running.
+    """
+
+    def __init__(self, api_url: str, max_in_flight: int):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="acts-exchange-loop", daemon=True)
+        self._closed = False
+        self._urls: dict[tuple, yarl.URL] = {}
+        self.thread.start()
+        try:
+            self.client, self.in_flight = self.run(self._open(api_url, max_in_flight))
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            raise
+
+    @staticmethod
+    async def _open(api_url: str, max_in_flight: int) -> tuple[AsyncClient, asyncio.Semaphore]:
+        # Not `AsyncClient.create()`, which pings the exchange. Made in a coroutine because the
+        # session and its connector belong to the loop they are made on. The connector never
+        # holds more connections than requests may be in flight, and keeps idle ones past the
+        # next minute's close.
+        connector = aiohttp.TCPConnector(limit=max_in_flight, keepalive_timeout=KEEPALIVE_SECONDS)
+        client = AsyncClient(loop=asyncio.get_running_loop(), session_params={"connector": connector})
+        client.API_URL = api_url  # as the synchronous path sets it
+        # aiohttp silently sends an idempotent request a second time when its connection drops
+        # (its `test_utils` turns this off the same way). That second request would bypass the
+        # weight gate (and so a Retry-After) and the attempt count: every request is ours to send.
+        client.session._retry_connection = False
+        return client, asyncio.Semaphore(max_in_flight)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                pending = asyncio.all_tasks(self.loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                self.loop.close()
+
+    def url(self, path: str, params: dict[str, Any]) -> yarl.URL:
+        """`API_URL/v3/<path>?<query>` built by python-binance's own helpers, exactly as its
+        `get_order_book` and friends build them (parameters ordered, the symbol quoted).
+        Remembered: the same few hundred depth URLs are asked for every minute."""
+        key = (path, *sorted(params.items()))
+        url = self._urls.get(key)
+        if url is None:
+            client = self.client
+            uri = client._create_api_uri(path, False, client.PUBLIC_API_VERSION)
+            query = client._get_request_kwargs("get", False, data=dict(params)).get("params")
+            url = self._urls[key] = yarl.URL(f"{uri}?{query}" if query else uri, encoded=True)
+        return url
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        """Run `coroutine` on the loop; block the calling thread (never the loop's) until done."""
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("ExchangeClient's blocking methods cannot be called from its own event loop")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # the caller gave up (e.g. KeyboardInterrupt): so does the fetch
+            raise
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the session (and so every pooled connection), then stop the loop and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.thread.is_alive():
+            return
+        if threading.current_thread() is self.thread:  # the garbage collector ran the finalizer here
+            self.loop.create_task(self._aclose(stop=True))
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._aclose(stop=False), self.loop).result(timeout)
+        except Exception as exc:  # noqa: BLE001 - closing must not raise over the caller's own error
+            log.warning("could not close the exchange client's HTTP session cleanly: %r", exc)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout)
+
+    async def _aclose(self, *, stop: bool) -> None:
+        try:
+            await self.client.close_connection()
+            # One more turn of the loop: the transports the connector has just closed get their
+            # connection_lost callbacks before the loop stops (no "unclosed transport" warnings).
+            await asyncio.sleep(0)
+        finally:
+            if stop:
+                self.loop.stop()
+
+
 class ExchangeClient:
-    """Binance Spot market data over REST via python-binance, safe to use from many threads."""
+    """Binance Spot market data over REST via python-binance, safe to use from many threads.
+
+    `order_book`, `klines` and `exchange_info` are synchronous (python-binance's `Client`, one
+    per calling thread); `order_books` fetches many books at once on the client's event loop
+    (python-binance's `AsyncClient`, at most `max_workers` requests in flight). Call `close()`
+    when done: it closes both paths' connections and stops the loop's thread.
+    """
 
     def __init__(self, api_url: str, *, depth_limit: int = settings.DEFAULT_DEPTH_LIMIT,
-                 timeout_seconds: float = 5.0, max_workers: int = 16,
+                 timeout_seconds: float = 5.0, max_workers: int = DEFAULT_MAX_IN_FLIGHT,
                  weight_limit: int = DEFAULT_WEIGHT_LIMIT, weight_budget_fraction: float = 0.8,
                  clock: Callable[[], float] = time.time, shared_block_path: Path | None = None):
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.api_url = api_url.rstrip("/")
         self.depth_limit = depth_limit
         self.timeout_seconds = timeout_seconds
+        #: The most requests `order_books` has in flight at once.
         self.max_workers = max_workers
         self.gate = WeightGate(weight_limit, weight_budget_fraction, clock=clock,
                                shared=SharedBlock(shared_block_path) if shared_block_path else None)
@@ -229,7 +390,9 @@ class ExchangeClient:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._runtime: _EventLoopThread | None = None
+        self._runtime_finalizer: weakref.finalize | None = None
+        self._runtime_lock = threading.Lock()
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -246,23 +409,36 @@ class ExchangeClient:
                 self._clients.append(client)
         return client
 
-    def _workers(self) -> ThreadPoolExecutor:
-        """One pool for the client's life: its threads keep their python-binance clients, and so
-        their open HTTP connections, from one minute's fetch to the next."""
-        with self._clients_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="acts-depth")
-            return self._pool
+    def _event_loop(self) -> _EventLoopThread:
+        """The event loop of `order_books`, started on first use and kept for the client's life."""
+        with self._runtime_lock:
+            if self._runtime is None:
+                runtime = _EventLoopThread(self.api_url, self.max_workers)
+                # A client dropped without close() still closes its session and stops its thread,
+                # when it is collected or at the latest at interpreter exit.
+                self._runtime_finalizer = weakref.finalize(self, runtime.close)
+                self._runtime = runtime
+            return self._runtime
 
     def close(self) -> None:
-        with self._clients_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        """Close every connection of both paths and stop the event loop's thread. The client may
+        be used again afterwards: it then opens new ones."""
+        with self._runtime_lock:
+            finalizer, self._runtime_finalizer, self._runtime = self._runtime_finalizer, None, None
+        if finalizer is not None:
+            finalizer()  # runtime.close(), once
         with self._clients_lock:
             for client in self._clients:
                 client.session.close()
             self._clients.clear()
+        self._local = threading.local()
+
+    def _timeout(self, deadline: float | None) -> float:
+        timeout = self.timeout_seconds
+        if deadline is not None:
+            # The request may not outlive the deadline: a book that arrives after it is too late.
+            timeout = max(0.01, min(timeout, deadline - self._clock()))
+        return timeout
 
     def _request(self, call: Callable[[Client, dict[str, Any]], Any], *, weight: int, what: str,
                  symbol: str | None, deadline: float | None) -> tuple[Any, datetime, datetime]:
@@ -271,34 +447,89 @@ class ExchangeClient:
         `call` gets the client and python-binance's per-call `requests_params`."""
         self.gate.acquire(weight, deadline=deadline, symbol=symbol)
         client = self._client()
-        timeout = self.timeout_seconds
-        if deadline is not None:
-            # The request may not outlive the deadline: a book that arrives after it is too late.
-            timeout = max(0.01, min(timeout, deadline - self._clock()))
+        timeout = self._timeout(deadline)
         requested_at = _now()
         try:
             body = call(client, {"timeout": timeout})
         except BinanceAPIException as exc:
             headers = getattr(exc.response, "headers", None)
             self.gate.observe(headers)
-            raise self._api_error(exc, headers, what, symbol) from None
+            raise self._api_error(exc.status_code, exc.code, exc.message, headers, what, symbol) from None
         except BinanceRequestException:
             self.gate.observe(getattr(client.response, "headers", None))
-            raise MalformedResponseError(f"{what}: the response body is not valid JSON", symbol=symbol) from None
+            raise self._malformed(what, symbol) from None
         except requests.Timeout:
-            raise ExchangeServerError(
-                f"{what}: no response within {timeout:.3g} s", symbol=symbol) from None
+            raise self._timed_out(what, timeout, symbol) from None
         except requests.RequestException as exc:
-            raise ExchangeServerError(
-                f"{what}: could not reach {settings.redact_uri(self.api_url)} ({type(exc).__name__})",
-                symbol=symbol) from None
+            raise self._unreachable(what, exc, symbol) from None
         captured_at = _now()
         self.gate.observe(getattr(client.response, "headers", None))
         return body, requested_at, captured_at
 
-    def _api_error(self, exc: BinanceAPIException, headers: Any, what: str, symbol: str | None) -> ExchangeError:
-        status = exc.status_code
-        detail = f"HTTP {status}, code {exc.code}: {exc.message}"
+    async def _request_async(self, runtime: _EventLoopThread, url: yarl.URL, *, weight: int, what: str,
+                             symbol: str | None, deadline: float | None) -> tuple[Any, datetime, datetime]:
+        """`_request` on the event loop: one GET through the shared aiohttp session.
+
+        The session is python-binance's `AsyncClient.session`, called here directly (with the URL
+        python-binance builds, see `_EventLoopThread.url`) rather than through `get_order_book`:
+        that one keeps the response in `AsyncClient.response`, a single attribute that every
+        concurrent coroutine overwrites while the others are still awaiting their bodies, so
+        reading the weight header from it would credit one request with another's count (and
+        for a malformed body, the only place its headers are left). Holding the
+        `aiohttp.ClientResponse` ourselves gives the headers of exactly this request, and its
+        status and body, which are mapped to the same errors as on the synchronous path.
+        """
+        async with runtime.in_flight:
+            # Inside the bound, right before sending: a request waiting for a free slot has
+            # reserved no weight, and one that gets its slot during a Retry-After waits here.
+            await self.gate.acquire_async(weight, deadline=deadline, symbol=symbol)
+            if deadline is not None and self._clock() >= deadline:
+                raise ExchangeServerError(f"{what}: the deadline passed before the request could be sent",
+                                          symbol=symbol)
+            timeout = self._timeout(deadline)
+            requested_at = _now()
+            try:
+                async with runtime.client.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                    raw = await response.read()
+            except TimeoutError:  # aiohttp's timeouts are TimeoutErrors (some ClientErrors too)
+                raise self._timed_out(what, timeout, symbol) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise self._unreachable(what, exc, symbol) from None
+            status, headers = response.status, response.headers
+            self.gate.observe(headers)
+            if not 200 <= status < 300:
+                code, message = _error_fields(raw.decode("utf-8", errors="replace"))
+                raise self._api_error(status, code, message, headers, what, symbol)
+            try:
+                body = json.loads(raw) if raw else {}  # python-binance: an empty body is {}
+            except ValueError:  # also a body that is not UTF-8 (UnicodeDecodeError)
+                raise self._malformed(what, symbol) from None
+            captured_at, arrived = _now(), self._clock()
+        if deadline is not None and (late := arrived - deadline) > 0:
+            # The timeout is cut to the time left, but never below 10 ms: such a straggler is
+            # too late, and labelling it a book of the minute would be a lie.
+            raise ExchangeServerError(f"{what}: the response came {late * 1000:.0f} ms after the deadline",
+                                      symbol=symbol)
+        return body, requested_at, captured_at
+
+    @staticmethod
+    def _malformed(what: str, symbol: str | None) -> MalformedResponseError:
+        return MalformedResponseError(f"{what}: the response body is not valid JSON", symbol=symbol)
+
+    @staticmethod
+    def _timed_out(what: str, timeout: float, symbol: str | None) -> ExchangeServerError:
+        return ExchangeServerError(f"{what}: no response within {timeout:.3g} s", symbol=symbol)
+
+    def _unreachable(self, what: str, exc: BaseException, symbol: str | None) -> ExchangeServerError:
+        # The exception's own text is left out: it may hold the URL with its credentials.
+        return ExchangeServerError(
+            f"{what}: could not reach {settings.redact_uri(self.api_url)} ({type(exc).__name__})",
+            symbol=symbol)
+
+    def _api_error(self, status: int, code: Any, message: Any, headers: Any, what: str,
+                   symbol: str | None) -> ExchangeError:
+        """The typed error of a non-2xx response (status, Binance's error code and message)."""
+        detail = f"HTTP {status}, code {code}: {message}"
         if status == 418:
             retry_after = _retry_after(headers, 120.0)
             self.gate.block(retry_after, banned=True)
@@ -312,11 +543,26 @@ class ExchangeClient:
             return RateLimitedError(
                 f"{what}: rate limited, retry after {retry_after:g} s ({detail})",
                 retry_after=retry_after, symbol=symbol)
-        if exc.code == INVALID_SYMBOL_CODE:
+        if code == INVALID_SYMBOL_CODE:
             return UnknownSymbolError(f"{what}: Binance does not know symbol {symbol!r} ({detail})", symbol=symbol)
         if status >= 500:
             return ExchangeServerError(f"{what}: server error ({detail})", symbol=symbol)
         return ExchangeRequestError(f"{what}: request refused ({detail})", symbol=symbol)
+
+    def _next_wait(self, exc: ExchangeError, number: int, max_attempts: int, delay: float,
+                   deadline: float | None) -> float | None:
+        """Seconds to wait before trying again after attempt `number` failed with `exc` (jittered
+        `delay`, at least a Retry-After), or None: give up (not retryable, no attempts left, or
+        the wait would reach the deadline)."""
+        if not exc.retryable or number == max_attempts:
+            return None
+        wait = delay * random.uniform(0.5, 1.5)
+        if isinstance(exc, RateLimitedError):
+            wait = max(wait, exc.retry_after)
+        if deadline is not None and self._clock() + wait >= deadline:
+            return None
+        log.warning("%s; retrying in %.2f s (attempt %d of %d)", exc, wait, number + 1, max_attempts)
+        return wait
 
     def _with_retries(self, attempt: Callable[[float | None], Any], *, deadline: float | None,
                       max_attempts: int) -> tuple[Any, int]:
@@ -326,15 +572,25 @@ class ExchangeClient:
             try:
                 return attempt(deadline), number
             except ExchangeError as exc:
-                if not exc.retryable or number == max_attempts:
+                wait = self._next_wait(exc, number, max_attempts, delay, deadline)
+                if wait is None:
                     raise
-                wait = delay * random.uniform(0.5, 1.5)
-                if isinstance(exc, RateLimitedError):
-                    wait = max(wait, exc.retry_after)
-                if deadline is not None and self._clock() + wait >= deadline:
-                    raise
-                log.warning("%s; retrying in %.2f s (attempt %d of %d)", exc, wait, number + 1, max_attempts)
                 time.sleep(wait)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _with_retries_async(self, attempt: Callable[[], Awaitable[T]], *, deadline: float | None,
+                                  max_attempts: int) -> tuple[T, int]:
+        """`_with_retries` for coroutines: the same policy, waiting without blocking the loop."""
+        delay = 0.2
+        for number in range(1, max_attempts + 1):
+            try:
+                return await attempt(), number
+            except ExchangeError as exc:
+                wait = self._next_wait(exc, number, max_attempts, delay, deadline)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
                 delay *= 2
         raise AssertionError("unreachable")
 
@@ -355,19 +611,46 @@ class ExchangeClient:
 
     def order_books(self, symbols: Iterable[str], *, deadline: float | None = None,
                     max_attempts: int = 6) -> dict[str, TimedBook | ExchangeError]:
-        """Books of many symbols fetched concurrently (at most `max_workers` at a time). Each
-        symbol's outcome is its own: a book, or the error that ended its retries."""
+        """Books of many symbols fetched concurrently on the client's event loop (at most
+        `max_workers` requests in flight, over one connection pool). Each symbol's outcome is its
+        own: a book, or the error that ended its retries. Same retries, deadline, weight gate and
+        errors as `order_book`."""
         symbols = list(symbols)
+        if not symbols:
+            return {}
+        runtime = self._event_loop()
+        results = runtime.run(self._order_books_async(runtime, symbols, deadline, max_attempts))
+        return dict(zip(symbols, results, strict=True))
 
-        def one(symbol: str) -> TimedBook | ExchangeError:
+    async def _order_books_async(self, runtime: _EventLoopThread, symbols: list[str], deadline: float | None,
+                                 max_attempts: int) -> list[TimedBook | ExchangeError]:
+        async def one(symbol: str) -> TimedBook | ExchangeError:
             try:
-                return self.order_book(symbol, deadline=deadline, max_attempts=max_attempts)
+                return await self._order_book_async(runtime, symbol, deadline=deadline, max_attempts=max_attempts)
             except ExchangeError as exc:
                 return exc
 
-        if not symbols:
-            return {}
-        return dict(zip(symbols, self._workers().map(one, symbols), strict=True))
+        tasks = [asyncio.create_task(one(symbol), name=f"order book {symbol}") for symbol in symbols]
+        try:
+            return await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # only on an unexpected error (a bug) are any left running
+                task.cancel()
+
+    async def _order_book_async(self, runtime: _EventLoopThread, symbol: str, *, deadline: float | None,
+                                max_attempts: int) -> TimedBook:
+        what = f"GET /api/v3/depth {symbol}"
+        url = runtime.url("depth", {"symbol": symbol, "limit": self.depth_limit})
+        weight = depth_weight(self.depth_limit)
+
+        async def attempt() -> TimedBook:
+            body, requested_at, captured_at = await self._request_async(
+                runtime, url, weight=weight, what=what, symbol=symbol, deadline=deadline)
+            # Parsed after `captured_at` was taken; a malformed or crossed book is retried.
+            return TimedBook(parse_depth(body, symbol), requested_at, captured_at, attempts=0)
+
+        book, attempts = await self._with_retries_async(attempt, deadline=deadline, max_attempts=max_attempts)
+        return replace(book, attempts=attempts)
 
     def klines(self, symbol: str, start: datetime, end: datetime, *, max_attempts: int = 4) -> list[Kline]:
         """Closed and open 1-minute klines of `symbol` whose open time is in [start, end),
@@ -412,7 +695,8 @@ class BinanceExchange(ConfigurableResource):
     api_url: str | None = None
     depth_limit: int | None = None
     timeout_seconds: float = 5.0
-    max_workers: int = 16
+    #: The most order-book requests in flight at once.
+    max_workers: int = DEFAULT_MAX_IN_FLIGHT
     weight_budget_fraction: float = 0.8
 
     _client: ExchangeClient | None = PrivateAttr(default=None)

@@ -1,12 +1,16 @@
 """`ExchangeClient` against the offline simulator as a real process over HTTP: books, klines,
-exchangeInfo, every fault kind, Retry-After, bans and the weight budget."""
+exchangeInfo, every fault kind, Retry-After, bans and the weight budget.
+
+A book is fetched two ways: `order_book` (synchronous, python-binance's `Client`) and
+`order_books` (asyncio, python-binance's `AsyncClient` on the client's event loop). The fault
+matrix runs against both (the `fetch` fixture): they must give the same outcomes."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +36,25 @@ def client(simulator) -> Iterator[ExchangeClient]:
     client = ExchangeClient(simulator.api_url)
     yield client
     client.close()
+
+
+Fetch = Callable[..., TimedBook]
+
+
+def fetch_alone(client: ExchangeClient, symbol: str, *, deadline: float | None = None) -> TimedBook:
+    """One book through `order_books` (the asyncio path), raising its error as `order_book` does."""
+    result = client.order_books([symbol], deadline=deadline)[symbol]
+    if isinstance(result, ExchangeError):
+        raise result
+    return result
+
+
+@pytest.fixture(params=["order_book", "order_books"])
+def fetch(request) -> Fetch:
+    """`fetch(client, symbol, deadline=...)`: one book through the synchronous or the asyncio path."""
+    if request.param == "order_book":
+        return lambda client, symbol, *, deadline=None: client.order_book(symbol, deadline=deadline)
+    return fetch_alone
 
 
 def depth_requests(stats: dict, symbol: str) -> int:
@@ -61,9 +84,9 @@ def assert_sane_book(timed: TimedBook, symbol: str, levels: int) -> None:
 # ---- order books -----------------------------------------------------------------------------
 
 
-def test_order_book_is_parsed_and_honestly_timed(client):
+def test_order_book_is_parsed_and_honestly_timed(client, fetch):
     before = datetime.now(UTC)
-    timed = client.order_book("BTCUSDT", deadline=time.time() + 5)
+    timed = fetch(client, "BTCUSDT", deadline=time.time() + 5)
     after = datetime.now(UTC)
     assert isinstance(timed, TimedBook)
     assert_sane_book(timed, "BTCUSDT", 100)  # the default depth limit
@@ -77,12 +100,12 @@ def test_order_book_is_parsed_and_honestly_timed(client):
 
 
 @pytest.mark.parametrize(("depth_limit", "weight"), [(5, 5), (500, 25)])
-def test_depth_limit_is_honoured_and_weighed(simulator, depth_limit, weight):
+def test_depth_limit_is_honoured_and_weighed(simulator, fetch, depth_limit, weight):
     client = ExchangeClient(simulator.api_url, depth_limit=depth_limit)
     try:
         wait_for_minute_headroom(3)
         before = simulator.stats()["used_weight"]
-        timed = client.order_book("ETHUSDT", deadline=time.time() + 5)
+        timed = fetch(client, "ETHUSDT", deadline=time.time() + 5)
         assert_sane_book(timed, "ETHUSDT", depth_limit)
         assert simulator.stats()["used_weight"] - before == weight
         assert client.gate.used_weight == client.gate.max_used_seen == before + weight
@@ -108,8 +131,28 @@ def test_order_books_of_20_real_symbols_concurrently(client, simulator):
         assert len(result.book.bids) > 0 and len(result.book.asks) > 0
     assert all(depth_requests(after, s) - depth_requests(before, s) == 1 for s in symbols)
     assert fired(after, "latency") - fired(before, "latency") == 20
-    # 16 at a time (max_workers): two waves of 0.3 s.
-    assert elapsed < 1.5
+    # All 20 at once (up to max_workers = 32 in flight): one wave of 0.3 s.
+    assert elapsed < 1.0
+
+
+def test_order_books_keep_at_most_max_workers_in_flight(simulator):
+    """5 at a time: 20 answers of 0.3 s take four waves, no fewer (the bound holds) and no more."""
+    client = ExchangeClient(simulator.api_url, max_workers=5)
+    try:
+        symbols = [name for name, symbol in client.exchange_info().items() if symbol.trading][:20]
+        client.order_books(symbols[:5], deadline=time.time() + 5)  # connections up: waves only below
+        simulator.set_faults([{"endpoint": "depth", "kind": "latency", "delay": 0.3, "times": 20}])
+        started = time.time()
+        results = client.order_books(symbols, deadline=started + 10)
+        elapsed = time.time() - started
+    finally:
+        client.close()
+    assert all(isinstance(result, TimedBook) for result in results.values()), results
+    assert 1.2 <= elapsed < 2.5
+    # The (n+1)-th wave of 5 was only sent once the n-th had been answered, 0.3 s later.
+    starts = sorted(result.requested_at.timestamp() - started for result in results.values())
+    for wave in range(4):
+        assert all(t >= 0.3 * wave - 0.01 for t in starts[5 * wave:5 * wave + 5]), starts
 
 
 def test_one_unknown_symbol_does_not_spoil_the_others(client, simulator):
@@ -239,22 +282,22 @@ def test_recoverable_faults_all_end_with_a_book_within_the_deadline(client, simu
 
 
 @pytest.mark.parametrize(("kind", "side"), [("empty_bids", "bids"), ("empty_asks", "asks")])
-def test_an_empty_side_is_a_book_not_an_error(client, simulator, kind, side):
+def test_an_empty_side_is_a_book_not_an_error(client, simulator, fetch, kind, side):
     simulator.set_faults([{"endpoint": "depth", "symbol": "LRCBTC", "kind": kind, "times": 1}])
-    timed = client.order_book("LRCBTC", deadline=time.time() + 5)
+    timed = fetch(client, "LRCBTC", deadline=time.time() + 5)
     assert timed.attempts == 1
     assert getattr(timed.book, side).shape == (0, 2)
     other = "asks" if side == "bids" else "bids"
     assert getattr(timed.book, other).shape == (100, 2)
 
 
-def test_a_crossed_book_is_malformed_and_retried_until_the_deadline(client, simulator):
+def test_a_crossed_book_is_malformed_and_retried_until_the_deadline(client, simulator, fetch):
     simulator.set_faults([{"endpoint": "depth", "symbol": "NKNUSDT", "kind": "crossed"}])
     before = simulator.stats()
     started = time.time()
     deadline = started + 1.5
     with pytest.raises(MalformedResponseError) as raised:
-        client.order_book("NKNUSDT", deadline=deadline)
+        fetch(client, "NKNUSDT", deadline=deadline)
     ended = time.time()
     after = simulator.stats()
     assert "NKNUSDT" in str(raised.value) and "crossed" in str(raised.value)
@@ -263,32 +306,32 @@ def test_a_crossed_book_is_malformed_and_retried_until_the_deadline(client, simu
     assert ended <= deadline + 0.2
 
 
-def test_a_crossed_book_once_is_followed_by_a_good_one(client, simulator):
+def test_a_crossed_book_once_is_followed_by_a_good_one(client, simulator, fetch):
     simulator.set_faults([{"endpoint": "depth", "symbol": "NKNUSDT", "kind": "crossed", "times": 1}])
-    timed = client.order_book("NKNUSDT", deadline=time.time() + 5)
+    timed = fetch(client, "NKNUSDT", deadline=time.time() + 5)
     assert timed.attempts == 2 and not timed.book.crossed
 
 
 # ---- non-recoverable faults ------------------------------------------------------------------
 
 
-def test_invalid_symbol_is_not_retried(client, simulator):
+def test_invalid_symbol_is_not_retried(client, simulator, fetch):
     simulator.set_faults([{"endpoint": "depth", "symbol": "ETHUSDT", "kind": "invalid_symbol"}])
     before = simulator.stats()
     with pytest.raises(UnknownSymbolError) as raised:
-        client.order_book("ETHUSDT", deadline=time.time() + 5)
+        fetch(client, "ETHUSDT", deadline=time.time() + 5)
     after = simulator.stats()
     assert raised.value.symbol == "ETHUSDT" and "'ETHUSDT'" in str(raised.value)
     assert depth_requests(after, "ETHUSDT") - depth_requests(before, "ETHUSDT") == 1
 
 
-def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator):
+def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator, fetch):
     simulator.set_faults([{"endpoint": "depth", "symbol": "BTCUSDT", "kind": "ban_418",
                            "retry_after": 30, "times": 1}])
     before = simulator.stats()
     started = time.time()
     with pytest.raises(BannedError) as raised:
-        client.order_book("BTCUSDT", deadline=started + 5)
+        fetch(client, "BTCUSDT", deadline=started + 5)
     elapsed = time.time() - started
     banned = simulator.stats()
 
@@ -300,11 +343,15 @@ def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator):
     assert depth_requests(banned, "BTCUSDT") - depth_requests(before, "BTCUSDT") == 1
     assert banned["banned_for"] > 25  # the simulator really banned this IP
 
-    # While the ban runs, no request at all leaves the client, for any symbol.
-    for symbol in ("BTCUSDT", "ETHUSDT"):
+    # While the ban runs, no request at all leaves the client, for any symbol, by either path.
+    for symbol, how in [("BTCUSDT", "order_book"), ("ETHUSDT", "order_book"),
+                        ("BTCUSDT", "order_books"), ("ETHUSDT", "order_books")]:
         started = time.time()
         with pytest.raises(BannedError) as raised:
-            client.order_book(symbol, deadline=started + 1)
+            if how == "order_book":
+                client.order_book(symbol, deadline=started + 1)
+            else:
+                fetch_alone(client, symbol, deadline=started + 1)
         assert time.time() - started < 0.2
         assert abs(raised.value.until - error.until) < timedelta(milliseconds=50)
     results = client.order_books(["ETHBTC", "LTCBTC", "NKNUSDT"], deadline=time.time() + 1)
@@ -314,7 +361,7 @@ def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator):
     assert still["responses"] == banned["responses"]
 
 
-def test_a_timeout_is_a_server_error(simulator):
+def test_a_timeout_is_a_server_error(simulator, fetch):
     client = ExchangeClient(simulator.api_url, timeout_seconds=1)
     simulator.set_faults([{"endpoint": "depth", "symbol": "ETHBTC", "kind": "timeout"}])
     before = simulator.stats()
@@ -322,7 +369,7 @@ def test_a_timeout_is_a_server_error(simulator):
     deadline = started + 2.5
     try:
         with pytest.raises(ExchangeServerError) as raised:
-            client.order_book("ETHBTC", deadline=deadline)
+            fetch(client, "ETHBTC", deadline=deadline)
     finally:
         client.close()
     ended = time.time()
@@ -333,7 +380,7 @@ def test_a_timeout_is_a_server_error(simulator):
     assert tries >= 2
 
 
-def test_a_request_never_outlives_the_deadline(simulator):
+def test_a_request_never_outlives_the_deadline(simulator, fetch):
     """With 1.5 s to go and 1 s timeouts, the second attempt starts near 1.2 s: it may only
     wait for what is left, since a book that arrives after the deadline is of no use."""
     client = ExchangeClient(simulator.api_url, timeout_seconds=1)
@@ -342,7 +389,7 @@ def test_a_request_never_outlives_the_deadline(simulator):
     deadline = started + 1.5
     try:
         with pytest.raises(ExchangeServerError, match="no response within"):
-            client.order_book("LTCBTC", deadline=deadline)
+            fetch(client, "LTCBTC", deadline=deadline)
     finally:
         client.close()
     assert time.time() <= deadline + 0.15
@@ -354,13 +401,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_connection_refused_is_a_server_error_naming_the_url_without_credentials():
+def test_connection_refused_is_a_server_error_naming_the_url_without_credentials(fetch):
     port = closed_port()
     client = ExchangeClient(f"http://acts:hunter2xyz@127.0.0.1:{port}/api")
     started = time.time()
     try:
         with pytest.raises(ExchangeServerError) as raised:
-            client.order_book("BTCUSDT", deadline=started + 1)
+            fetch(client, "BTCUSDT", deadline=started + 1)
     finally:
         client.close()
     message = str(raised.value)
@@ -412,7 +459,7 @@ def test_exchange_info_lists_every_symbol_with_its_status(client):
 # ---- the weight budget -----------------------------------------------------------------------
 
 
-def test_the_client_stops_at_its_weight_budget_before_the_exchange_says_429():
+def test_the_client_stops_at_its_weight_budget_before_the_exchange_says_429(fetch):
     with running_simulator("--weight-limit", "60") as simulator:
         client = ExchangeClient(simulator.api_url, weight_limit=60, weight_budget_fraction=0.8)
         try:
@@ -421,7 +468,7 @@ def test_the_client_stops_at_its_weight_budget_before_the_exchange_says_429():
             started = time.time()
             with pytest.raises(RateLimitedError) as raised:
                 while books < 20:
-                    client.order_book("BTCUSDT", deadline=time.time() + 3)
+                    fetch(client, "BTCUSDT", deadline=time.time() + 3)
                     books += 1
             elapsed = time.time() - started
         finally:
