@@ -84,6 +84,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
+    # Ctrl-C works even when started from a shell that ignores SIGINT (`nohup ... &`, CI jobs):
+    # an ignored SIGINT would also be inherited by dagster dev, which then could not be stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _check_configuration()  # before anything starts: a bad value stops here, naming its variable
     state = project / STATE_DIR_NAME
     state.mkdir(exist_ok=True)
