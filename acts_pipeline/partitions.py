@@ -35,7 +35,7 @@ def window_start(now: datetime, days: int) -> datetime:
 
 
 #: The minute partitions are a rolling window: from midnight UTC `ACTS_PARTITION_WINDOW_DAYS`
-#: (default 3) days before the day the code location loaded, to the minute in progress.
+#: (default 1) days before the day the code location loaded, to the minute in progress.
 #: Dagster's partition views (partitions tab, launch and backfill dialogs) grow with the number
 #: of minutes in the definition, not with what was materialized, so a fixed start makes every
 #: page slower each day (benchmarks/ui_pages.py). Older data stays in MongoDB, readable as ever;

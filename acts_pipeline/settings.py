@@ -144,7 +144,7 @@ def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float
     return value
 
 
-DEFAULT_PARTITION_WINDOW_DAYS = 3
+DEFAULT_PARTITION_WINDOW_DAYS = 1
 MAX_PARTITION_WINDOW_DAYS = 90
 
 

@@ -144,7 +144,7 @@ def fresh_partitions_module():
     return module
 
 
-@pytest.mark.parametrize(("env", "days"), [(None, 3), ("1", 1), ("7", 7), ("90", 90)])
+@pytest.mark.parametrize(("env", "days"), [(None, 1), ("3", 3), ("7", 7), ("90", 90)])
 def test_the_first_key_is_midnight_utc_window_days_before_the_load(monkeypatch, env, days):
     if env is None:
         monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)

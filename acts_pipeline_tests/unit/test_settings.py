@@ -20,7 +20,7 @@ def test_defaults_with_an_empty_environment():
     assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
     assert settings.depth_limit(empty) == 100
     assert settings.capture_tolerance_seconds(empty) == 10.0
-    assert settings.partition_window_days(empty) == 3
+    assert settings.partition_window_days(empty) == 1
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
@@ -31,7 +31,7 @@ def test_blank_values_mean_the_default(blank):
     assert settings.binance_api_url(env) == "https://api.binance.com/api"
     assert settings.depth_limit(env) == 100
     assert settings.capture_tolerance_seconds(env) == 10.0
-    assert settings.partition_window_days(env) == 3
+    assert settings.partition_window_days(env) == 1
 
 
 def test_good_values_are_read_and_normalised():
@@ -72,7 +72,7 @@ def test_partition_window_days_is_read_at_call_time(monkeypatch):
     monkeypatch.setenv("ACTS_PARTITION_WINDOW_DAYS", "7")
     assert settings.partition_window_days() == 7
     monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS")
-    assert settings.partition_window_days() == 3
+    assert settings.partition_window_days() == 1
 
 
 # ---- bad values ------------------------------------------------------------------------------
