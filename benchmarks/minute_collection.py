@@ -60,6 +60,8 @@ from _platform import (  # noqa: E402
     GroupFigures,
     ProcessSampler,
     clean_env,
+    cpu_model,
+    git_revision,
     http_json,
     load_average,
     project_copy,
@@ -440,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     import dagster
     harness_cpu = self_cpu_seconds()
     print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
-          f"{py_platform.platform()}, {_cpu_model()}")
-    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {_git_revision()}")
+          f"{py_platform.platform()}, {cpu_model()}")
+    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
     print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
     print(f"command: python benchmarks/minute_collection.py {' '.join(argv if argv is not None else sys.argv[1:])}",
           flush=True)
@@ -460,28 +462,6 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line(f"end {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
     print(f"harness CPU (this process, not counted above): {self_cpu_seconds() - harness_cpu:.1f} s")
     return 1 if failed else 0
-
-
-def _git_revision() -> str:
-    import subprocess
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "acts_pipeline"],
-                               cwd=PROJECT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown revision"
-    return f"{rev}{' + uncommitted changes in acts_pipeline/' if dirty else ''}"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

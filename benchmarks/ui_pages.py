@@ -95,7 +95,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _platform import PROJECT, clean_env, load_average, read_hwm, self_cpu_seconds, symbols_for  # noqa: E402
+from _platform import (  # noqa: E402
+    PROJECT,
+    clean_env,
+    cpu_model,
+    git_revision,
+    load_average,
+    read_hwm,
+    self_cpu_seconds,
+    symbols_for,
+)
 
 VENV_BIN = Path(sys.executable).parent
 WEBAPP_CHUNKS = "dagster_webserver/webapp/build/_next/static/chunks"
@@ -922,8 +931,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic()
     harness_cpu = self_cpu_seconds()
     print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {py_platform.platform()}, "
-          f"{_cpu_model()}")
-    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {_git_revision()}")
+          f"{cpu_model()}")
+    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
     print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
     print(f"command: python benchmarks/ui_pages.py {' '.join(argv if argv is not None else sys.argv[1:])}", flush=True)
 
@@ -987,27 +996,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total run time {time.monotonic() - wall:.0f} s; harness CPU (this process, seeding included): "
           f"{self_cpu_seconds() - harness_cpu:.0f} s")
     return 1 if failed else 0
-
-
-def _git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "acts_pipeline"],
-                               cwd=PROJECT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown revision"
-    return f"{rev}{' + uncommitted changes in acts_pipeline/' if dirty else ''}"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
