@@ -102,17 +102,22 @@ def initial_symbols(environ: Mapping[str, str] | None = None) -> tuple[str, ...]
     return parse_symbols(raw)
 
 
-def depth_limit(environ: Mapping[str, str] | None = None) -> int:
-    raw = _env(environ).get("ACTS_DEPTH_LIMIT", "").strip()
+def _whole_number(environ: Mapping[str, str] | None, variable: str, unit: str, default: int, highest: int) -> int:
+    """`variable` as a whole number of `unit` in 1..`highest`; `default` when unset or blank."""
+    raw = _env(environ).get(variable, "").strip()
     if not raw:
-        return DEFAULT_DEPTH_LIMIT
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"ACTS_DEPTH_LIMIT must be a whole number of levels, got {raw!r}") from None
-    if not 1 <= value <= MAX_DEPTH_LIMIT:
-        raise ConfigurationError(f"ACTS_DEPTH_LIMIT must be between 1 and {MAX_DEPTH_LIMIT}, got {value}")
+        raise ConfigurationError(f"{variable} must be a whole number of {unit}, got {raw!r}") from None
+    if not 1 <= value <= highest:
+        raise ConfigurationError(f"{variable} must be between 1 and {highest}, got {value}")
     return value
+
+
+def depth_limit(environ: Mapping[str, str] | None = None) -> int:
+    return _whole_number(environ, "ACTS_DEPTH_LIMIT", "levels", DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT)
 
 
 def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -152,14 +157,5 @@ def partition_window_days(environ: Mapping[str, str] | None = None) -> int:
     """`ACTS_PARTITION_WINDOW_DAYS`: how many whole days before today the minute partitions
     reach back. Read when the code location loads (a partitions definition is part of the
     asset definitions, built before any resource)."""
-    raw = _env(environ).get("ACTS_PARTITION_WINDOW_DAYS", "").strip()
-    if not raw:
-        return DEFAULT_PARTITION_WINDOW_DAYS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"ACTS_PARTITION_WINDOW_DAYS must be a whole number of days, got {raw!r}") from None
-    if not 1 <= value <= MAX_PARTITION_WINDOW_DAYS:
-        raise ConfigurationError(
-            f"ACTS_PARTITION_WINDOW_DAYS must be between 1 and {MAX_PARTITION_WINDOW_DAYS}, got {value}")
-    return value
+    return _whole_number(environ, "ACTS_PARTITION_WINDOW_DAYS", "days", DEFAULT_PARTITION_WINDOW_DAYS,
+                         MAX_PARTITION_WINDOW_DAYS)
