@@ -24,7 +24,7 @@ from dagster import (
 
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.errors import ExchangeError, TooLateError
-from acts_pipeline.exchange import KLINES_PER_REQUEST, KLINES_WEIGHT, BinanceExchange
+from acts_pipeline.exchange import BinanceExchange, klines_weight
 from acts_pipeline.klines_budget import pace_klines_request
 from acts_pipeline.features import compute_features
 from acts_pipeline.models import OrderBookSnapshot
@@ -148,8 +148,7 @@ def klines_1m(context: AssetExecutionContext, exchange: BinanceExchange, capture
     paused = 0.0
     for symbol, minutes in _contiguous_minutes(cells).items():
         for start, end in minutes:
-            requests = -(-int((end - start) / timedelta(minutes=1)) // KLINES_PER_REQUEST)
-            paused += pace_klines_request(client.gate, weight=requests * KLINES_WEIGHT,
+            paused += pace_klines_request(client.gate, weight=klines_weight(start, end),
                                           clock=lambda: capture_clock.now().timestamp(), sleep=capture_clock.sleep)
             rows.extend(k for k in client.klines(symbol, start, end) if Cell(k.minute, symbol) in wanted)
     missing = len(wanted) - len(rows)

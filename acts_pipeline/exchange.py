@@ -87,6 +87,13 @@ def depth_weight(limit: int) -> int:
     return 250
 
 
+def klines_weight(start: datetime, end: datetime) -> int:
+    """Request weight of fetching the 1-minute klines of `[start, end)`: `KLINES_PER_REQUEST`
+    minutes a request, as `ExchangeClient.klines` pages them."""
+    minutes = int((end - start) / timedelta(minutes=1))
+    return -(-minutes // KLINES_PER_REQUEST) * KLINES_WEIGHT
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

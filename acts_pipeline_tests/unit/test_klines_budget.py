@@ -65,3 +65,13 @@ def test_the_minute_run_at_500_symbols_stays_within_half_the_limit():
     """The issue's budget: books of 500 symbols (5 each) plus klines paced under the budget."""
     books = 500 * depth_weight(100)
     assert books + (KLINES_WEIGHT_BUDGET - books) <= 0.5 * 6000
+
+
+@pytest.mark.parametrize(("minutes", "weight"), [(1, 2), (5, 2), (1000, 2), (1001, 4), (1440, 4), (2001, 6)])
+def test_a_klines_span_weighs_two_per_thousand_minutes(minutes, weight):
+    from datetime import UTC, datetime, timedelta
+
+    from acts_pipeline.exchange import klines_weight
+
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+    assert klines_weight(start, start + timedelta(minutes=minutes)) == weight
