@@ -5,14 +5,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import DagsterInstance, Definitions, RunRequest, SkipReason, build_sensor_context
+from dagster import DagsterInstance, RunRequest, SkipReason
 
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.capture import CaptureClock
+from acts_pipeline.assets import klines_1m
 from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, KLINES_WEIGHT_BUDGET
 from acts_pipeline.partitions import floor_minute, minute_partitions_start
-from acts_pipeline.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, klines_catch_up_sensor, minute_run_request
+from acts_pipeline.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, minute_run_request
 from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
 from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
 
 SYMBOLS = [f"S{i:02d}USDT" for i in range(12)]
@@ -29,15 +29,6 @@ def instance():
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("symbols", SYMBOLS)
         yield instance
-
-
-def tick(instance, mongo, cursor=None):
-    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
-                       resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
-                                  "exchange": fake_exchange(FakeClient(now=None)), "capture_clock": CaptureClock()})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}, cursor=cursor) as context:
-        result = klines_catch_up_sensor(context)
-        return result, context.cursor
 
 
 def store_klines(mongo, since, minutes):
@@ -58,14 +49,14 @@ def test_klines_wait_for_a_batch_then_come_in_one_run(heavy_books, instance):
     mongo = MongomockResource(database="klines_batches_wait")
     recent = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES - 2)
     store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < recent])
-    result, _ = tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, SkipReason), result
     assert "fetched once due" in result.skip_message
 
     mongo = MongomockResource(database="klines_batches_due")
     first = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES + 2)
     store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < first])
-    result, _ = tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, RunRequest), result
     assert result.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|{SYMBOLS[0]}"
     last = floor_minute(now - timedelta(seconds=30)) - timedelta(minutes=1)
@@ -92,7 +83,7 @@ def test_ticks_read_from_the_last_complete_minute_and_the_whole_window_hourly(in
         return max(floor_minute(at) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
 
     before = datetime.now(UTC)
-    result, cursor = tick(instance, mongo)
+    result, cursor = klines_catch_up_tick(instance, mongo)
     # the sensor reads the clock itself: a minute boundary may fall between the two readings
     windows = {whole_window(before), whole_window(datetime.now(UTC))}
     assert isinstance(result, SkipReason)
@@ -101,13 +92,13 @@ def test_ticks_read_from_the_last_complete_minute_and_the_whole_window_hourly(in
     complete = datetime.fromisoformat(state["complete_through"])
     assert complete == reads[-1][1] - timedelta(minutes=1)
 
-    result, cursor = tick(instance, mongo, cursor=cursor)
+    result, cursor = klines_catch_up_tick(instance, mongo, cursor=cursor)
     assert reads[-1][0] == complete + timedelta(minutes=1)  # only what came since
 
     state = json.loads(cursor)
     state["full_scan_at"] = (now - FULL_SCAN_EVERY - timedelta(minutes=1)).isoformat()
     before = datetime.now(UTC)
-    tick(instance, mongo, cursor=json.dumps(state))
+    klines_catch_up_tick(instance, mongo, cursor=json.dumps(state))
     assert reads[-1][0] in {whole_window(before), whole_window(datetime.now(UTC))}  # an hour later: all again
 
 

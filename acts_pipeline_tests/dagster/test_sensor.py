@@ -12,6 +12,7 @@ from acts_pipeline.symbols import registered_symbols
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import minute_key, recent_minute
+from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
 from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
 
 
@@ -91,9 +92,6 @@ def test_klines_gap_starts_each_symbol_at_its_first_collected_minute():
 
 
 def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, monkeypatch):
-    from acts_pipeline.sensors import klines_catch_up_sensor
-    from acts_pipeline.storage import MongoIOManager
-
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
     mongo = MongomockResource(database="catch_up")
     store = mongo.get_store()
@@ -104,12 +102,7 @@ def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, mon
     docs = [{"symbol": s, "minute": since + timedelta(minutes=i), "open": 1.0}
             for s in ("BTCUSDT", "ETHUSDT") for i in range(88) if since + timedelta(minutes=i) not in down]
     store.upsert("klines_1m", docs)
-    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m],
-                       sensors=[klines_catch_up_sensor], resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
-                                                                     "exchange": fake_exchange(FakeClient(now=None)),
-                                                                     "capture_clock": CaptureClock()})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}) as context:
-        request = klines_catch_up_sensor(context)
+    request, _ = klines_catch_up_tick(instance, mongo)
     first, last = min(down), max(down)
     assert request.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|BTCUSDT"
     assert request.tags["dagster/asset_partition_range_end"] == f"{last:%Y-%m-%d-%H:%M}|ETHUSDT"
@@ -119,18 +112,12 @@ def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, mon
 def test_klines_catch_up_sensor_skips_while_mongodb_is_down(instance):
     """Found by benchmarks/soak.py: during a DB outage the sensor's reads raise pymongo's own
     ServerSelectionTimeoutError, which made every tick fail instead of being skipped."""
-    from acts_pipeline.sensors import klines_catch_up_sensor
-    from acts_pipeline.storage import MongoIOManager, MongoResource
     from acts_pipeline.processes import free_port
+    from acts_pipeline.storage import MongoResource
 
     instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
     mongo = MongoResource(uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", database="acts",
                           timeout_ms=200)
-    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m],
-                       sensors=[klines_catch_up_sensor], resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
-                                                                     "exchange": fake_exchange(FakeClient(now=None)),
-                                                                     "capture_clock": CaptureClock()})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}) as context:
-        result = klines_catch_up_sensor(context)
+    result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, SkipReason)
     assert "MongoDB unavailable" in result.skip_message

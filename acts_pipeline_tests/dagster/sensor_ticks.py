@@ -1,0 +1,19 @@
+"""One tick of `klines_catch_up_sensor` against a real instance, with the code location's assets
+and every resource they need swapped for fakes except `mongo`, which the test chooses."""
+
+from dagster import Definitions, build_sensor_context
+
+from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.capture import CaptureClock
+from acts_pipeline.sensors import klines_catch_up_sensor
+from acts_pipeline.storage import MongoIOManager
+from acts_pipeline_tests.fakes import FakeClient, fake_exchange
+
+
+def klines_catch_up_tick(instance, mongo, cursor=None):
+    """The sensor's result and the cursor it left."""
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
+                       resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
+                                  "exchange": fake_exchange(FakeClient(now=None)), "capture_clock": CaptureClock()})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}, cursor=cursor) as context:
+        return klines_catch_up_sensor(context), context.cursor
