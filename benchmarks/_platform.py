@@ -115,15 +115,24 @@ def read_cmdline(pid: int) -> str:
         return ""
 
 
-def read_hwm(pid: int) -> int:
+def read_status_bytes(pid: int, field: str) -> int:
+    """A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...) in bytes; 0 if gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def read_hwm(pid: int) -> int:
+    return read_status_bytes(pid, "VmHWM")
+
+
+def read_rss(pid: int) -> int:
+    return read_status_bytes(pid, "VmRSS")
 
 
 @dataclass
@@ -357,3 +366,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def print_grid(headers: list[str], table: list[list]) -> None:
+    """`table` under `headers` as a boxed plain-text grid, columns as wide as their widest cell."""
+    widths = [max(len(str(row[i])) for row in [headers, *table]) for i in range(len(headers))]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    print(line)
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    print(line)
+    for row in table:
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
+    print(line)

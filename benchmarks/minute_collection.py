@@ -64,6 +64,7 @@ from _platform import (  # noqa: E402
     git_revision,
     http_json,
     load_average,
+    print_grid,
     project_copy,
     self_cpu_seconds,
     start_dev,
@@ -403,14 +404,7 @@ def print_table(results: list[Result]) -> None:
             wanted = label.startswith(ratio_rows)
             row.append(f"{b / a:.1f}x" if wanted and a and b is not None and a > 0 else "")
         table.append(row)
-    widths = [max(len(str(row[i])) for row in [headers, *table]) for i in range(len(headers))]
-    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
-    print(line)
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
-    print(line)
-    for row in table:
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
-    print(line)
+    print_grid(headers, table)
     for r in results:
         for note in r.notes:
             print(f"note ({r.design}): {note}")

@@ -101,7 +101,9 @@ from _platform import (  # noqa: E402
     cpu_model,
     git_revision,
     load_average,
+    print_grid,
     read_hwm,
+    read_rss,
     self_cpu_seconds,
     symbols_for,
 )
@@ -555,17 +557,6 @@ def find_python_error(value) -> str | None:
     return None
 
 
-def read_rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 class LoadWatch:
     """Samples the 1-minute load every second in a thread (the largest value over a window), and
     stops the webserver if its memory passes `rss_limit` (the machine is shared)."""
@@ -866,14 +857,7 @@ def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> N
     add("load avg at end (1/5/15)", [w.load_end for w in windows])
     add("max 1-min load during", [f"{w.max_load1:.2f}{' (>1.5)' if w.max_load1 > LOAD_LIMIT else ''}" for w in windows])
 
-    widths = [max(len(str(row[i])) for row in [headers, *table]) for i in range(len(headers))]
-    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
-    print(line)
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
-    print(line)
-    for row in table:
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
-    print(line)
+    print_grid(headers, table)
     for w in windows:
         for label, f in w.figures.items():
             if f.error:
