@@ -65,7 +65,7 @@ def _check_configuration() -> None:
     settings.binance_api_url()
     settings.mongo_db()
     settings.capture_tolerance_seconds()
-    settings.partition_window_days()
+    settings.partition_window_hours()
 
 
 def _check_mongo(uri: str) -> None:
@@ -80,7 +80,7 @@ def _check_mongo(uri: str) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
     from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
-    from acts_pipeline.window_reload import DailyReloader
+    from acts_pipeline.window_reload import HourlyReloader
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
@@ -119,8 +119,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
              "-h", "127.0.0.1", "-p", str(args.port)],
             cwd=project, env=env, start_new_session=True)
-        # Moves the rolling partition window to the new day (acts_pipeline/window_reload.py).
-        reloader = DailyReloader(f"http://127.0.0.1:{args.port}", log=lambda m: print(m, flush=True)).start()
+        # Moves the rolling partition window every hour (acts_pipeline/window_reload.py).
+        reloader = HourlyReloader(f"http://127.0.0.1:{args.port}", log=lambda m: print(m, flush=True)).start()
         try:
             return dagster.wait()
         except KeyboardInterrupt:
@@ -271,14 +271,13 @@ def cmd_spool(args: argparse.Namespace) -> int:
 
 
 def cmd_reload_code(args: argparse.Namespace) -> int:
-    from acts_pipeline.window_reload import ReloadError, reload_code_locations
+    from acts_pipeline.window_reload import ReloadError, reload_and_warm
 
     try:
-        names = reload_code_locations(args.url)
+        print(reload_and_warm(args.url))
     except ReloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"reloaded {', '.join(names)}: the minute partitions start at the window of the day it loaded")
     return 0
 
 
@@ -311,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     spool.add_argument("action", choices=["status", "flush"])
     spool.set_defaults(func=cmd_spool)
 
-    reload = commands.add_parser("reload-code", help="reload the code location (moves the partition window; "
-                                 "`dev` does it daily just after midnight UTC)")
+    reload = commands.add_parser("reload-code", help="reload the code location, which moves the partition window, and "
+                                 "rebuild the partition status caches (`dev` does it 10 s past every hour)")
     reload.add_argument("--url", default="http://127.0.0.1:3000", help="the Dagster webserver (default %(default)s)")
     reload.set_defaults(func=cmd_reload_code)
 

@@ -6,7 +6,7 @@ from acts_pipeline.assets import klines_1m, order_book_features, order_book_snap
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.retention import prune_run_history, prune_run_history_daily
+from acts_pipeline.retention import prune_run_history, prune_run_history_hourly
 from acts_pipeline.sensors import klines_catch_up_sensor, minute_sensor
 from acts_pipeline.storage import MongoIOManager, MongoResource
 
@@ -17,7 +17,7 @@ defs = Definitions(
     asset_checks=[snapshot_books_are_valid, features_are_in_range, snapshots_are_complete],
     sensors=[minute_sensor, klines_catch_up_sensor],
     jobs=[prune_run_history],
-    schedules=[prune_run_history_daily],
+    schedules=[prune_run_history_hourly],
     resources={
         "exchange": BinanceExchange(),
         "capture_clock": CaptureClock(),

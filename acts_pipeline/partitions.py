@@ -29,21 +29,22 @@ def format_minute(minute: datetime) -> str:
     return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
 
 
-def window_start(now: datetime, days: int) -> datetime:
-    """The first minute of the rolling partition window: midnight UTC, `days` days before `now`'s."""
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+def window_start(now: datetime, hours: int) -> datetime:
+    """The first minute of the rolling partition window: the start of `now`'s hour (UTC), less
+    `hours` hours."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
 
 
-#: The minute partitions are a rolling window: from midnight UTC `ACTS_PARTITION_WINDOW_DAYS`
-#: (default 1) days before the day the code location loaded, to the minute in progress.
-#: Dagster's partition views (partitions tab, launch and backfill dialogs) grow with the number
-#: of minutes in the definition, not with what was materialized, so a fixed start makes every
-#: page slower each day (benchmarks/ui_pages.py). Older data stays in MongoDB, readable as ever;
-#: the retention job deletes runs (and their events) older than the window, and the code
-#: location is reloaded once a day (`acts-pipeline dev` does it; `acts-pipeline reload-code`),
+#: The minute partitions are a rolling window: from `ACTS_PARTITION_WINDOW_HOURS` (default 6)
+#: whole hours before the hour the code location loaded, to the minute in progress. Dagster's
+#: partition views (partitions tab, launch and backfill dialogs, the asset page's live data)
+#: cost time in proportion to the minute x symbol cells in the window, and a fixed start makes
+#: every page slower each day (benchmarks/ui_pages.py). Older data stays in MongoDB, readable as
+#: ever; the retention job deletes runs (and their events) older than the window, and the code
+#: location is reloaded every hour (`acts-pipeline dev` does it; `acts-pipeline reload-code`),
 #: which moves the start.
-PARTITION_WINDOW_DAYS = settings.partition_window_days()
-PARTITIONS_START = format_minute(window_start(datetime.now(UTC), PARTITION_WINDOW_DAYS))
+PARTITION_WINDOW_HOURS = settings.partition_window_hours()
+PARTITIONS_START = format_minute(window_start(datetime.now(UTC), PARTITION_WINDOW_HOURS))
 
 minute_partitions = TimeWindowPartitionsDefinition(
     cron_schedule="* * * * *",

@@ -1,4 +1,4 @@
-"""Keeping the Dagster instance small: old runs and their event logs are deleted every day.
+"""Keeping the Dagster instance small: old runs and their event logs are deleted every hour.
 
 Every minute run writes a few hundred events per hundred symbols (one materialization per cell
 and asset, check evaluations, step events); left alone, the event log grows without bound and the
@@ -19,14 +19,14 @@ from dagster import (
     op,
 )
 
-from acts_pipeline.partitions import PARTITION_WINDOW_DAYS, window_start
+from acts_pipeline.partitions import PARTITION_WINDOW_HOURS, window_start
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 class RetentionConfig(Config):
     """How many days of finished runs to keep; by default, those created since the start of the
-    rolling partition window (`ACTS_PARTITION_WINDOW_DAYS` whole days before today)."""
+    rolling partition window (`ACTS_PARTITION_WINDOW_HOURS` whole hours before this hour)."""
 
     keep_days: float | None = None
     batch: int = 500
@@ -36,7 +36,7 @@ def retention_cutoff(now: datetime, keep_days: float | None) -> datetime:
     """Runs created before this are deleted: `keep_days` ago, or the partition window's start.
     A run older than the window holds only events of partitions the definitions no longer have."""
     if keep_days is None:
-        return window_start(now, PARTITION_WINDOW_DAYS)
+        return window_start(now, PARTITION_WINDOW_HOURS)
     return now - timedelta(days=keep_days)
 
 
@@ -62,7 +62,8 @@ def prune_run_history():
     delete_old_runs()
 
 
-prune_run_history_daily = ScheduleDefinition(
-    job=prune_run_history, cron_schedule="17 3 * * *", execution_timezone="UTC",
+#: Hourly, a quarter of an hour after the reload that moves the window's start by an hour.
+prune_run_history_hourly = ScheduleDefinition(
+    job=prune_run_history, cron_schedule="17 * * * *", execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
 )

@@ -110,7 +110,8 @@ def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
     )
 
 
-#: How far back klines gaps (downtime, failed minutes) are filled automatically.
+#: How far back klines gaps (downtime, failed minutes) are filled automatically, within the
+#: partition window (a shorter window bounds it: its minutes are the only keys a run can take).
 KLINES_CATCH_UP_WINDOW = timedelta(hours=24)
 #: While the minute runs fetch klines, a minute this recent is still theirs to fetch.
 KLINES_CATCH_UP_MARGIN = timedelta(minutes=2)
@@ -167,7 +168,7 @@ def klines_due(first_missing: datetime, now: datetime, ride_along: bool) -> bool
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Fetches the klines the minute runs did not, in one klines_1m run over the gap for "
-    "all symbols: downtime and failed minutes of the last 24 h, and, beyond the symbols whose "
+    "all symbols: downtime and failed minutes of the last 24 h within the partition window, and, beyond the symbols whose "
     "klines ride along in the minute run, every symbol's klines in batches of 5 minutes.",
 )
 def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource):

@@ -1,27 +1,34 @@
-"""Moving the rolling partition window: reload the code location once a day.
+"""Moving the rolling partition window: reload the code location every hour.
 
-The minute partitions start at midnight UTC `ACTS_PARTITION_WINDOW_DAYS` days before the day the
-code location was loaded (`acts_pipeline.partitions`). The webserver and the daemon keep the
-definitions they loaded, so the start moves only when the code location is reloaded: once a day,
-just after midnight UTC, through the webserver's GraphQL `reloadWorkspace` mutation (what the UI's
-"Reload all" button sends). `acts-pipeline dev` does it by itself; a production deployment runs
-`acts-pipeline reload-code --url http://<webserver>:3000` from cron at the same time.
+The minute partitions start `ACTS_PARTITION_WINDOW_HOURS` whole hours before the hour the code
+location was loaded (`acts_pipeline.partitions`). The webserver and the daemon keep the
+definitions they loaded, so the start moves only when the code location is reloaded: every hour,
+ten seconds past the hour, through the webserver's GraphQL `reloadWorkspace` mutation (what the
+UI's "Reload all" button sends). `acts-pipeline dev` does it by itself; a production deployment
+runs `acts-pipeline reload-code --url http://<webserver>:3000` from cron at the same moments.
 
-The reload is timed between minute runs: the 23:59 run has fetched its books at 00:00:00 and
-the 00:00 run is requested at 00:00:30. A run already started finishes on the code it started
-with (Dagster's code server waits for its runs before it shuts down).
+The reload is timed between minute runs: the run of minute HH-1:59 has fetched its books at
+HH:00:00 and the HH:00 run is requested at HH:00:30. A run already started finishes on the code
+it started with (Dagster's code server waits for its runs before it shuts down).
+
+A new window start is a new partitions definition, and Dagster keys each asset's partition status
+cache by its definition: the first partition query after a reload rebuilds the cache from every
+materialization event the instance holds (seconds per asset). So each reload is followed by one
+`partitionStats` query of every partitioned asset, which rebuilds the caches at once, before a
+user opens a page.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time as timer
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
-#: When, UTC, the code location is reloaded each day.
-RELOAD_AT = time(0, 0, 10)
+#: When, in each hour (UTC), the code location is reloaded: ten seconds past the hour.
+RELOAD_OFFSET = timedelta(seconds=10)
 
 RELOAD_MUTATION = """
 mutation ReloadWorkspace {
@@ -34,25 +41,28 @@ mutation ReloadWorkspace {
 }
 """
 
+#: What the UI's asset pages read first; asking for it rebuilds each asset's status cache.
+WARM_QUERY = """
+query WarmPartitionStatus {
+  assetNodes { assetKey { path } isPartitioned partitionStats { numMaterialized } }
+}
+"""
+
 
 class ReloadError(RuntimeError):
     """The webserver did not reload the code location, or a location failed to load."""
 
 
-def next_reload(now: datetime, at: time = RELOAD_AT) -> datetime:
-    """The first daily reload moment strictly after `now`."""
+def next_reload(now: datetime, offset: timedelta = RELOAD_OFFSET) -> datetime:
+    """The first hourly reload moment strictly after `now`: `offset` past an hour, UTC."""
     now = now.astimezone(UTC)
-    moment = datetime.combine(now.date(), at, tzinfo=UTC)
-    return moment if moment > now else moment + timedelta(days=1)
+    moment = now.replace(minute=0, second=0, microsecond=0) + offset
+    return moment if moment > now else moment + timedelta(hours=1)
 
 
-def reload_code_locations(webserver_url: str, *, timeout: float = 120.0) -> list[str]:
-    """Reload every code location of the webserver's workspace; the names reloaded.
-
-    Raises `ReloadError` naming the location and its error if one fails to load (the previous
-    definitions are then gone from the UI, so this must be loud)."""
+def _post_graphql(webserver_url: str, query: str, timeout: float, what: str) -> dict:
     request = urllib.request.Request(
-        webserver_url.rstrip("/") + "/graphql", data=json.dumps({"query": RELOAD_MUTATION}).encode(),
+        webserver_url.rstrip("/") + "/graphql", data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -60,8 +70,16 @@ def reload_code_locations(webserver_url: str, *, timeout: float = 120.0) -> list
     except OSError as exc:
         raise ReloadError(f"could not reach the Dagster webserver at {webserver_url}: {exc}") from None
     if payload.get("errors"):
-        raise ReloadError(f"reloadWorkspace refused: {payload['errors'][0].get('message')}")
-    result = payload["data"]["reloadWorkspace"]
+        raise ReloadError(f"{what} refused: {payload['errors'][0].get('message')}")
+    return payload["data"]
+
+
+def reload_code_locations(webserver_url: str, *, timeout: float = 120.0) -> list[str]:
+    """Reload every code location of the webserver's workspace; the names reloaded.
+
+    Raises `ReloadError` naming the location and its error if one fails to load (the previous
+    definitions are then gone from the UI, so this must be loud)."""
+    result = _post_graphql(webserver_url, RELOAD_MUTATION, timeout, "reloadWorkspace")["reloadWorkspace"]
     if result["__typename"] != "Workspace":
         raise ReloadError(f"reloadWorkspace failed: {result.get('message', result['__typename'])}")
     names = []
@@ -74,19 +92,38 @@ def reload_code_locations(webserver_url: str, *, timeout: float = 120.0) -> list
     return names
 
 
-class DailyReloader:
-    """A background thread that reloads the code locations at `RELOAD_AT` every day."""
+def warm_partition_status(webserver_url: str, *, timeout: float = 600.0) -> list[str]:
+    """Have the webserver rebuild the partition status cache of every partitioned asset (one
+    `partitionStats` query of all asset nodes); the assets' names, `/`-joined."""
+    nodes = _post_graphql(webserver_url, WARM_QUERY, timeout, "partitionStats")["assetNodes"]
+    return ["/".join(node["assetKey"]["path"]) for node in nodes if node["isPartitioned"]]
+
+
+def reload_and_warm(webserver_url: str) -> str:
+    """Reload the code locations, then rebuild the partition status caches; what was done, with
+    the time each step took, for the log. Raises `ReloadError`."""
+    started = timer.monotonic()
+    names = reload_code_locations(webserver_url)
+    reloaded = timer.monotonic()
+    assets = warm_partition_status(webserver_url)
+    return (f"reloaded code location(s) {', '.join(names)} in {reloaded - started:.1f} s (the partition window "
+            f"moved an hour); partition status of {len(assets)} assets rebuilt in {timer.monotonic() - reloaded:.1f} s")
+
+
+class HourlyReloader:
+    """A background thread that reloads the code locations, and warms the partition status,
+    `RELOAD_OFFSET` past every hour."""
 
     def __init__(self, webserver_url: str, *, log: Callable[[str], None] = print,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), at: time = RELOAD_AT):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), offset: timedelta = RELOAD_OFFSET):
         self.webserver_url = webserver_url
         self._log = log
         self._clock = clock
-        self._at = at
+        self._offset = offset
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="acts-daily-reload", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="acts-hourly-reload", daemon=True)
 
-    def start(self) -> DailyReloader:
+    def start(self) -> HourlyReloader:
         self._thread.start()
         return self
 
@@ -96,11 +133,10 @@ class DailyReloader:
 
     def _loop(self) -> None:
         while True:
-            wait = (next_reload(self._clock(), self._at) - self._clock()).total_seconds()
+            wait = (next_reload(self._clock(), self._offset) - self._clock()).total_seconds()
             if self._stop.wait(max(0.0, wait)):
                 return
             try:
-                names = reload_code_locations(self.webserver_url)
-                self._log(f"reloaded code location(s) {', '.join(names)}: the partition window moved to a new day")
+                self._log(reload_and_warm(self.webserver_url))
             except ReloadError as exc:
-                self._log(f"warning: daily reload failed ({exc}); the partition window did not move")
+                self._log(f"warning: hourly reload failed ({exc}); the partition window may not have moved")

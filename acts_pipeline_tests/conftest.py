@@ -5,9 +5,17 @@ Server fixtures live in their own plugin modules, one per real server the tests 
 `servers_simulator` (the offline Binance exchange, a real HTTP server).
 """
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The tests take their minutes from yesterday (acts_pipeline_tests/dates.py), so the partition
+# window of this session reaches back 48 hours, whatever the shell has set; it is read when
+# `acts_pipeline.partitions` is first imported, after this. The end-to-end tests start the
+# platform in a clean environment, with the default window.
+os.environ.pop("ACTS_PARTITION_WINDOW_DAYS", None)
+os.environ["ACTS_PARTITION_WINDOW_HOURS"] = "48"
 
 pytest_plugins = [
     "acts_pipeline_tests.servers_mongo",

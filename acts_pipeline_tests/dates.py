@@ -1,10 +1,10 @@
 """Minutes inside the rolling partition window, for tests that touch Dagster partitions.
 
-The minute partitions start at midnight UTC `ACTS_PARTITION_WINDOW_DAYS` (1..90) days before the
-day `acts_pipeline.partitions` was imported and end at the minute in progress, and Dagster refuses
-a key outside them: a test pinned to a calendar date stops working days later. Yesterday (UTC)
-is inside every window, the narrowest (1 day) included, and stays inside it even if the test
-session runs past midnight (yesterday is then the day the module was imported). Tests that
+The minute partitions start `ACTS_PARTITION_WINDOW_HOURS` whole hours before the hour
+`acts_pipeline.partitions` was imported and end at the minute in progress, and Dagster refuses
+a key outside them: a test pinned to a calendar date stops working days later. The test session
+sets a 48-hour window (`conftest.py`), so yesterday (UTC) is inside it, and stays inside it even
+if the session runs past midnight (yesterday is then the day the module was imported). Tests that
 materialize, request runs or check keys take their minutes from here; pure functions of a date
 (parsing, formatting, features) may keep literal dates.
 

@@ -11,7 +11,7 @@ from dagster import MultiPartitionKey, TimeWindowPartitionsDefinition
 from acts_pipeline import partitions, settings
 from acts_pipeline.partitions import (
     MINUTE_FORMAT,
-    PARTITION_WINDOW_DAYS,
+    PARTITION_WINDOW_HOURS,
     PARTITIONS_START,
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -28,6 +28,7 @@ from acts_pipeline.partitions import (
     parse_minute,
     window_start,
 )
+from acts_pipeline_tests.dates import minute_key, recent_minute
 
 MINUTE = datetime(2026, 11, 26, 13, 54, tzinfo=UTC)
 
@@ -116,23 +117,23 @@ def test_partitions_definitions_are_the_documented_ones():
 # ---- the rolling window ----------------------------------------------------------------------
 
 
-def test_window_start_is_midnight_utc_days_before():
-    assert window_start(datetime(2026, 11, 26, 13, 54, 12, 345, tzinfo=UTC), 3) == datetime(2026, 11, 23, tzinfo=UTC)
-    assert window_start(datetime(2026, 11, 26, tzinfo=UTC), 1) == datetime(2026, 11, 25, tzinfo=UTC)  # at midnight
-    assert window_start(datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=UTC), 1) == datetime(2026, 11, 25, tzinfo=UTC)
-    assert window_start(datetime(2026, 12, 1, 8, 0, tzinfo=UTC), 3) == datetime(2026, 11, 28, tzinfo=UTC)
-    assert window_start(datetime(2026, 11, 26, 8, 0, tzinfo=UTC), 90) == datetime(2026, 8, 28, tzinfo=UTC)
+def test_window_start_is_the_start_of_the_hour_less_the_window():
+    assert window_start(datetime(2026, 11, 26, 13, 54, 12, 345, tzinfo=UTC), 6) == datetime(2026, 11, 26, 7, tzinfo=UTC)
+    assert window_start(datetime(2026, 11, 26, 13, tzinfo=UTC), 1) == datetime(2026, 11, 26, 12, tzinfo=UTC)  # on the hour
+    assert window_start(datetime(2026, 11, 26, 13, 59, 59, 999_999, tzinfo=UTC), 1) == datetime(2026, 11, 26, 12, tzinfo=UTC)
+    assert window_start(datetime(2026, 11, 26, 3, 10, tzinfo=UTC), 6) == datetime(2026, 11, 25, 21, tzinfo=UTC)  # across midnight
+    assert window_start(datetime(2026, 11, 26, 8, 0, tzinfo=UTC), 2160) == datetime(2026, 8, 28, 8, tzinfo=UTC)
     assert window_start(datetime(2026, 11, 26, 8, 0, tzinfo=UTC), 3).tzinfo is UTC
 
 
-def test_window_start_takes_the_utc_day_of_an_aware_datetime_in_another_timezone():
-    # 00:30 on the 27th in UTC+01:00 is 23:30 on the 26th in UTC: the window counts from the 26th.
+def test_window_start_takes_the_utc_hour_of_an_aware_datetime_in_another_timezone():
+    # 00:30 on the 27th in UTC+01:00 is 23:30 on the 26th in UTC.
     paris = datetime(2026, 11, 27, 0, 30, tzinfo=timezone(timedelta(hours=1)))
-    assert window_start(paris, 1) == datetime(2026, 11, 25, tzinfo=UTC)
-    # 20:00 on the 26th in UTC-05:00 is 01:00 on the 27th in UTC: the window counts from the 27th.
-    new_york = datetime(2026, 11, 26, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
-    assert window_start(new_york, 3) == datetime(2026, 11, 24, tzinfo=UTC)
-    assert window_start(new_york, 3).tzinfo is UTC
+    assert window_start(paris, 1) == datetime(2026, 11, 26, 22, tzinfo=UTC)
+    # India is 5:30 ahead: 06:15 there is 00:45 UTC, whose hour starts at 00:00 UTC.
+    india = datetime(2026, 11, 27, 6, 15, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert window_start(india, 6) == datetime(2026, 11, 26, 18, tzinfo=UTC)
+    assert window_start(india, 6).tzinfo is UTC
 
 
 def fresh_partitions_module():
@@ -144,40 +145,43 @@ def fresh_partitions_module():
     return module
 
 
-@pytest.mark.parametrize(("env", "days"), [(None, 1), ("3", 3), ("7", 7), ("90", 90)])
-def test_the_first_key_is_midnight_utc_window_days_before_the_load(monkeypatch, env, days):
-    if env is None:
-        monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)
-    else:
-        monkeypatch.setenv("ACTS_PARTITION_WINDOW_DAYS", env)
+@pytest.mark.parametrize(("variable", "value", "hours"), [
+    (None, None, 6), ("ACTS_PARTITION_WINDOW_HOURS", "1", 1), ("ACTS_PARTITION_WINDOW_HOURS", "48", 48),
+    ("ACTS_PARTITION_WINDOW_DAYS", "3", 72)])
+def test_the_first_key_is_the_window_of_hours_before_the_hour_of_the_load(monkeypatch, variable, value, hours):
+    monkeypatch.delenv("ACTS_PARTITION_WINDOW_HOURS", raising=False)
+    monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)
+    if variable:
+        monkeypatch.setenv(variable, value)
     before = datetime.now(UTC)
     fresh = fresh_partitions_module()
     after = datetime.now(UTC)
-    assert fresh.PARTITION_WINDOW_DAYS == days
+    assert fresh.PARTITION_WINDOW_HOURS == hours
     first = fresh.minute_partitions.get_first_partition_key()
-    # `before` and `after` give one and the same key unless the load straddled midnight UTC.
-    assert first in {f"{moment.date() - timedelta(days=days):%Y-%m-%d}-00:00" for moment in (before, after)}
-    assert first in {format_minute(window_start(moment, days)) for moment in (before, after)}
+    # `before` and `after` give one and the same key unless the load straddled an hour.
+    assert first in {f"{moment - timedelta(hours=hours):%Y-%m-%d-%H}:00" for moment in (before, after)}
+    assert first in {format_minute(window_start(moment, hours)) for moment in (before, after)}
     assert first == fresh.PARTITIONS_START == format_minute(fresh.minute_partitions_start())
     start = fresh.minute_partitions_start()
     assert fresh.minute_partitions.has_partition_key(first)
     assert not fresh.minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
 
 
-def test_the_loaded_window_is_the_configured_number_of_days_and_refuses_earlier_minutes():
-    assert PARTITION_WINDOW_DAYS == settings.partition_window_days()
+def test_the_loaded_window_is_the_configured_number_of_hours_and_refuses_earlier_minutes():
+    assert PARTITION_WINDOW_HOURS == settings.partition_window_hours()
     start = minute_partitions_start()
     assert start == parse_minute(minute_partitions.get_first_partition_key())
-    # Loaded earlier in this session: today's window, or yesterday's if midnight UTC passed since.
+    # Loaded earlier in this session: this hour's window, or an earlier hour's.
     now = datetime.now(UTC)
-    assert start in {window_start(now, PARTITION_WINDOW_DAYS), window_start(now - timedelta(days=1), PARTITION_WINDOW_DAYS)}
+    assert start <= window_start(now, PARTITION_WINDOW_HOURS)
+    assert start.minute == 0
     assert minute_partitions.has_partition_key(format_minute(start))
     assert minute_partitions.has_partition_key(format_minute(start + timedelta(minutes=1)))
     assert not minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
     assert not minute_partitions.has_partition_key(format_minute(start - timedelta(days=1)))
-    # Yesterday, which the tests' minutes come from (acts_pipeline_tests/dates.py), is always inside.
-    assert minute_partitions.has_partition_key(format_minute(window_start(now, 1)))
-    assert minute_partitions.has_partition_key(format_minute(window_start(now, 0) - timedelta(minutes=1)))
+    # The minutes the tests take theirs from (acts_pipeline_tests/dates.py) are inside.
+    assert minute_partitions.has_partition_key(minute_key(recent_minute(0, 0)))
+    assert minute_partitions.has_partition_key(minute_key(recent_minute(23, 59)))
 
 
 def test_the_current_minute_is_a_valid_key():

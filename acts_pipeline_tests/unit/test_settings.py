@@ -20,18 +20,19 @@ def test_defaults_with_an_empty_environment():
     assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
     assert settings.depth_limit(empty) == 100
     assert settings.capture_tolerance_seconds(empty) == 10.0
-    assert settings.partition_window_days(empty) == 1
+    assert settings.partition_window_hours(empty) == 6
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_blank_values_mean_the_default(blank):
     env = {name: blank for name in ("ACTS_MONGO_DB", "ACTS_BINANCE_API_URL", "ACTS_DEPTH_LIMIT",
-                                    "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_PARTITION_WINDOW_DAYS")}
+                                    "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_PARTITION_WINDOW_HOURS",
+                                    "ACTS_PARTITION_WINDOW_DAYS")}
     assert settings.mongo_db(env) == "acts"
     assert settings.binance_api_url(env) == "https://api.binance.com/api"
     assert settings.depth_limit(env) == 100
     assert settings.capture_tolerance_seconds(env) == 10.0
-    assert settings.partition_window_days(env) == 1
+    assert settings.partition_window_hours(env) == 6
 
 
 def test_good_values_are_read_and_normalised():
@@ -42,7 +43,7 @@ def test_good_values_are_read_and_normalised():
         "ACTS_SYMBOLS": " btcusdt, ETHUSDT,,BTCUSDT ,nknusdt",
         "ACTS_DEPTH_LIMIT": " 5000 ",
         "ACTS_CAPTURE_TOLERANCE_SECONDS": "2.5",
-        "ACTS_PARTITION_WINDOW_DAYS": "7",
+        "ACTS_PARTITION_WINDOW_HOURS": " 12 ",
     }
     assert settings.mongo_uri(env) == "mongodb://user:pw@db.example:27017/?authSource=admin"
     assert settings.mongo_db(env) == "acts_test"
@@ -50,7 +51,7 @@ def test_good_values_are_read_and_normalised():
     assert settings.initial_symbols(env) == ("BTCUSDT", "ETHUSDT", "NKNUSDT")  # deduplicated, in order
     assert settings.depth_limit(env) == 5000
     assert settings.capture_tolerance_seconds(env) == 2.5
-    assert settings.partition_window_days(env) == 7
+    assert settings.partition_window_hours(env) == 12
     assert settings.mongo_uri({"ACTS_MONGO_URI": "mongodb+srv://cluster0.example.net/"})
 
 
@@ -63,16 +64,29 @@ def test_the_environment_is_read_at_call_time(monkeypatch):
     assert settings.depth_limit() == 100
 
 
-@pytest.mark.parametrize(("raw", "days"), [("1", 1), (" 7 ", 7), ("90", 90)])
-def test_partition_window_days_accepts_1_to_90(raw, days):
-    assert settings.partition_window_days({"ACTS_PARTITION_WINDOW_DAYS": raw}) == days
+@pytest.mark.parametrize(("raw", "hours"), [("1", 1), (" 6 ", 6), ("48", 48), ("2160", 2160)])
+def test_partition_window_hours_accepts_1_to_2160(raw, hours):
+    assert settings.partition_window_hours({"ACTS_PARTITION_WINDOW_HOURS": raw}) == hours
 
 
-def test_partition_window_days_is_read_at_call_time(monkeypatch):
-    monkeypatch.setenv("ACTS_PARTITION_WINDOW_DAYS", "7")
-    assert settings.partition_window_days() == 7
-    monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS")
-    assert settings.partition_window_days() == 1
+@pytest.mark.parametrize(("raw", "hours"), [("1", 24), (" 7 ", 168), ("90", 2160)])
+def test_the_earlier_window_in_days_is_still_read_as_hours(raw, hours):
+    assert settings.partition_window_hours({"ACTS_PARTITION_WINDOW_DAYS": raw}) == hours
+
+
+def test_the_window_in_hours_and_in_days_cannot_both_be_set():
+    with pytest.raises(ConfigurationError, match="ACTS_PARTITION_WINDOW_HOURS and ACTS_PARTITION_WINDOW_DAYS"):
+        settings.partition_window_hours({"ACTS_PARTITION_WINDOW_HOURS": "6", "ACTS_PARTITION_WINDOW_DAYS": "1"})
+    # a blank one is unset
+    assert settings.partition_window_hours({"ACTS_PARTITION_WINDOW_HOURS": "5", "ACTS_PARTITION_WINDOW_DAYS": " "}) == 5
+
+
+def test_partition_window_hours_is_read_at_call_time(monkeypatch):
+    monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)
+    monkeypatch.setenv("ACTS_PARTITION_WINDOW_HOURS", "7")
+    assert settings.partition_window_hours() == 7
+    monkeypatch.delenv("ACTS_PARTITION_WINDOW_HOURS")
+    assert settings.partition_window_hours() == 6
 
 
 # ---- bad values ------------------------------------------------------------------------------
@@ -100,11 +114,15 @@ BAD_VALUES = [
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "0", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "60", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "nan", settings.capture_tolerance_seconds, "between 0.5 and 50"),
-    ("ACTS_PARTITION_WINDOW_DAYS", "two", settings.partition_window_days, "whole number of days"),
-    ("ACTS_PARTITION_WINDOW_DAYS", "1.5", settings.partition_window_days, "whole number of days"),
-    ("ACTS_PARTITION_WINDOW_DAYS", "0", settings.partition_window_days, "between 1 and 90"),
-    ("ACTS_PARTITION_WINDOW_DAYS", "-3", settings.partition_window_days, "between 1 and 90"),
-    ("ACTS_PARTITION_WINDOW_DAYS", "91", settings.partition_window_days, "between 1 and 90"),
+    ("ACTS_PARTITION_WINDOW_HOURS", "six", settings.partition_window_hours, "whole number of hours"),
+    ("ACTS_PARTITION_WINDOW_HOURS", "1.5", settings.partition_window_hours, "whole number of hours"),
+    ("ACTS_PARTITION_WINDOW_HOURS", "0", settings.partition_window_hours, "between 1 and 2160"),
+    ("ACTS_PARTITION_WINDOW_HOURS", "-3", settings.partition_window_hours, "between 1 and 2160"),
+    ("ACTS_PARTITION_WINDOW_HOURS", "2161", settings.partition_window_hours, "between 1 and 2160"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "two", settings.partition_window_hours, "whole number of days"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "1.5", settings.partition_window_hours, "whole number of days"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "0", settings.partition_window_hours, "between 1 and 90"),
+    ("ACTS_PARTITION_WINDOW_DAYS", "91", settings.partition_window_hours, "between 1 and 90"),
 ]
 
 

@@ -1,31 +1,41 @@
-"""The daily reload that moves the rolling partition window, against a stand-in webserver."""
+"""The hourly reload that moves the rolling partition window, and the warm-up of the partition
+status after it, against a stand-in webserver."""
 
 import json
 import threading
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from acts_pipeline.retention import retention_cutoff
-from acts_pipeline.window_reload import RELOAD_AT, ReloadError, next_reload, reload_code_locations
+from acts_pipeline.window_reload import (
+    RELOAD_OFFSET,
+    HourlyReloader,
+    ReloadError,
+    next_reload,
+    reload_and_warm,
+    reload_code_locations,
+    warm_partition_status,
+)
 
 
-def test_the_reload_is_just_after_midnight_utc_and_always_ahead():
-    assert RELOAD_AT == time(0, 0, 10)
-    assert next_reload(datetime(2026, 11, 26, 13, 5, tzinfo=UTC)) == datetime(2026, 11, 27, 0, 0, 10, tzinfo=UTC)
-    assert next_reload(datetime(2026, 11, 26, 0, 0, 5, tzinfo=UTC)) == datetime(2026, 11, 26, 0, 0, 10, tzinfo=UTC)
-    assert next_reload(datetime(2026, 11, 26, 0, 0, 10, tzinfo=UTC)) == datetime(2026, 11, 27, 0, 0, 10, tzinfo=UTC)
-    # an aware time elsewhere is converted, not read as UTC
-    tokyo = datetime(2026, 11, 27, 8, 0, tzinfo=timezone(timedelta(hours=9)))  # 2026-11-26 23:00 UTC
-    assert next_reload(tokyo) == datetime(2026, 11, 27, 0, 0, 10, tzinfo=UTC)
+def test_the_reload_is_ten_seconds_past_every_hour_and_always_ahead():
+    assert RELOAD_OFFSET == timedelta(seconds=10)
+    assert next_reload(datetime(2026, 11, 26, 13, 5, tzinfo=UTC)) == datetime(2026, 11, 26, 14, 0, 10, tzinfo=UTC)
+    assert next_reload(datetime(2026, 11, 26, 13, 0, 5, tzinfo=UTC)) == datetime(2026, 11, 26, 13, 0, 10, tzinfo=UTC)
+    assert next_reload(datetime(2026, 11, 26, 13, 0, 10, tzinfo=UTC)) == datetime(2026, 11, 26, 14, 0, 10, tzinfo=UTC)
+    assert next_reload(datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)) == datetime(2026, 11, 27, 0, 0, 10, tzinfo=UTC)
+    # an aware time elsewhere is converted, not read as UTC (India is 5:30 ahead: 19:20 is 13:50 UTC)
+    india = datetime(2026, 11, 26, 19, 20, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert next_reload(india) == datetime(2026, 11, 26, 14, 0, 10, tzinfo=UTC)
 
 
 def test_retention_keeps_the_partition_window_by_default():
     now = datetime(2026, 11, 26, 13, 5, tzinfo=UTC)
-    from acts_pipeline.partitions import PARTITION_WINDOW_DAYS
+    from acts_pipeline.partitions import PARTITION_WINDOW_HOURS
 
-    assert retention_cutoff(now, None) == datetime(2026, 11, 26, tzinfo=UTC) - timedelta(days=PARTITION_WINDOW_DAYS)
+    assert retention_cutoff(now, None) == datetime(2026, 11, 26, 13, tzinfo=UTC) - timedelta(hours=PARTITION_WINDOW_HOURS)
     assert retention_cutoff(now, 1.5) == now - timedelta(days=1.5)
 
 
@@ -33,13 +43,16 @@ class Webserver:
     """Answers /graphql with a canned body; records what was posted."""
 
     def __init__(self, body):
+        """`body`: the JSON answer, or a function of the posted query that gives it."""
         self.posted = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
-                outer.posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                data = json.dumps(body).encode()
+                posted = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.posted.append(posted)
+                answer = body(posted["query"]) if callable(body) else body
+                data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -74,8 +87,8 @@ def test_reload_posts_the_mutation_and_returns_the_locations():
 
 @pytest.mark.parametrize(("body", "message"), [
     (workspace({"name": "acts_pipeline.definitions",
-                "locationOrLoadError": {"__typename": "PythonError", "message": "ConfigurationError: ACTS_PARTITION_WINDOW_DAYS"}}),
-     "code location acts_pipeline.definitions failed to load: ConfigurationError: ACTS_PARTITION_WINDOW_DAYS"),
+                "locationOrLoadError": {"__typename": "PythonError", "message": "ConfigurationError: ACTS_PARTITION_WINDOW_HOURS"}}),
+     "code location acts_pipeline.definitions failed to load: ConfigurationError: ACTS_PARTITION_WINDOW_HOURS"),
     ({"data": {"reloadWorkspace": {"__typename": "UnauthorizedError", "message": "read-only webserver"}}},
      "reloadWorkspace failed: read-only webserver"),
     ({"errors": [{"message": "Cannot query field"}]}, "reloadWorkspace refused: Cannot query field"),
@@ -95,3 +108,98 @@ def test_an_unreachable_webserver_is_named():
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ReloadError, match=f"could not reach the Dagster webserver at {url}"):
         reload_code_locations(url, timeout=2)
+
+
+ASSET_NODES = {"data": {"assetNodes": [
+    {"assetKey": {"path": ["order_book_snapshot"]}, "isPartitioned": True, "partitionStats": {"numMaterialized": 3}},
+    {"assetKey": {"path": ["klines_1m"]}, "isPartitioned": True, "partitionStats": {"numMaterialized": 0}},
+    {"assetKey": {"path": ["prune", "other"]}, "isPartitioned": False, "partitionStats": None},
+]}}
+LOADED = workspace({"name": "acts_pipeline.definitions", "locationOrLoadError": {"__typename": "RepositoryLocation"}})
+
+
+def answer(query):
+    return LOADED if "reloadWorkspace" in query else ASSET_NODES
+
+
+def test_the_warm_up_asks_every_asset_for_its_partition_stats():
+    server = Webserver(ASSET_NODES)
+    try:
+        assert warm_partition_status(server.url) == ["order_book_snapshot", "klines_1m"]
+        assert "partitionStats" in server.posted[0]["query"] and "assetNodes" in server.posted[0]["query"]
+    finally:
+        server.close()
+
+
+def test_reload_and_warm_reloads_first_then_warms_and_says_so():
+    server = Webserver(answer)
+    try:
+        message = reload_and_warm(server.url)
+    finally:
+        server.close()
+    assert ["reloadWorkspace" in p["query"] for p in server.posted] == [True, False]
+    assert "partitionStats" in server.posted[1]["query"]
+    assert message.startswith("reloaded code location(s) acts_pipeline.definitions in ")
+    assert "partition status of 2 assets rebuilt in " in message
+
+
+def test_a_failed_reload_is_not_followed_by_a_warm_up():
+    server = Webserver({"errors": [{"message": "boom"}]})
+    try:
+        with pytest.raises(ReloadError, match="reloadWorkspace refused: boom"):
+            reload_and_warm(server.url)
+    finally:
+        server.close()
+    assert len(server.posted) == 1
+
+
+def test_a_warm_up_error_is_named():
+    server = Webserver(lambda q: LOADED if "reloadWorkspace" in q else {"errors": [{"message": "timeout"}]})
+    try:
+        with pytest.raises(ReloadError, match="partitionStats refused: timeout"):
+            reload_and_warm(server.url)
+    finally:
+        server.close()
+
+
+def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
+    server = Webserver(answer)
+    logged = []
+    done = threading.Event()
+
+    def log(message):
+        logged.append(message)
+        done.set()
+
+    # The clock reads 13:59:59.7 UTC for the first wait, so the reload is due 0.3 s later.
+    start = datetime.now(UTC)
+    clock = lambda: datetime(2026, 11, 26, 13, 59, 59, 700_000, tzinfo=UTC) + (datetime.now(UTC) - start)  # noqa: E731
+    reloader = HourlyReloader(server.url, log=log, clock=clock, offset=timedelta(0)).start()
+    try:
+        assert done.wait(10), "no reload within 10 s"
+    finally:
+        reloader.stop()
+        server.close()
+    assert logged[0].startswith("reloaded code location(s) acts_pipeline.definitions")
+    assert [("reloadWorkspace" in p["query"]) for p in server.posted[:2]] == [True, False]
+
+
+def test_the_hourly_reloader_logs_a_failure_and_carries_on():
+    logged = []
+    done = threading.Event()
+
+    def log(message):
+        logged.append(message)
+        done.set()
+
+    from acts_pipeline.processes import free_port
+
+    start = datetime.now(UTC)
+    clock = lambda: datetime(2026, 11, 26, 13, 59, 59, 800_000, tzinfo=UTC) + (datetime.now(UTC) - start)  # noqa: E731
+    reloader = HourlyReloader(f"http://127.0.0.1:{free_port()}", log=log, clock=clock, offset=timedelta(0)).start()
+    try:
+        assert done.wait(10), "nothing logged within 10 s"
+        assert reloader._thread.is_alive()
+    finally:
+        reloader.stop()
+    assert logged[0].startswith("warning: hourly reload failed (could not reach the Dagster webserver")
