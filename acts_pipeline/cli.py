@@ -37,6 +37,7 @@ def _dagster_home(project: Path) -> Path:
 
 
 RUNTIME_FILE = "runtime.json"
+DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 
 
 def _runtime_path(project: Path) -> Path:
@@ -111,6 +112,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # (acts_pipeline/event_log.py); a value set by the user wins.
         env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
+        # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
+        env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{args.port}"
         _runtime_path(project).write_text(json.dumps(started))
         print(f"Dagster UI on http://127.0.0.1:{args.port} (instance: {env['DAGSTER_HOME']})", flush=True)
         # dagster dev gets its own process group, so that everything it starts (webserver,
@@ -214,10 +217,33 @@ def cmd_symbols(args: argparse.Namespace) -> int:
         finally:
             client.close()
         print(f"added: {', '.join(added)}" if added else "already tracked")
+        if added:
+            _warm_partition_status()
         return 0
     removed = remove_symbols(instance, args.symbols)
     print(f"removed: {', '.join(removed)}" if removed else "none of those were tracked")
+    if removed:
+        _warm_partition_status()
     return 0
+
+
+def _warm_partition_status() -> None:
+    """After a symbol change, have the webserver rebuild the partition status caches (keyed by the
+    partitions definition, which the symbols are part of), so that no page pays for it. The
+    change itself is done: a webserver that cannot be reached is a warning, not a failure."""
+    from acts_pipeline.window_reload import ReloadError, warm_partition_status
+
+    url = settings.webserver_url()
+    if url is None:
+        return
+    started = time.monotonic()
+    try:
+        assets = warm_partition_status(url)
+    except ReloadError as exc:
+        print(f"warning: partition status not rebuilt ({exc}); the first partition page of each asset will "
+              "rebuild it", file=sys.stderr)
+        return
+    print(f"partition status of {len(assets)} assets rebuilt in {time.monotonic() - started:.1f} s")
 
 
 def _store():
@@ -274,7 +300,7 @@ def cmd_reload_code(args: argparse.Namespace) -> int:
     from acts_pipeline.window_reload import ReloadError, reload_and_warm
 
     try:
-        print(reload_and_warm(args.url))
+        print(reload_and_warm(args.url or settings.webserver_url() or DEFAULT_WEBSERVER_URL))
     except ReloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -312,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reload = commands.add_parser("reload-code", help="reload the code location, which moves the partition window, and "
                                  "rebuild the partition status caches (`dev` does it 10 s past every hour)")
-    reload.add_argument("--url", default="http://127.0.0.1:3000", help="the Dagster webserver (default %(default)s)")
+    reload.add_argument("--url", help="the Dagster webserver (default: ACTS_DAGSTER_WEBSERVER_URL, else "
+                        f"{DEFAULT_WEBSERVER_URL})")
     reload.set_defaults(func=cmd_reload_code)
 
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator")

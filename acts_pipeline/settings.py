@@ -73,16 +73,28 @@ def mongo_db(environ: Mapping[str, str] | None = None) -> str:
     return name
 
 
-def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
-    url = _env(environ).get("ACTS_BINANCE_API_URL", "").strip() or DEFAULT_BINANCE_API_URL
+def _http_url(url: str, variable: str) -> str:
+    """`url` without a trailing slash, if it is an http(s) URL with a host (and a numeric port)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"ACTS_BINANCE_API_URL must be an http(s) URL, got {redact_uri(url)!r}")
+        raise ConfigurationError(f"{variable} must be an http(s) URL, got {redact_uri(url)!r}")
     return url.rstrip("/")
+
+
+def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
+    url = _env(environ).get("ACTS_BINANCE_API_URL", "").strip() or DEFAULT_BINANCE_API_URL
+    return _http_url(url, "ACTS_BINANCE_API_URL")
+
+
+def webserver_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """`ACTS_DAGSTER_WEBSERVER_URL`: the Dagster webserver that `acts-pipeline symbols` and
+    `reload-code` talk to (`acts-pipeline dev` sets it for the commands run beside it); None if unset."""
+    url = _env(environ).get("ACTS_DAGSTER_WEBSERVER_URL", "").strip()
+    return _http_url(url, "ACTS_DAGSTER_WEBSERVER_URL") if url else None
 
 
 def parse_symbols(raw: str, *, variable: str = "ACTS_SYMBOLS") -> tuple[str, ...]:

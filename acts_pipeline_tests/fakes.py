@@ -1,11 +1,13 @@
 """Stand-ins for fast in-process tests: an exchange that serves the real captured books, a
-fixed clock, and a MongoDB resource over mongomock. Integration and end-to-end tests use the
+fixed clock, a MongoDB resource over mongomock, and a Dagster webserver's GraphQL endpoint. Integration and end-to-end tests use the
 real simulator and database server instead."""
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mongomock
@@ -142,3 +144,36 @@ class MongomockResource(MongoResource):
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class GraphqlWebserver:
+    """A stand-in Dagster webserver: answers POST /graphql with a canned body; records what was
+    posted. Serves on a free local port from a daemon thread until `close()`."""
+
+    def __init__(self, body):
+        """`body`: the JSON answer, or a function of the posted query that gives it."""
+        self.posted = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                posted = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.posted.append(posted)
+                answer = body(posted["query"]) if callable(body) else body
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from acts_pipeline.processes import free_port
 from acts_pipeline_tests.e2e.platform import clean_env, project_copy
+from acts_pipeline_tests.fakes import GraphqlWebserver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 BIN = Path(sys.executable).parent
@@ -44,6 +46,35 @@ def test_symbols_add_list_remove(env, tmp_path):
     assert cli(env, tmp_path, "symbols", "add", "ETHUSDT").stdout.strip() == "already tracked"
     assert cli(env, tmp_path, "symbols", "list").stdout.split() == ["ETHUSDT", "BTCUSDT"]
     assert cli(env, tmp_path, "symbols", "remove", "BTCUSDT").returncode == 0
+    assert cli(env, tmp_path, "symbols", "list").stdout.split() == ["ETHUSDT"]
+
+
+ASSET_NODES = {"data": {"assetNodes": [
+    {"assetKey": {"path": [name]}, "isPartitioned": True, "partitionStats": {"numMaterialized": 0}}
+    for name in ("order_book_snapshot", "order_book_features", "klines_1m")]}}
+
+
+def test_a_symbol_change_has_the_webserver_rebuild_the_partition_status(env, tmp_path):
+    webserver = GraphqlWebserver(ASSET_NODES)
+    try:
+        env = {**env, "ACTS_DAGSTER_WEBSERVER_URL": webserver.url}
+        added = cli(env, tmp_path, "symbols", "add", "BTCUSDT")
+        assert added.returncode == 0, added.stderr
+        assert added.stdout.splitlines()[0] == "added: BTCUSDT"
+        assert added.stdout.splitlines()[1].startswith("partition status of 3 assets rebuilt in ")
+        assert cli(env, tmp_path, "symbols", "add", "BTCUSDT").stdout.strip() == "already tracked"  # no change
+        removed = cli(env, tmp_path, "symbols", "remove", "BTCUSDT")
+        assert "partition status of 3 assets rebuilt" in removed.stdout
+        assert len(webserver.posted) == 2 and all("partitionStats" in p["query"] for p in webserver.posted)
+    finally:
+        webserver.close()
+
+
+def test_a_symbol_is_registered_even_if_the_webserver_cannot_be_reached(env, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = cli({**env, "ACTS_DAGSTER_WEBSERVER_URL": url}, tmp_path, "symbols", "add", "ETHUSDT")
+    assert result.returncode == 0
+    assert f"warning: partition status not rebuilt (could not reach the Dagster webserver at {url}" in result.stderr
     assert cli(env, tmp_path, "symbols", "list").stdout.split() == ["ETHUSDT"]
 
 

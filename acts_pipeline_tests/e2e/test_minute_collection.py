@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT"]
 COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"""
+FIRST_MINUTE_QUERY = """{ assetNodeOrError(assetKey: {path: ["order_book_snapshot"]}) {
+  ... on AssetNode { partitionKeysByDimension(startIdx: 0, endIdx: 1) { name partitionKeys } } } }"""
 
 
 def _port_closed(port: int) -> bool:
@@ -51,13 +53,20 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
             if all(n == len(SYMBOLS) * len(minutes) for n in counts):
                 break
             if reloaded is None and db.order_book_snapshots.count_documents({"minute": minutes[0]}) == len(SYMBOLS):
-                # Between the two minutes, the daily reload that moves the partition window:
-                # collection must go on with the reloaded code location.
+                # Between the two minutes, the hourly reload that moves the partition window, and
+                # the warm-up of the three assets' partition status: collection must go on with
+                # the reloaded code location.
                 reloaded = subprocess.run(
                     [sys.executable, "-m", "acts_pipeline.cli", "reload-code", "--url", f"http://127.0.0.1:{port}"],
                     cwd=cwd, capture_output=True, text=True, timeout=120)
                 assert reloaded.returncode == 0, reloaded.stderr
-                assert reloaded.stdout.startswith("reloaded acts_pipeline:"), reloaded.stdout
+                assert reloaded.stdout.startswith("reloaded code location(s) acts_pipeline in "), reloaded.stdout
+                assert "partition status of 3 assets rebuilt" in reloaded.stdout, reloaded.stdout
+                # the default window: the minutes from 6 whole hours before the current hour
+                first_key = platform.graphql(FIRST_MINUTE_QUERY)["assetNodeOrError"]["partitionKeysByDimension"]
+                hours = {(moment - timedelta(hours=6)).strftime("%Y-%m-%d-%H:00")
+                         for moment in (datetime.now(UTC) - timedelta(seconds=30), datetime.now(UTC))}
+                assert next(d["partitionKeys"] for d in first_key if d["name"] == "minute") in [[h] for h in hours]
             time.sleep(2)
         assert reloaded is not None, platform.log()[-3000:]
 

@@ -55,6 +55,12 @@ def test_good_values_are_read_and_normalised():
     assert settings.mongo_uri({"ACTS_MONGO_URI": "mongodb+srv://cluster0.example.net/"})
 
 
+def test_the_webserver_url_is_optional():
+    assert settings.webserver_url({}) is None
+    assert settings.webserver_url({"ACTS_DAGSTER_WEBSERVER_URL": " "}) is None
+    assert settings.webserver_url({"ACTS_DAGSTER_WEBSERVER_URL": "http://127.0.0.1:3000/"}) == "http://127.0.0.1:3000"
+
+
 def test_the_environment_is_read_at_call_time(monkeypatch):
     monkeypatch.setenv("ACTS_DEPTH_LIMIT", "20")
     assert settings.depth_limit() == 20
@@ -114,6 +120,8 @@ BAD_VALUES = [
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "0", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "60", settings.capture_tolerance_seconds, "between 0.5 and 50"),
     ("ACTS_CAPTURE_TOLERANCE_SECONDS", "nan", settings.capture_tolerance_seconds, "between 0.5 and 50"),
+    ("ACTS_DAGSTER_WEBSERVER_URL", "localhost:3000", settings.webserver_url, "http(s) URL"),
+    ("ACTS_DAGSTER_WEBSERVER_URL", "http://127.0.0.1:web", settings.webserver_url, "http(s) URL"),
     ("ACTS_PARTITION_WINDOW_HOURS", "six", settings.partition_window_hours, "whole number of hours"),
     ("ACTS_PARTITION_WINDOW_HOURS", "1.5", settings.partition_window_hours, "whole number of hours"),
     ("ACTS_PARTITION_WINDOW_HOURS", "0", settings.partition_window_hours, "between 1 and 2160"),

@@ -1,10 +1,8 @@
 """The hourly reload that moves the rolling partition window, and the warm-up of the partition
 status after it, against a stand-in webserver."""
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,6 +16,7 @@ from acts_pipeline.window_reload import (
     reload_code_locations,
     warm_partition_status,
 )
+from acts_pipeline_tests.fakes import GraphqlWebserver
 
 
 def test_the_reload_is_ten_seconds_past_every_hour_and_always_ahead():
@@ -39,44 +38,12 @@ def test_retention_keeps_the_partition_window_by_default():
     assert retention_cutoff(now, 1.5) == now - timedelta(days=1.5)
 
 
-class Webserver:
-    """Answers /graphql with a canned body; records what was posted."""
-
-    def __init__(self, body):
-        """`body`: the JSON answer, or a function of the posted query that gives it."""
-        self.posted = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                posted = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.posted.append(posted)
-                answer = body(posted["query"]) if callable(body) else body
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def workspace(*entries):
     return {"data": {"reloadWorkspace": {"__typename": "Workspace", "locationEntries": list(entries)}}}
 
 
 def test_reload_posts_the_mutation_and_returns_the_locations():
-    server = Webserver(workspace({"name": "acts_pipeline.definitions",
+    server = GraphqlWebserver(workspace({"name": "acts_pipeline.definitions",
                                   "locationOrLoadError": {"__typename": "RepositoryLocation"}}))
     try:
         assert reload_code_locations(server.url + "/") == ["acts_pipeline.definitions"]
@@ -94,7 +61,7 @@ def test_reload_posts_the_mutation_and_returns_the_locations():
     ({"errors": [{"message": "Cannot query field"}]}, "reloadWorkspace refused: Cannot query field"),
 ])
 def test_a_failed_reload_says_which_location_and_why(body, message):
-    server = Webserver(body)
+    server = GraphqlWebserver(body)
     try:
         with pytest.raises(ReloadError, match=message):
             reload_code_locations(server.url)
@@ -123,7 +90,7 @@ def answer(query):
 
 
 def test_the_warm_up_asks_every_asset_for_its_partition_stats():
-    server = Webserver(ASSET_NODES)
+    server = GraphqlWebserver(ASSET_NODES)
     try:
         assert warm_partition_status(server.url) == ["order_book_snapshot", "klines_1m"]
         assert "partitionStats" in server.posted[0]["query"] and "assetNodes" in server.posted[0]["query"]
@@ -132,7 +99,7 @@ def test_the_warm_up_asks_every_asset_for_its_partition_stats():
 
 
 def test_reload_and_warm_reloads_first_then_warms_and_says_so():
-    server = Webserver(answer)
+    server = GraphqlWebserver(answer)
     try:
         message = reload_and_warm(server.url)
     finally:
@@ -144,7 +111,7 @@ def test_reload_and_warm_reloads_first_then_warms_and_says_so():
 
 
 def test_a_failed_reload_is_not_followed_by_a_warm_up():
-    server = Webserver({"errors": [{"message": "boom"}]})
+    server = GraphqlWebserver({"errors": [{"message": "boom"}]})
     try:
         with pytest.raises(ReloadError, match="reloadWorkspace refused: boom"):
             reload_and_warm(server.url)
@@ -154,7 +121,7 @@ def test_a_failed_reload_is_not_followed_by_a_warm_up():
 
 
 def test_a_warm_up_error_is_named():
-    server = Webserver(lambda q: LOADED if "reloadWorkspace" in q else {"errors": [{"message": "timeout"}]})
+    server = GraphqlWebserver(lambda q: LOADED if "reloadWorkspace" in q else {"errors": [{"message": "timeout"}]})
     try:
         with pytest.raises(ReloadError, match="partitionStats refused: timeout"):
             reload_and_warm(server.url)
@@ -163,7 +130,7 @@ def test_a_warm_up_error_is_named():
 
 
 def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
-    server = Webserver(answer)
+    server = GraphqlWebserver(answer)
     logged = []
     done = threading.Event()
 
