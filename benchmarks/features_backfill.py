@@ -17,7 +17,9 @@ Each configuration runs in its own process. It prints one table: cells, runs, se
 and the ratio. The range runs' cost used to be dominated by Dagster writing one materialization
 event per cell (about 12 ms each on Dagster's SQLite storage, which opens a connection per event);
 `acts_pipeline.event_log` writes each output's cells in one transaction. The range starts at
-yesterday's midnight UTC, inside the rolling partition window.
+yesterday's midnight UTC; the runs load the definitions with a 48-hour partition window
+(`ACTS_PARTITION_WINDOW_HOURS=48`), as the README says to widen it for a backfill older than the
+default 6 hours.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ def product_instance():
 def run_child(uri, database, symbols, hours, runs, cells_limit=0) -> dict:
     from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
 
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ACTS_PARTITION_WINDOW_DAYS")}
     env[EVENT_BATCH_SIZE_VARIABLE] = EVENT_BATCH_SIZE
+    env["ACTS_PARTITION_WINDOW_HOURS"] = "48"  # yesterday is inside: the window widened for a backfill
     args = json.dumps({"uri": uri, "database": database, "symbols": symbols, "hours": hours, "runs": runs,
                        "cells_limit": cells_limit})
     out = subprocess.run([sys.executable, __file__, "--child", args], env=env, capture_output=True, text=True, check=False)

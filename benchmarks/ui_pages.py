@@ -1,14 +1,14 @@
 """Benchmark: Dagster UI pages (asset page, partitions tab, launch and backfill dialogs) against the
 size of the minute partition window, with a seeded event log, through the real webserver.
 
-    python benchmarks/ui_pages.py [--symbols 100] [--window-days 1,3,7,30] [--history-days 1]
+    python benchmarks/ui_pages.py [--symbols 100] [--window-hours 6,24,168,720] [--history-hours 7]
 
 What it does:
 
 1. A fresh temporary DAGSTER_HOME with the repo's `dagster.yaml` (so the event log is
    `acts_pipeline.event_log.BatchedSqliteEventLogStorage`), N TRADING symbols of the simulator's
    real exchangeInfo (USDT-quoted first) registered as the dynamic partitions "symbols", and a
-   history of H days of minute runs seeded as the product writes them: one run record per minute
+   history of H hours of minute runs seeded as the product writes them: one run record per minute
    (job, tags and asset selection of `minute_sensor`'s request; its STARTING, START and SUCCESS
    events stored through `DagsterInstance.handle_new_event`, which also sets the run's status and
    times, and its ENQUEUED event through the event log only: the run storage wants a code origin
@@ -19,10 +19,10 @@ What it does:
    per run (as the I/O manager batches one output's cells). Not seeded: the ~45 step, engine and
    check events a real minute run also writes (~70 KB in its run shard at 100 symbols, against
    ~740 KB of cell materializations): they do not touch the partition views.
-2. For each window W of `--window-days`: the real `dagster-webserver -w workspace.yaml` (a copy of
-   the repo's) on a free port with `ACTS_PARTITION_WINDOW_DAYS=W`, that DAGSTER_HOME, and
+2. For each window W of `--window-hours`: the real `dagster-webserver -w workspace.yaml` (a copy of
+   the repo's) on a free port with `ACTS_PARTITION_WINDOW_HOURS=W`, that DAGSTER_HOME, and
    `ACTS_MONGO_URI=mongodb://127.0.0.1:1` (nothing is read from MongoDB); no daemon. Windows above
-   the setting's maximum (90) load the same definitions through a small wrapper file that sets the
+   the setting's maximum (2160) load the same definitions through a small wrapper file that sets the
    window before `acts_pipeline.definitions` is imported (same location name). Waits until the
    code location is LOADED.
 3. Times the GraphQL requests the UI sends for each page, with the UI's own query documents,
@@ -54,13 +54,17 @@ What it does:
    server, read after the pages and after the backfill.
    Note on "cold": the status cache is keyed by the partitions definition's id, which includes
    the window's start, so the first partition query in each column rebuilds the cache from all the
-   seeded events (as the first one after the rolling window's daily reload does).
+   seeded events, as the first one after each hourly reload of the rolling window would. The
+   product rebuilds it right after the reload with one `partitionStats` query of every asset
+   (`acts_pipeline.window_reload.WARM_QUERY`); so does this script, timed, after the code location
+   loads ("warm-up"), unless `--no-warm-up`. The cold figures are the first calls after it.
 4. Event-log growth: bytes on disk under DAGSTER_HOME/history (runs.db, index shard, run shards;
    WAL checkpointed) added by the seeding, per seeded cell and per day at N symbols x 1440
-   minutes x 3 assets (the seeded history is whole days at N symbols, so per day = growth / H).
+   minutes x 3 assets (the seeded history is whole hours at N symbols, so per day = growth / H x 24).
 5. One table: rows = pages and their requests, columns = windows (cold / warm seconds), plus the
-   ratio of the 30-day column to the default 3-day one. The seeded history is the same for every
-   column.
+   ratio of the last column to the first. The seeded history is the same for every column: the
+   default (7 hours) is what the default 6-hour window holds at most, with the hourly retention;
+   a window longer than the history has the same cells in a longer definition.
 
 Load: 2 cores shared with other benchmarks. The 1-minute load average is printed at the start and
 end of every window's measurement; each request records the load before and after it, and a
@@ -115,8 +119,8 @@ ASSET = ASSETS[0]
 COLLECTIONS = {"order_book_snapshot": "order_book_snapshots", "order_book_features": "order_book_features",
                "klines_1m": "klines_1m"}
 MINUTE_JOB = "__anonymous_asset_job_minute_sensor"  # the job name of minute_sensor's runs
-MAX_SETTING_DAYS = 90  # acts_pipeline.settings.MAX_PARTITION_WINDOW_DAYS
-MAX_HISTORY_DAYS = 3.0  # 0.4 to 1.5 ms per event (load): 3 days = 1.3 M events, 10 to 70 minutes
+MAX_SETTING_HOURS = 2160  # acts_pipeline.settings.MAX_PARTITION_WINDOW_HOURS
+MAX_HISTORY_HOURS = 72.0  # 0.4 to 1.5 ms per event (load): 3 days = 1.3 M events, 10 to 70 minutes
 LOAD_LIMIT = 1.5
 WARM_CALLS = 3
 WARM_ATTEMPTS = 6
@@ -139,11 +143,11 @@ load_from:
       location_name: acts_pipeline
       working_directory: {cwd}
 """
-OVERRIDE_DEFINITIONS = """# benchmark (benchmarks/ui_pages.py): acts_pipeline.definitions with a {days}-day minute window,
-# above ACTS_PARTITION_WINDOW_DAYS's maximum: the setting is replaced before the partitions are built.
+OVERRIDE_DEFINITIONS = """# benchmark (benchmarks/ui_pages.py): acts_pipeline.definitions with a {hours}-hour minute window,
+# above ACTS_PARTITION_WINDOW_HOURS's maximum: the setting is replaced before the partitions are built.
 import acts_pipeline.settings as _settings
 
-_settings.partition_window_days = lambda environ=None: {days}
+_settings.partition_window_hours = lambda environ=None: {hours}
 
 from acts_pipeline.definitions import defs  # noqa: E402,F401
 """
@@ -371,22 +375,52 @@ def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, .
     return result
 
 
+def prune_oldest_hour(home: Path, seeded: Seeded) -> str:
+    """Delete the seeded minute runs of the oldest hour, one `delete_run` each, as the hourly
+    retention job (`acts_pipeline.retention.delete_old_runs`) does when that hour leaves the
+    window; the time it took and the bytes on disk before and after (SQLite keeps freed pages
+    for reuse: the files do not shrink, later writes fill them)."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    from dagster import DagsterInstance, RunsFilter
+
+    from acts_pipeline.partitions import format_minute
+
+    oldest = {format_minute(seeded.first_minute + timedelta(minutes=m)) for m in range(60)}
+    instance = DagsterInstance.get()
+    runs = [r for r in instance.get_runs(filters=RunsFilter(tags={"dagster/sensor_name": "minute_sensor"}))
+            if r.tags.get("dagster/run_key") in oldest]
+    checkpoint(home)
+    before = history_bytes(home)
+    cpu, t0 = time.process_time(), time.perf_counter()
+    for run in runs:
+        instance.delete_run(run.run_id)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu
+    left = len(instance.get_runs(filters=RunsFilter(tags={"dagster/sensor_name": "minute_sensor"})))
+    instance.dispose()
+    checkpoint(home)
+    after = history_bytes(home)
+    return (f"retention of one hour: {len(runs)} minute runs deleted in {seconds:.1f} s ({cpu:.1f} s CPU in "
+            f"this process), {left} left; history {before / 2**20:,.0f} MB before, {after / 2**20:,.0f} MB after "
+            "(freed pages are reused, not returned)")
+
+
 SEEDED_FILE = "ui_pages_seeded.json"
 
 
-def save_seeded(home: Path, seeded: Seeded, symbols: int, history_days: float) -> None:
+def save_seeded(home: Path, seeded: Seeded, symbols: int, history_hours: float) -> None:
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(seeded).items()}
-    (home / SEEDED_FILE).write_text(json.dumps({**data, "symbols": symbols, "history_days": history_days}))
+    (home / SEEDED_FILE).write_text(json.dumps({**data, "symbols": symbols, "history_hours": history_hours}))
 
 
 def load_seeded(home: Path, symbols: int) -> tuple[Seeded, float]:
     data = json.loads((home / SEEDED_FILE).read_text())
     if data.pop("symbols") != symbols:
         raise SystemExit(f"the instance in {home} was seeded with another number of symbols")
-    history_days = data.pop("history_days")
+    # a folder kept by an earlier version of this script says days
+    history_hours = data.pop("history_hours") if "history_hours" in data else 24 * data.pop("history_days")
     for k in ("first_minute", "last_minute"):
         data[k] = datetime.fromisoformat(data[k])
-    return Seeded(**data), history_days
+    return Seeded(**data), history_hours
 
 
 # ------------------------------------------------------------------------------------------------
@@ -394,19 +428,19 @@ def load_seeded(home: Path, symbols: int) -> tuple[Seeded, float]:
 
 
 class Webserver:
-    def __init__(self, cwd: Path, home: Path, days: int, log_path: Path):
+    def __init__(self, cwd: Path, home: Path, hours: int, log_path: Path):
         self.port = free_port()
         self.cwd = cwd
         self.log_path = log_path
         env = clean_env(DAGSTER_HOME=str(home), ACTS_MONGO_URI="mongodb://127.0.0.1:1")
         workspace = cwd / "workspace.yaml"
-        if days > MAX_SETTING_DAYS:
-            wrapper = cwd / f"window_{days}_days.py"
-            wrapper.write_text(OVERRIDE_DEFINITIONS.format(days=days))
-            workspace = cwd / f"workspace_{days}_days.yaml"
+        if hours > MAX_SETTING_HOURS:
+            wrapper = cwd / f"window_{hours}_hours.py"
+            wrapper.write_text(OVERRIDE_DEFINITIONS.format(hours=hours))
+            workspace = cwd / f"workspace_{hours}_hours.yaml"
             workspace.write_text(OVERRIDE_WORKSPACE.format(path=wrapper.name, cwd=cwd))
         else:
-            env["ACTS_PARTITION_WINDOW_DAYS"] = str(days)
+            env["ACTS_PARTITION_WINDOW_HOURS"] = str(hours)
         self._log = open(log_path, "w")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
@@ -524,7 +558,7 @@ class Figure:
 
 @dataclass
 class Window:
-    days: int
+    hours: int
     figures: dict[str, Figure] = field(default_factory=dict)
     pages: dict[str, list[str]] = field(default_factory=dict)
     minute_partitions: int = 0
@@ -538,6 +572,7 @@ class Window:
     max_load1: float = 0.0
     notes: list[str] = field(default_factory=list)
     backfills: int = 0
+    warm_up_s: float | None = None
 
 
 def find_python_error(value) -> str | None:
@@ -629,7 +664,7 @@ class Measurer:
         if label not in self.window.pages[page]:
             self.window.pages[page].append(label)
         figure.cold = self.call(operation, variables)
-        log(f"  {self.window.days} d  {label}: cold {figure.cold.seconds:.3f} s"
+        log(f"  {self.window.hours} h  {label}: cold {figure.cold.seconds:.3f} s"
             f"{' *' if figure.cold.loaded else ''}{'  ERROR ' + figure.cold.error if figure.cold.error else ''}")
         if warm and not figure.cold.error:
             for _ in range(WARM_CALLS):
@@ -640,7 +675,7 @@ class Measurer:
                 figure.warm.append(self.call(operation, variables))
             w, loaded = figure.warm_seconds
             if w is not None:
-                log(f"  {self.window.days} d  {label}: warm median {w:.3f} s{' *' if loaded else ''} "
+                log(f"  {self.window.hours} h  {label}: warm median {w:.3f} s{' *' if loaded else ''} "
                     f"({', '.join(f'{c.seconds:.3f}' + ('*' if c.loaded else '') for c in figure.warm)})")
         return figure
 
@@ -653,21 +688,32 @@ def mem_available() -> int:
     return 0
 
 
-def measure_window(days: int, cwd: Path, home: Path, documents: dict[str, str], symbols: list[str],
+def measure_window(hours: int, cwd: Path, home: Path, documents: dict[str, str], symbols: list[str],
                    extra_symbol: str, seeded: Seeded, backfill_minutes: int, quiet_wait: float,
-                   backfill_max_keys: int) -> Window:
+                   backfill_max_keys: int, warm_up: bool) -> Window:
     from dagster import DagsterInstance
     from dagster._core.execution.backfill import BulkActionStatus
 
-    window = Window(days)
+    window = Window(hours)
     watch = None
-    server = Webserver(cwd, home, days, cwd / f"webserver_{days}d.log")
+    server = Webserver(cwd, home, hours, cwd / f"webserver_{hours}h.log")
     try:
         window.load_s = server.wait_loaded()
-        log(f"{days} d window: code location loaded in {window.load_s:.1f} s (port {server.port})")
+        log(f"{hours} h window: code location loaded in {window.load_s:.1f} s (port {server.port})")
+        if warm_up:
+            # What the product does after each hourly reload (acts_pipeline/window_reload.py): one
+            # partitionStats query of every asset rebuilds the status caches before a user comes.
+            from acts_pipeline.window_reload import WARM_QUERY
+
+            t0 = time.perf_counter()
+            body, _ = server.post({"query": WARM_QUERY}, timeout=HEAVY_TIMEOUT)
+            window.warm_up_s = time.perf_counter() - t0
+            if body.get("errors"):
+                window.notes.append(f"warm-up query failed: {body['errors'][0].get('message')}"[:300])
+            log(f"{hours} h window: partition status warmed up in {window.warm_up_s:.1f} s")
         wait_for_quiet(quiet_wait)
         window.load_start = load_average()
-        print(machine_line(f"window {days} d: start {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
+        print(machine_line(f"window {hours} h: start {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         watch = LoadWatch(server, rss_limit=int(0.5 * (mem_available() + read_rss(server.process.pid))))
         m = Measurer(server, documents, window)
         key = {"path": [ASSET]}
@@ -729,7 +775,7 @@ def measure_window(days: int, cwd: Path, home: Path, documents: dict[str, str], 
                 f"{label} not launched: it would build {all_keys:,} partition keys (~{all_keys / 2**20:.1f} GB per "
                 f"call, growing with repeated calls; limit --backfill-max-keys {backfill_max_keys:,}, "
                 f"MemAvailable {available / 2**30:.1f} GB)")
-            log(f"  {days} d  {label}: skipped, {all_keys:,} partition keys to enumerate")
+            log(f"  {hours} h  {label}: skipped, {all_keys:,} partition keys to enumerate")
         else:
             m.measure(page, label, "LaunchPartitionBackfill",
                       {"backfillParams": {"tags": [{"key": "dagster/from_ui", "value": "true"}],
@@ -751,7 +797,7 @@ def measure_window(days: int, cwd: Path, home: Path, documents: dict[str, str], 
         instance.dispose()
         window.max_load1 = watch.stop()
         window.load_end = load_average()
-        print(machine_line(f"window {days} d: end {datetime.now(UTC):%H:%M:%S} UTC (1-min max during it "
+        print(machine_line(f"window {hours} h: end {datetime.now(UTC):%H:%M:%S} UTC (1-min max during it "
                            f"{window.max_load1:.2f})"), flush=True)
     finally:
         server.stop()
@@ -798,11 +844,12 @@ def ratio_text(a: float | None, b: float | None) -> str:
 
 
 def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> None:
-    by_days = {w.days: w for w in windows}
-    ratio = 3 in by_days and 30 in by_days
-    headers = ["page / request (s: cold / warm median of 3)"] + [f"{w.days} d window" for w in windows]
+    # the last column against the first (e.g. 720 h, a month, against the default 6 h)
+    ratio = len(windows) > 1
+    first, last = windows[0], windows[-1]
+    headers = ["page / request (s: cold / warm median of 3)"] + [f"{w.hours} h window" for w in windows]
     if ratio:
-        headers.append("30 d / 3 d (cold; warm)")
+        headers.append(f"{last.hours} h / {first.hours} h (cold; warm)")
     table: list[list[str]] = []
 
     def add(label: str, values: list[str], r: str = "") -> None:
@@ -810,9 +857,11 @@ def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> N
 
     add("window start (minute key)", [w.window_start for w in windows])
     add("minute partitions in the definition", [f"{w.minute_partitions:,}" for w in windows],
-        ratio_text(by_days[3].minute_partitions, by_days[30].minute_partitions) if ratio else "")
+        ratio_text(first.minute_partitions, last.minute_partitions) if ratio else "")
     add(f"partition keys (x {symbols} symbols)", [f"{w.minute_partitions * symbols:,}" for w in windows])
     add("code location load (s)", [f"{w.load_s:.1f}" for w in windows])
+    add("partition status warm-up after the load (s)",
+        [f"{w.warm_up_s:.1f}" if w.warm_up_s is not None else "(none)" for w in windows])
     pages = []
     for w in windows:
         for p in w.pages:
@@ -828,7 +877,7 @@ def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> N
                       for (c, wm, ld), w in zip(totals, windows)]
             r = ""
             if ratio:
-                a, b = page_total(by_days[3], page), page_total(by_days[30], page)
+                a, b = page_total(first, page), page_total(last, page)
                 r = f"{ratio_text(a[0], b[0])}; {ratio_text(a[1], b[1])}"
             title = page.upper() + (f" ({backfill_minutes} min x {symbols} symbols x 3 assets)" if page == "backfill dialog" else "")
             add(f"{title} total", values, r)
@@ -842,14 +891,14 @@ def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> N
         for label in labels:
             figs = [w.figures.get(label) for w in windows]
             r = ""
-            if ratio and by_days[3].figures.get(label) and by_days[30].figures.get(label):
-                a, b = by_days[3].figures[label], by_days[30].figures[label]
+            if ratio and first.figures.get(label) and last.figures.get(label):
+                a, b = first.figures[label], last.figures[label]
                 if not a.error and not b.error and a.cold and b.cold:
                     r = "; ".join(x for x in (ratio_text(a.cold.seconds, b.cold.seconds),
                                               ratio_text(a.warm_seconds[0], b.warm_seconds[0])) if x)
             add(f"  {label}", [cell_text(f) for f in figs], r)
     add("PartitionHealthQuery response (KB)", [f"{w.health_kb:,.0f}" for w in windows],
-        ratio_text(by_days[3].health_kb, by_days[30].health_kb) if ratio else "")
+        ratio_text(first.health_kb, last.health_kb) if ratio else "")
     for name in ("webserver", "code server"):
         add(f"peak RSS {name} after pages / after backfill (MB)",
             [f"{w.rss_pages.get(name, 0):.0f} / {w.rss_backfill.get(name, 0):.0f}" for w in windows])
@@ -861,23 +910,23 @@ def print_table(windows: list[Window], symbols: int, backfill_minutes: int) -> N
     for w in windows:
         for label, f in w.figures.items():
             if f.error:
-                print(f"note ({w.days} d): {label}: {f.error}")
+                print(f"note ({w.hours} h): {label}: {f.error}")
         for note in w.notes:
-            print(f"note ({w.days} d): {note}")
+            print(f"note ({w.hours} h): {note}")
 
 
-def print_growth(seeded: Seeded, symbols: int, history_days: float, seed_assets: tuple[str, ...]) -> None:
+def print_growth(seeded: Seeded, symbols: int, history_hours: float, seed_assets: tuple[str, ...]) -> None:
     grown = seeded.bytes_after - seeded.bytes_before
     per_cell = grown / seeded.cells if seeded.cells else 0
     per_day_cells = symbols * 1440 * 3
-    per_day = grown / history_days * (3 / len(seed_assets)) if history_days else 0
+    per_day = grown / history_hours * 24 * (3 / len(seed_assets)) if history_hours else 0
     print(f"event log growth: {grown / 2**20:,.1f} MB on disk under DAGSTER_HOME/history for {seeded.runs:,} minute runs "
           f"and {seeded.cells:,} cell materializations ({seeded.events:,} events); "
           f"{per_cell / 1024:.2f} KB per cell (run records and run events included), one serialized "
           f"materialization {seeded.event_json_bytes:,} B (stored twice: run shard and index shard)")
     print(f"event log growth per day at {symbols} symbols x 1440 minutes x 3 assets ({per_day_cells:,} cells): "
           f"{per_day / 2**30:.2f} GB/day; bounded by retention (runs older than the window deleted "
-          f"daily): ~{(3 + 1) * per_day / 2**30:.1f} GB at the default 3-day window, "
+          f"hourly): ~{(6 + 1) / 24 * per_day / 2**30:.1f} GB at the default 6-hour window, "
           f"~{(30 + 1) * per_day / 2**30:.0f} GB if 30 days were kept (SQLite reuses freed pages; the files do "
           f"not shrink without VACUUM)")
     print(f"seeding: {seeded.seconds:.0f} s, {seeded.event_seconds / max(seeded.cells, 1) * 1000:.2f} ms per "
@@ -891,10 +940,12 @@ def print_growth(seeded: Seeded, symbols: int, history_days: float, seed_assets:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, default=100, help="registered symbols (default 100)")
-    parser.add_argument("--window-days", default="1,3,7,30",
-                        help="comma-separated minute-window sizes in days (default 1,3,7,30; above 90 via a wrapper)")
-    parser.add_argument("--history-days", type=float, default=1.0,
-                        help=f"days of minute runs seeded (default 1, at most {MAX_HISTORY_DAYS:g})")
+    parser.add_argument("--window-hours", default="6,24,168,720",
+                        help="comma-separated minute-window sizes in hours (default 6,24,168,720; above 2160 via "
+                             "a wrapper)")
+    parser.add_argument("--history-hours", type=float, default=7.0,
+                        help="hours of minute runs seeded (default 7: what the default 6-hour window holds just "
+                             f"before the hourly reload, with retention; at most {MAX_HISTORY_HOURS:g})")
     parser.add_argument("--backfill-minutes", type=int, default=60,
                         help="minutes x all symbols chosen in the backfill dialog (default 60)")
     parser.add_argument("--backfill-max-keys", type=int, default=6_000_000,
@@ -902,13 +953,19 @@ def main(argv: list[str] | None = None) -> int:
                              "than this (launching enumerates them all, ~1 KB each; default 6,000,000)")
     parser.add_argument("--quiet-wait", type=float, default=60,
                         help="before each window, wait up to S s for the 1-minute load to drop below 1.5")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="do not warm the partition status up after the code location loads (the product does, "
+                             "after each hourly reload): cold figures then include rebuilding the status cache")
+    parser.add_argument("--prune-hour", action="store_true",
+                        help="after measuring, delete the oldest hour of seeded minute runs as the hourly retention "
+                             "job does, and time it (changes the seeded instance)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary DAGSTER_HOME and logs")
     parser.add_argument("--reuse", metavar="DIR",
                         help="measure again on a folder kept by --keep (same seeded history, no seeding)")
     args = parser.parse_args(argv)
-    windows_days = [int(x) for x in args.window_days.split(",") if x.strip()]
-    if not 0 < args.history_days <= MAX_HISTORY_DAYS:
-        raise SystemExit(f"--history-days must be in (0, {MAX_HISTORY_DAYS:g}] (seeding ~0.4 ms per event)")
+    windows_hours = [int(x) for x in args.window_hours.split(",") if x.strip()]
+    if not 0 < args.history_hours <= MAX_HISTORY_HOURS:
+        raise SystemExit(f"--history-hours must be in (0, {MAX_HISTORY_HOURS:g}] (seeding ~0.4 ms per event)")
     seed_assets = ASSETS
 
     import dagster
@@ -944,33 +1001,37 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     try:
         if args.reuse:
-            seeded, args.history_days = load_seeded(home, len(symbols))
+            seeded, args.history_hours = load_seeded(home, len(symbols))
             os.environ["DAGSTER_HOME"] = str(home)
             print(f"reusing the instance seeded in {home} ({seeded.runs:,} minute runs, "
                   f"{seeded.first_minute:%Y-%m-%d %H:%M} to {seeded.last_minute:%Y-%m-%d %H:%M} UTC)", flush=True)
         else:
-            minutes = round(args.history_days * 1440)
+            minutes = round(args.history_hours * 60)
             log(f"seeding {minutes} minute runs x {len(symbols)} symbols x {len(seed_assets)} assets into {home}")
             print(machine_line(f"seeding start {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
             seeded = seed(home, symbols, minutes, seed_assets)
-            save_seeded(home, seeded, len(symbols), args.history_days)
+            save_seeded(home, seeded, len(symbols), args.history_hours)
             print(machine_line(f"seeding end {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
-        for days in windows_days:
+        for hours in windows_hours:
             try:
-                windows.append(measure_window(days, cwd, home, documents, symbols, extra_symbol, seeded,
-                                              args.backfill_minutes, args.quiet_wait, args.backfill_max_keys))
+                windows.append(measure_window(hours, cwd, home, documents, symbols, extra_symbol, seeded,
+                                              args.backfill_minutes, args.quiet_wait, args.backfill_max_keys,
+                                              not args.no_warm_up))
             except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
                 failed += 1
-                print(f"window {days} d: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
-        print(f"history seeded (same for every column): {args.history_days:g} day(s) = {seeded.runs:,} minute runs, "
+                print(f"window {hours} h: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
+        print(f"history seeded (same for every column): {args.history_hours:g} hour(s) = {seeded.runs:,} minute runs, "
               f"{seeded.cells:,} cells ({len(symbols)} symbols x {len(seed_assets)} assets)")
         if windows:
             print_table(windows, len(symbols), args.backfill_minutes)
         print("figures: seconds per GraphQL request, wall time at the client; cold = first call in a fresh "
-              "webserver (for partition queries: includes rebuilding the status cache, whose key includes the "
+              "webserver, after the partition status warm-up the product runs after each reload (with "
+              "--no-warm-up, partition queries include rebuilding the status cache, whose key includes the "
               "window's start); warm = median of 3; a page = sum of its requests; * = 1-minute load above 1.5 "
               "before or after the call")
-        print_growth(seeded, len(symbols), args.history_days, seed_assets)
+        print_growth(seeded, len(symbols), args.history_hours, seed_assets)
+        if args.prune_hour:
+            print(prune_oldest_hour(home, seeded), flush=True)
     finally:
         if args.keep or args.reuse:
             print(f"kept: {tmp}")
