@@ -129,8 +129,9 @@ def test_a_warm_up_error_is_named():
         server.close()
 
 
-def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
-    server = GraphqlWebserver(answer)
+def first_hourly_log(url: str) -> str:
+    """Start an `HourlyReloader` against `url` on a clock that reads 0.3 s before an hour (offset
+    0); the first thing it logs (within 10 s). The reloader is stopped after it."""
     logged = []
     done = threading.Event()
 
@@ -138,35 +139,29 @@ def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
         logged.append(message)
         done.set()
 
-    # The clock reads 13:59:59.7 UTC for the first wait, so the reload is due 0.3 s later.
     start = datetime.now(UTC)
     clock = lambda: datetime(2026, 11, 26, 13, 59, 59, 700_000, tzinfo=UTC) + (datetime.now(UTC) - start)  # noqa: E731
-    reloader = HourlyReloader(server.url, log=log, clock=clock, offset=timedelta(0)).start()
+    reloader = HourlyReloader(url, log=log, clock=clock, offset=timedelta(0)).start()
     try:
-        assert done.wait(10), "no reload within 10 s"
+        assert done.wait(10), "nothing logged within 10 s"
+        assert reloader._thread.is_alive()  # it carries on to the next hour, failed or not
     finally:
         reloader.stop()
+    return logged[0]
+
+
+def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
+    server = GraphqlWebserver(answer)
+    try:
+        message = first_hourly_log(server.url)
+    finally:
         server.close()
-    assert logged[0].startswith("reloaded code location(s) acts_pipeline.definitions")
+    assert message.startswith("reloaded code location(s) acts_pipeline.definitions")
     assert [("reloadWorkspace" in p["query"]) for p in server.posted[:2]] == [True, False]
 
 
 def test_the_hourly_reloader_logs_a_failure_and_carries_on():
-    logged = []
-    done = threading.Event()
-
-    def log(message):
-        logged.append(message)
-        done.set()
-
     from acts_pipeline.processes import free_port
 
-    start = datetime.now(UTC)
-    clock = lambda: datetime(2026, 11, 26, 13, 59, 59, 800_000, tzinfo=UTC) + (datetime.now(UTC) - start)  # noqa: E731
-    reloader = HourlyReloader(f"http://127.0.0.1:{free_port()}", log=log, clock=clock, offset=timedelta(0)).start()
-    try:
-        assert done.wait(10), "nothing logged within 10 s"
-        assert reloader._thread.is_alive()
-    finally:
-        reloader.stop()
-    assert logged[0].startswith("warning: hourly reload failed (could not reach the Dagster webserver")
+    message = first_hourly_log(f"http://127.0.0.1:{free_port()}")
+    assert message.startswith("warning: hourly reload failed (could not reach the Dagster webserver")
