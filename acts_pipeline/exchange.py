@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -657,7 +657,7 @@ class ExchangeClient:
             return TimedBook(parse_depth(body, symbol), requested_at, captured_at, attempts=0)
 
         book, attempts = await self._with_retries_async(attempt, deadline=deadline, max_attempts=max_attempts)
-        return replace(book, attempts=attempts)
+        return TimedBook(book.book, book.requested_at, book.captured_at, attempts)
 
     def klines(self, symbol: str, start: datetime, end: datetime, *, max_attempts: int = 4) -> list[Kline]:
         """Closed and open 1-minute klines of `symbol` whose open time is in [start, end),

@@ -72,9 +72,12 @@ def parse_depth(body: Any, symbol: str) -> OrderBook:
         )
     bids = _levels(body, "bids", symbol)
     asks = _levels(body, "asks", symbol)
-    if len(bids) > 1 and not (np.diff(bids[:, 0]) < 0).all():
+    # Compared directly rather than through np.diff: for the finite prices left here, a - b < 0
+    # exactly when a < b (IEEE subtraction keeps the sign, and underflows gradually).
+    bid_prices, ask_prices = bids[:, 0], asks[:, 0]
+    if len(bids) > 1 and not (bid_prices[1:] < bid_prices[:-1]).all():
         raise MalformedResponseError(f"depth response for {symbol}: bid prices do not fall", symbol=symbol)
-    if len(asks) > 1 and not (np.diff(asks[:, 0]) > 0).all():
+    if len(asks) > 1 and not (ask_prices[1:] > ask_prices[:-1]).all():
         raise MalformedResponseError(f"depth response for {symbol}: ask prices do not rise", symbol=symbol)
     book = OrderBook(symbol=symbol, last_update_id=last_update_id, bids=bids, asks=asks)
     if book.crossed:

@@ -284,16 +284,31 @@ def handle_depth(market: Market, query) -> dict:
     (the head of the real capture the simulated books are rescaled from). `limit` defaults to
     100 and is truncated to 5000; a side has fewer levels when its captured book had fewer.
     """
+    symbol, limit = _depth_params(query)
+    try:
+        return market.depth(symbol, limit)
+    except InvalidSymbol:
+        raise _invalid_symbol() from None
+
+
+def render_depth(market: Market, query) -> str:
+    """`handle_depth`'s body as JSON text (`Market.depth_json`): what a request that no fault
+    rule touches is sent, without building the lists and strings only to serialise them."""
+    symbol, limit = _depth_params(query)
+    try:
+        return market.depth_json(symbol, limit)
+    except InvalidSymbol:
+        raise _invalid_symbol() from None
+
+
+def _depth_params(query) -> tuple[str, int]:
     symbol = query.get("symbol")
     if not symbol:
         raise _mandatory("symbol")
     limit = _int_param(query, "limit", DEFAULT_DEPTH_LIMIT)
     if limit == 0:
         raise _illegal("limit")
-    try:
-        return market.depth(symbol, limit)
-    except InvalidSymbol:
-        raise _invalid_symbol() from None
+    return symbol, limit
 
 
 def handle_klines(market: Market, query) -> list:
@@ -356,6 +371,9 @@ class Endpoint:
     name: str  # as fault rules and stats name it
     weight: Callable[[Any], int]
     answer: Callable[..., Any]
+    #: `answer` already serialised (`_dumps(answer(...))`, the same text), for the hot path; the
+    #: fault kinds that alter or cut a body still get it from `answer`.
+    render: Callable[..., str] | None = None
 
 
 def _endpoints(weight_limit: int) -> dict[str, Endpoint]:
@@ -365,7 +383,7 @@ def _endpoints(weight_limit: int) -> dict[str, Endpoint]:
         "exchangeInfo": Endpoint(
             "exchangeInfo", lambda q: 20, functools.partial(handle_exchange_info, weight_limit=weight_limit)
         ),
-        "depth": Endpoint("depth", depth_weight, handle_depth),
+        "depth": Endpoint("depth", depth_weight, handle_depth, render_depth),
         "klines": Endpoint("klines", lambda q: 2, handle_klines),
         "ticker/bookTicker": Endpoint(
             "bookTicker", lambda q: 2 if q.get("symbol") else 4, handle_book_ticker
@@ -392,7 +410,11 @@ _NOT_FOUND_HTML = "<html><body><h1>404 Not Found</h1></body></html>"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=_dumps(body), status=status, content_type="application/json", headers=headers)
+    return _json_text(_dumps(body), status, headers)
+
+
+def _json_text(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 
 def _error(error: ApiError) -> web.Response:
@@ -499,6 +521,8 @@ def create_app(
         try:
             if rule is not None:
                 return await _act_out(rule, request, sim, lambda: endpoint.answer(market, query))
+            if endpoint.render is not None:
+                return _json_text(endpoint.render(market, query))
             return _json(endpoint.answer(market, query))
         except ApiError as error:
             return _error(error)

@@ -94,9 +94,13 @@ class InvalidSymbol(LookupError):
 # Counter-based random numbers: a pure function of (key, index), vectorised.
 
 _U64 = np.uint64
+_KEY_MULTIPLIER = _U64(0xD1B54A32D192ED03)
+_SECOND_UNIFORM = 0x5A5A5A5A5A5A5A5A  # the key of u2 in Box-Muller is the stream's key XOR this
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser of uint64 arrays (arithmetic modulo 2**64: array operations wrap
+    without a warning, only numpy's scalar arithmetic warns, hence the errstate)."""
     with np.errstate(over="ignore"):
         x = x + _U64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
@@ -110,19 +114,63 @@ def _stream_key(seed: int, symbol: str, stream: str) -> int:
     return int.from_bytes(digest, "little")
 
 
+def _uniform_bits(keys: np.ndarray | int, index: np.ndarray | int) -> np.ndarray:
+    """The 53-bit uniforms of `_uniforms` as floats in [0, 1), one per (key, index) pair; `keys`
+    is one key or one per index (uint64)."""
+    idx = np.atleast_1d(np.asarray(index, dtype=np.int64)).astype(_U64)
+    keys = keys if isinstance(keys, np.ndarray) else _U64(keys)
+    h = _splitmix64(idx * _KEY_MULTIPLIER ^ keys)  # arrays: wraps modulo 2**64 without a warning
+    return (h >> _U64(11)).astype(np.float64) * 2.0**-53
+
+
 def _uniforms(key: int, index: np.ndarray | int) -> np.ndarray:
     """Uniforms in [0, 1), one per index."""
-    idx = np.atleast_1d(np.asarray(index, dtype=np.int64)).astype(_U64)
-    with np.errstate(over="ignore"):
-        h = _splitmix64(idx * _U64(0xD1B54A32D192ED03) ^ _U64(key))
-    return (h >> _U64(11)).astype(np.float64) * 2.0**-53
+    return _uniform_bits(key, index)
 
 
 def _normals(key: int, index: np.ndarray | int) -> np.ndarray:
     """Standard normals, one per index (Box-Muller on two hashed uniforms)."""
-    u1 = 1.0 - _uniforms(key, index)  # in (0, 1]: log is finite
-    u2 = _uniforms(key ^ 0x5A5A5A5A5A5A5A5A, index)
+    idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+    return _normals_of_keys(np.asarray([key], dtype=_U64), idx.ravel()).reshape(idx.shape)
+
+
+def _normals_of_keys(keys: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`_normals` of many streams at once: element i is `_normals(keys[i], index[i])[0]`, or
+    `_normals(keys[0], index[i])[0]` when `keys` has one element (uint64 keys, int64 indices).
+
+    One hashing pass for both uniforms of Box-Muller: each element is computed exactly as
+    `_normals` computes it (the same uint64 and float64 operations), only more at a time.
+    """
+    n = len(index)
+    both = np.concatenate((index, index))
+    pair_keys = np.concatenate((keys, keys ^ _U64(_SECOND_UNIFORM)))
+    if len(keys) == 1:
+        pair_keys = np.repeat(pair_keys, n)
+    u = _uniform_bits(pair_keys, both)
+    u1 = 1.0 - u[:n]  # in (0, 1]: log is finite
+    u2 = u[n:]
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+_MASK64 = 2**64 - 1
+
+
+def _splitmix64_int(x: int) -> int:
+    """`_splitmix64` of one value, in Python integers (the same arithmetic modulo 2**64)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _normal(key: int, index: int) -> np.float64:
+    """`_normals(key, index)[0]`: the same number, without numpy's per-call cost for the hashing
+    (exact integer arithmetic either way); the floating-point part is numpy's, as in `_normals`,
+    on one-element arrays (numpy's log is not libm's: `math.log` can differ in the last bit)."""
+    mixed = ((index & _MASK64) * 0xD1B54A32D192ED03) & _MASK64
+    u1 = np.array([1.0 - (_splitmix64_int(mixed ^ key) >> 11) * 2.0**-53])
+    u2 = np.array([(_splitmix64_int(mixed ^ key ^ _SECOND_UNIFORM) >> 11) * 2.0**-53])
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2))[0]
 
 
 def _unit(seed: int, symbol: str, stream: str) -> float:
@@ -144,6 +192,50 @@ def _decimal_strings(units: Sequence[int], unit: Decimal, decimals: int) -> list
     if decimals == 0:
         return [str(u * factor_int) for u in units]
     return [f"{v // denominator}.{v % denominator:0{decimals}d}" for v in (u * factor_int for u in units)]
+
+
+_INT64_MAX = 2**63 - 1
+
+
+class _DecimalFormat:
+    """`_decimal_strings` of one (unit, decimals) for int64 arrays of units, in bulk: numpy
+    computes each value's integer and fraction parts (`v // 10**decimals`, `v % 10**decimals`,
+    v = units x unit x 10**decimals) and one %-format prints them all, digit for digit what the
+    per-value f-string prints. Units that do not fit (negative, or a product past int64) and
+    units that are not a whole number of 10**-decimals go through `_decimal_strings` itself.
+    """
+
+    def __init__(self, unit: Decimal, decimals: int) -> None:
+        self.unit, self.decimals = unit, decimals
+        factor = unit.scaleb(decimals)
+        exact = factor == factor.to_integral_value()
+        self.factor = int(factor) if exact else 0
+        self.denominator = 10**decimals
+        self.vectorised = exact and 0 < self.factor <= _INT64_MAX and 0 <= decimals <= 18
+        self.max_units = _INT64_MAX // self.factor if self.vectorised else -1
+        #: The %-format of one value (its parts from `columns`).
+        self.pattern = "%d" if decimals == 0 else f"%d.%0{decimals}d"
+
+    def fits(self, units: np.ndarray) -> bool:
+        if not self.vectorised:
+            return False
+        return units.size == 0 or (int(units.min()) >= 0 and int(units.max()) <= self.max_units)
+
+    def columns(self, units: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The integers `pattern` prints, per unit (only for units that `fits`)."""
+        values = units.astype(np.int64) * self.factor
+        if self.decimals == 0:
+            return (values,)
+        return tuple(np.divmod(values, self.denominator))
+
+    def strings(self, units: np.ndarray) -> list[str]:
+        if not len(units):
+            return []
+        if not self.fits(units):
+            return _decimal_strings(units.tolist(), self.unit, self.decimals)
+        columns = self.columns(units)
+        flat = columns[0].tolist() if len(columns) == 1 else np.stack(columns, axis=1).ravel().tolist()
+        return (",".join([self.pattern] * len(units)) % tuple(flat)).split(",")
 
 
 def _float_string(value: float, decimals: int) -> str:
@@ -196,9 +288,37 @@ class SymbolSpec:
     def quantities(self, steps: Sequence[int]) -> list[str]:
         return _decimal_strings(steps, self.step_size, self.quantity_decimals)
 
+    @cached_property
+    def _price_format(self) -> _DecimalFormat:
+        return _DecimalFormat(self.tick_size, self.price_decimals)
+
+    @cached_property
+    def _quantity_format(self) -> _DecimalFormat:
+        return _DecimalFormat(self.step_size, self.quantity_decimals)
+
+    @cached_property
+    def _level_pattern(self) -> str:
+        return f'["{self._price_format.pattern}","{self._quantity_format.pattern}"]'
+
     def levels(self, ticks: np.ndarray, steps: np.ndarray) -> list[list[str]]:
         """Book levels as Binance prints them: `[["0.35210000", "672.00000000"], ...]`."""
-        return [list(level) for level in zip(self.prices(ticks.tolist()), self.quantities(steps.tolist()))]
+        ticks, steps = np.asarray(ticks), np.asarray(steps)
+        return [[p, q] for p, q in zip(self._price_format.strings(ticks), self._quantity_format.strings(steps))]
+
+    def levels_json(self, ticks: np.ndarray, steps: np.ndarray) -> str:
+        """`levels` as the JSON text inside its brackets, exactly as `json.dumps(levels,
+        separators=(",", ":"))[1:-1]` writes it (the strings are ASCII digits and points, which
+        JSON writes as they are): `["0.35210000","672.00000000"],["0.35200000","1144.00000000"]`.
+        """
+        ticks, steps = np.asarray(ticks), np.asarray(steps)
+        count = min(len(ticks), len(steps))
+        if count == 0:
+            return ""
+        prices, quantities = self._price_format, self._quantity_format
+        if len(ticks) == len(steps) and prices.fits(ticks) and quantities.fits(steps):
+            flat = np.stack((*prices.columns(ticks), *quantities.columns(steps)), axis=1).ravel().tolist()
+            return ",".join([self._level_pattern] * count) % tuple(flat)
+        return ",".join([f'["{p}","{q}"]' for p, q in self.levels(ticks, steps)])
 
 
 @dataclass(frozen=True)
@@ -271,21 +391,42 @@ def kline_open_minutes(
     return range(first, last + 1) if first <= last else range(0)
 
 
-def _levels(
-    prices: np.ndarray, quantities: np.ndarray, *, bid: bool, lowest: int, highest: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Snap scaled prices (in ticks, floats) to whole ticks and merge levels that collide.
+def _snap(
+    prices: np.ndarray, *, bid: bool, lowest: int, highest: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Snap scaled prices (in ticks, floats) to whole ticks and find the levels that collide.
 
     Bids round down and asks round up, so the spread only ever widens and a book that was
     uncrossed stays uncrossed. Levels outside [lowest, highest] ticks (PRICE_FILTER) are dropped.
+    Returns (the kept levels' ticks, their indices in `prices`, where each run of equal ticks
+    starts among the kept levels): a merged level's quantity is the sum over its run.
     """
     ticks = (np.floor(prices + 1e-9) if bid else np.ceil(prices - 1e-9)).astype(np.int64)
-    keep = (ticks >= lowest) & (ticks <= highest)
-    ticks, quantities = ticks[keep], quantities[keep]
+    kept = ((ticks >= lowest) & (ticks <= highest)).nonzero()[0]
+    ticks = ticks[kept]
     if ticks.size == 0:
-        return ticks, quantities
-    starts = np.flatnonzero(np.r_[True, ticks[1:] != ticks[:-1]])
-    return ticks[starts], np.add.reduceat(quantities, starts)
+        return ticks, kept, kept
+    starts = np.concatenate(([True], ticks[1:] != ticks[:-1])).nonzero()[0]
+    return ticks, kept, starts
+
+
+@dataclass(frozen=True)
+class _BookConstants:
+    """What a symbol's books need that does not change from one request to the next."""
+
+    spec: SymbolSpec
+    template: BookTemplate
+    template_mid: float
+    #: The template's mid in USD (its captured notional per unit of quantity).
+    template_mid_usd: float
+    quote_usd: float
+    tick: float
+    step: float
+    lowest: int  # PRICE_FILTER in ticks
+    highest: int
+    side_keys: np.ndarray  # uint64: the "bid" and "ask" jitter streams
+    update_rate: float  # book updates per second
+    update_base: int
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +453,9 @@ class Market:
             spec = self.specs[book.symbol]
             self._asset_usd.setdefault(spec.base_asset, book.mid * self._usd(spec.quote_asset))
         self._base_prices: dict[str, float] = {}
+        self._book_constants: dict[str, _BookConstants] = {}
+        # symbol -> (hour, the log path of that hour at each minute start, as `log_walk` has it)
+        self._hour_paths: dict[str, tuple[int, np.ndarray]] = {}
         self._last_update_ids: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -375,6 +519,10 @@ class Market:
         minutes = np.asarray(minutes, dtype=np.int64)
         hours = minutes // 60
         h_lo, h_hi = int(hours.min()), int(hours.max())
+        return self._log_paths(symbol, h_lo, h_hi)[hours - h_lo, minutes % 60]
+
+    def _log_paths(self, symbol: str, h_lo: int, h_hi: int) -> np.ndarray:
+        """`log_walk` at the 61 minute starts 0..60 of each hour h_lo..h_hi (one row per hour)."""
         # Knots for hours h_lo..h_hi+1: an AR(1) written as its moving average of hourly shocks.
         shocks = _normals(
             _stream_key(self.seed, symbol, "hour"), np.arange(h_lo - _KNOT_MEMORY + 1, h_hi + 2)
@@ -390,10 +538,23 @@ class Market:
         walk = np.concatenate([np.zeros((len(hour_range), 1)), np.cumsum(steps, axis=1)], axis=1)
         fraction = np.arange(61) / 60.0
         bridge = walk - fraction * walk[:, -1:]
-        path = (
+        return (
             knots[:-1, None] * (1 - fraction) + knots[1:, None] * fraction + MINUTE_VOLATILITY * bridge
         )
-        return path[hours - h_lo, minutes % 60]
+
+    def _minute_ends(self, symbol: str, minute: int) -> tuple[float, float]:
+        """`log_walk(symbol, [minute, minute + 1])`, the same numbers: the path of the minute's
+        hour is computed once (on its first request) and kept, one hour per symbol. A minute
+        that ends on the next hour is `log_walk` of the two hours, as it always was."""
+        hour, index = divmod(minute, 60)
+        if index == 59:
+            start, end = self.log_walk(symbol, [minute, minute + 1])
+            return start, end
+        known = self._hour_paths.get(symbol)
+        if known is None or known[0] != hour:
+            known = self._hour_paths[symbol] = (hour, self._log_paths(symbol, hour, hour)[0])
+        path = known[1]
+        return path[index], path[index + 1]
 
     def minute_prices(self, symbol: str, minutes: np.ndarray | Sequence[int]) -> np.ndarray:
         """The price at the start of each minute: a candle's open, and the previous one's close."""
@@ -403,49 +564,85 @@ class Market:
         """The price at Unix time `t`: the minute's path interpolated, plus the 100 ms noise."""
         minute = math.floor(t / 60)
         fraction = t / 60 - minute
-        start, end = self.log_walk(symbol, [minute, minute + 1])
+        start, end = self._minute_ends(symbol, minute)
         log_price = start + fraction * (end - start)
         if slot_noise:
             slot = math.floor(t * SLOTS_PER_SECOND)
-            log_price += SLOT_VOLATILITY * _normals(_stream_key(self.seed, symbol, "slot"), slot)[0]
+            log_price += SLOT_VOLATILITY * _normal(_stream_key(self.seed, symbol, "slot"), slot)
         return self.base_price(symbol) * math.exp(log_price)
 
     # ---- books -------------------------------------------------------------------------------
 
+    def _constants(self, symbol: str) -> _BookConstants:
+        """The symbol's `_BookConstants`, made on its first book; `InvalidSymbol` if not served."""
+        constants = self._book_constants.get(symbol)
+        if constants is None:
+            spec = self.spec(symbol)
+            template = self._template(symbol)
+            tick, step = float(spec.tick_size), float(spec.step_size)
+            update_base = template.last_update_id
+            if symbol != template.symbol:
+                update_base = 1_000_000 + int(_unit(self.seed, symbol, "update-base") * 1e9)
+            constants = _BookConstants(
+                spec=spec,
+                template=template,
+                template_mid=template.mid,
+                template_mid_usd=template.mid * self._usd(self.specs[template.symbol].quote_asset),
+                quote_usd=self._usd(spec.quote_asset),
+                tick=tick,
+                step=step,
+                lowest=max(1, math.ceil(float(spec.min_price) / tick)),
+                highest=math.floor(float(spec.max_price) / tick) if spec.max_price > 0 else 2**62,
+                side_keys=np.array(
+                    [_stream_key(self.seed, symbol, "bid"), _stream_key(self.seed, symbol, "ask")], dtype=_U64
+                ),
+                update_rate=5 + 45 * _unit(self.seed, symbol, "update-rate"),
+                update_base=update_base,
+            )
+            self._book_constants[symbol] = constants
+        return constants
+
     def _book(self, symbol: str, t: float, limit: int) -> tuple[np.ndarray, ...]:
         """(bid ticks, bid steps, ask ticks, ask steps) at time `t`, best first, `limit` a side."""
-        spec = self.spec(symbol)
-        template = self._template(symbol)
+        c = self._constants(symbol)
         mid = self.price_at(symbol, t)
-        tick, step = float(spec.tick_size), float(spec.step_size)
-        price_scale = mid / template.mid / tick
+        price_scale = mid / c.template_mid / c.tick
         # Keep the captured USD notional of each level.
-        quantity_scale = (template.mid * self._usd(self.specs[template.symbol].quote_asset)) / (
-            mid * self._usd(spec.quote_asset)
-        ) / step
-        lowest = max(1, math.ceil(float(spec.min_price) / tick))
-        highest = math.floor(float(spec.max_price) / tick) if spec.max_price > 0 else 2**62
+        quantity_scale = c.template_mid_usd / (mid * c.quote_usd) / c.step
         slot = math.floor(t * SLOTS_PER_SECOND)
         sides = []
-        for name, levels, bid in (("bid", template.bids, True), ("ask", template.asks, False)):
+        for levels, bid in ((c.template.bids, True), (c.template.asks, False)):
             # Levels past the first few hundred cannot reach the top `limit` unless many collide
-            # on one tick; then fall back to the whole side.
+            # on one tick; then fall back to the whole side. Where a level lands depends on its
+            # price only, so the ticks decide how many captured levels make the top `limit`.
             for take in (min(len(levels), limit * 4 + 64), len(levels)):
-                part = levels[:take]
-                jitter = np.exp(
-                    QUANTITY_JITTER
-                    * _normals(_stream_key(self.seed, symbol, name), slot * 8192 + np.arange(take))
-                )
-                steps = np.clip(np.rint(part[:, 1] * quantity_scale * jitter), 1, 1e15)
-                ticks, quantities = _levels(
-                    part[:, 0] * price_scale, steps, bid=bid, lowest=lowest, highest=highest
+                ticks, kept, starts = _snap(
+                    levels[:take, 0] * price_scale, bid=bid, lowest=c.lowest, highest=c.highest
                 )
                 if take == len(levels):
                     break
-                if len(ticks) > limit:  # the last merged level may be incomplete: never served
+                if len(starts) > limit:  # the last merged level may be incomplete: never served
                     break
-            sides.append((ticks[:limit], quantities[:limit].astype(np.int64)))
-        (bid_ticks, bid_steps), (ask_ticks, ask_steps) = sides
+            # The captured levels summed into the top `limit` merged levels: only their
+            # quantities are drawn (each level's jitter is a function of its index alone).
+            used = kept[: starts[limit] if len(starts) > limit else len(kept)]
+            sides.append((levels, ticks[starts[:limit]], starts[:limit], used))
+        # Quantities rescaled and jittered, both sides' jitter drawn in one pass.
+        bid_count = len(sides[0][3])
+        jitter = np.exp(
+            QUANTITY_JITTER
+            * _normals_of_keys(
+                np.repeat(c.side_keys, [bid_count, len(sides[1][3])]),
+                slot * 8192 + np.concatenate((sides[0][3], sides[1][3])),
+            )
+        )
+        books = []
+        for (levels, ticks, starts, used), side_jitter in zip(sides, (jitter[:bid_count], jitter[bid_count:])):
+            # np.clip(x, 1, 1e15), without its dispatch overhead (the same values)
+            steps = np.minimum(np.maximum(np.rint(levels[used, 1] * quantity_scale * side_jitter), 1.0), 1e15)
+            quantities = np.add.reduceat(steps, starts) if len(starts) else steps
+            books.append((ticks, quantities.astype(np.int64)))
+        (bid_ticks, bid_steps), (ask_ticks, ask_steps) = books
         if len(bid_ticks) and len(ask_ticks) and bid_ticks[0] >= ask_ticks[0]:
             # Cannot happen with outward snapping; kept as the invariant's guard.
             keep = bid_ticks < ask_ticks[0]
@@ -453,28 +650,34 @@ class Market:
         return bid_ticks, bid_steps, ask_ticks, ask_steps
 
     def _next_update_id(self, symbol: str, t: float) -> int:
-        template = self._template(symbol)
-        rate = 5 + 45 * _unit(self.seed, symbol, "update-rate")  # book updates per second
-        base = template.last_update_id
-        if symbol != template.symbol:
-            base = 1_000_000 + int(_unit(self.seed, symbol, "update-base") * 1e9)
-        by_time = base + int(max(0.0, t - CAPTURED_AT) * rate)
+        c = self._constants(symbol)
+        by_time = c.update_base + int(max(0.0, t - CAPTURED_AT) * c.update_rate)
         with self._lock:
             update_id = max(by_time, self._last_update_ids.get(symbol, 0) + 1)
             self._last_update_ids[symbol] = update_id
         return update_id
 
-    def depth(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> dict:
-        """The body of `GET /api/v3/depth?symbol=...&limit=...` (see `app.handle_depth`)."""
+    def _depth(self, symbol: str, limit: int, at: float | None) -> tuple[int, SymbolSpec, tuple[np.ndarray, ...]]:
         t = self.clock() if at is None else at
         limit = max(1, min(limit, MAX_DEPTH_LIMIT))
-        bid_ticks, bid_steps, ask_ticks, ask_steps = self._book(symbol, t, limit)
-        spec = self.specs[symbol]
+        book = self._book(symbol, t, limit)
+        return self._next_update_id(symbol, t), self.specs[symbol], book
+
+    def depth(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> dict:
+        """The body of `GET /api/v3/depth?symbol=...&limit=...` (see `app.handle_depth`)."""
+        update_id, spec, (bid_ticks, bid_steps, ask_ticks, ask_steps) = self._depth(symbol, limit, at)
         return {
-            "lastUpdateId": self._next_update_id(symbol, t),
+            "lastUpdateId": update_id,
             "bids": spec.levels(bid_ticks, bid_steps),
             "asks": spec.levels(ask_ticks, ask_steps),
         }
+
+    def depth_json(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> str:
+        """`depth` as the JSON text the HTTP layer sends, written directly: the same characters
+        as `json.dumps(depth(...), separators=(",", ":"))` (and the same update id)."""
+        update_id, spec, (bid_ticks, bid_steps, ask_ticks, ask_steps) = self._depth(symbol, limit, at)
+        return '{"lastUpdateId":%d,"bids":[%s],"asks":[%s]}' % (
+            update_id, spec.levels_json(bid_ticks, bid_steps), spec.levels_json(ask_ticks, ask_steps))
 
     def book_ticker(self, symbol: str, *, at: float | None = None) -> dict:
         """The body of `GET /api/v3/ticker/bookTicker?symbol=...`: the top of `depth`'s book."""
