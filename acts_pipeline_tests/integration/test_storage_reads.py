@@ -1,0 +1,44 @@
+"""Cell reads and indexes against the real embedded database server: the minute index exists on
+every cell collection, and a read of many symbols (by the minutes' range) or of a few (naming
+them) returns exactly the cells asked for, in order."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from acts_pipeline.partitions import Cell
+from acts_pipeline.storage import FEW_SYMBOLS, SYMBOL_REGISTRY, MongoStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+MINUTE = datetime(2026, 11, 26, 13, 54, tzinfo=UTC)
+SYMBOLS = [f"S{i:03d}USDT" for i in range(FEW_SYMBOLS + 20)]
+
+
+@pytest.fixture
+def store(mongo_uri, mongo_db_name):
+    store = MongoStore.connect(mongo_uri, mongo_db_name)
+    # minutes 0..3 for every symbol, except minute 1 of the first symbol: a gap
+    store.upsert("order_book_features", [
+        {"symbol": s, "minute": MINUTE + timedelta(minutes=m), "value": m * 1000 + i}
+        for m in range(4) for i, s in enumerate(SYMBOLS) if (m, i) != (1, 0)])
+    return store
+
+
+def test_cell_collections_have_the_unique_key_and_the_minute_index(store):
+    indexes = store.collection("order_book_features").index_information()
+    assert indexes["symbol_minute_unique"]["key"] == [("symbol", 1), ("minute", 1)]
+    assert indexes["symbol_minute_unique"]["unique"] is True
+    assert indexes["minute"]["key"] == [("minute", 1)]
+    assert "minute" not in store.collection(SYMBOL_REGISTRY).index_information()
+
+
+@pytest.mark.parametrize("count", [3, FEW_SYMBOLS, FEW_SYMBOLS + 1, len(SYMBOLS) - 5])
+def test_find_cells_returns_exactly_the_cells_asked_for_in_order(store, count):
+    wanted_symbols = SYMBOLS[:count]
+    cells = [Cell(MINUTE + timedelta(minutes=m), s) for m in (1, 2) for s in wanted_symbols]
+    documents = store.find_cells("order_book_features", cells)
+    got = [(d["minute"], d["symbol"]) for d in documents]
+    expected = [(c.minute, c.symbol) for c in sorted(cells) if c != Cell(MINUTE + timedelta(minutes=1), SYMBOLS[0])]
+    assert got == expected  # the gap stays a gap; nothing from minutes 0 or 3 or other symbols
+    assert all(d["value"] == (d["minute"] - MINUTE).seconds // 60 * 1000 + SYMBOLS.index(d["symbol"])
+               for d in documents)
