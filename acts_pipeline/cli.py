@@ -231,19 +231,16 @@ def _warm_partition_status() -> None:
     """After a symbol change, have the webserver rebuild the partition status caches (keyed by the
     partitions definition, which the symbols are part of), so that no page pays for it. The
     change itself is done: a webserver that cannot be reached is a warning, not a failure."""
-    from acts_pipeline.window_reload import ReloadError, warm_partition_status
+    from acts_pipeline.window_reload import ReloadError, warm_up
 
     url = settings.webserver_url()
     if url is None:
         return
-    started = time.monotonic()
     try:
-        assets = warm_partition_status(url)
+        print(warm_up(url))
     except ReloadError as exc:
         print(f"warning: partition status not rebuilt ({exc}); the first partition page of each asset will "
               "rebuild it", file=sys.stderr)
-        return
-    print(f"partition status of {len(assets)} assets rebuilt in {time.monotonic() - started:.1f} s")
 
 
 def _store():

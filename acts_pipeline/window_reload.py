@@ -99,15 +99,22 @@ def warm_partition_status(webserver_url: str, *, timeout: float = 600.0) -> list
     return ["/".join(node["assetKey"]["path"]) for node in nodes if node["isPartitioned"]]
 
 
+def warm_up(webserver_url: str) -> str:
+    """`warm_partition_status`, timed: what was done, for the log or the terminal. Raises
+    `ReloadError`."""
+    started = timer.monotonic()
+    assets = warm_partition_status(webserver_url)
+    return f"partition status of {len(assets)} assets rebuilt in {timer.monotonic() - started:.1f} s"
+
+
 def reload_and_warm(webserver_url: str) -> str:
     """Reload the code locations, then rebuild the partition status caches; what was done, with
     the time each step took, for the log. Raises `ReloadError`."""
     started = timer.monotonic()
     names = reload_code_locations(webserver_url)
-    reloaded = timer.monotonic()
-    assets = warm_partition_status(webserver_url)
-    return (f"reloaded code location(s) {', '.join(names)} in {reloaded - started:.1f} s (the partition window "
-            f"moved an hour); partition status of {len(assets)} assets rebuilt in {timer.monotonic() - reloaded:.1f} s")
+    reloaded = (f"reloaded code location(s) {', '.join(names)} in {timer.monotonic() - started:.1f} s "
+                "(the partition window moved an hour)")
+    return f"{reloaded}; {warm_up(webserver_url)}"
 
 
 class HourlyReloader:
