@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -337,6 +338,11 @@ def self_cpu_seconds() -> float:
 def http_json(url: str, timeout: float = 5) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, stamped with the UTC time (the tables go to stdout)."""
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def load_average() -> str:

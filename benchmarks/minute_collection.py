@@ -64,12 +64,15 @@ from _platform import (  # noqa: E402
     git_revision,
     http_json,
     load_average,
+    log,
     print_grid,
     project_copy,
     self_cpu_seconds,
     start_dev,
     symbols_for,
 )
+
+from acts_pipeline.processes import free_port  # noqa: E402
 
 RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.sensors.RUN_LEAD
 WINDOW_OFFSET = timedelta(seconds=25)  # the window starts 5 s before a minute's run is requested
@@ -86,15 +89,6 @@ load_from:
 """
 
 
-def log(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

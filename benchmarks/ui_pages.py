@@ -82,7 +82,6 @@ import platform as py_platform
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -105,12 +104,15 @@ from _platform import (  # noqa: E402
     cpu_model,
     git_revision,
     load_average,
+    log,
     print_grid,
     read_hwm,
     read_rss,
     self_cpu_seconds,
     symbols_for,
 )
+
+from acts_pipeline.processes import free_port  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 WEBAPP_CHUNKS = "dagster_webserver/webapp/build/_next/static/chunks"
@@ -153,14 +155,6 @@ from acts_pipeline.definitions import defs  # noqa: E402,F401
 """
 
 
-def log(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load1() -> float:
