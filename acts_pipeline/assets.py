@@ -145,14 +145,27 @@ def klines_1m(context: AssetExecutionContext, exchange: BinanceExchange, capture
         capture_clock.sleep(min(1.0, (last_close + KLINE_SETTLE - capture_clock.now()).total_seconds()))
 
     rows = []
+    failures: dict[str, str] = {}
+    errors: list[ExchangeError] = []
     paused = 0.0
     for symbol, minutes in _contiguous_minutes(cells).items():
         for start, end in minutes:
             paused += pace_klines_request(client.gate, weight=klines_weight(start, end),
                                           clock=lambda: capture_clock.now().timestamp(), sleep=capture_clock.sleep)
-            rows.extend(k for k in client.klines(symbol, start, end) if Cell(k.minute, symbol) in wanted)
-    missing = len(wanted) - len(rows)
+            try:
+                rows.extend(k for k in client.klines(symbol, start, end) if Cell(k.minute, symbol) in wanted)
+            except ExchangeError as exc:
+                errors.append(exc)
+                # That symbol's cells alone fail (a refused symbol, or retries spent); the
+                # others are stored, and the catch-up sensor fetches failed minutes again.
+                failures.update({str(c): str(exc) for c in cells if c.symbol == symbol and start <= c.minute < end})
+                context.log.error(f"no klines for {symbol} {format_minute(start)}..{end:%H:%M}: {exc}")
+    if failures and not rows:
+        raise Failure(f"no kline could be fetched: {next(iter(failures.values()))}",
+                      allow_retries=any(e.retryable for e in errors))
+    missing = len(wanted) - len(rows) - len(failures)
     context.add_output_metadata({"klines": len(rows), "minutes_without_kline": missing,
+                                 "failed_cells": MetadataValue.json(failures),
                                  "seconds_paused_for_weight": round(paused, 1)})
     if missing:
         context.log.warning(f"the exchange returned no kline for {missing} of {len(wanted)} cells")

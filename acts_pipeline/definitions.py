@@ -9,12 +9,13 @@ from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.retention import prune_run_history, prune_run_history_hourly
 from acts_pipeline.sensors import klines_catch_up_sensor, minute_sensor
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline.symbol_watch import symbols_are_listed, tracked_symbols
 
 mongo = MongoResource()
 
 defs = Definitions(
-    assets=[order_book_snapshot, order_book_features, klines_1m],
-    asset_checks=[snapshot_books_are_valid, features_are_in_range, snapshots_are_complete],
+    assets=[order_book_snapshot, order_book_features, klines_1m, tracked_symbols],
+    asset_checks=[snapshot_books_are_valid, features_are_in_range, snapshots_are_complete, symbols_are_listed],
     sensors=[minute_sensor, klines_catch_up_sensor],
     jobs=[prune_run_history],
     schedules=[prune_run_history_hourly],

@@ -16,6 +16,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetRecordsFilter,
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -31,6 +33,7 @@ from acts_pipeline.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange, depth_weight
 from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
 from acts_pipeline.partitions import (
+    Cell,
     floor_minute,
     format_minute,
     minute_close,
@@ -40,6 +43,7 @@ from acts_pipeline.partitions import (
 )
 from acts_pipeline.quality import coverage
 from acts_pipeline.storage import MongoResource, StorageError
+from acts_pipeline.symbol_watch import WatchState, watch
 from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
 
 #: Request a minute's run this long before it closes (measured: ticks every 5 to 10 s, queue to
@@ -91,23 +95,50 @@ def due_minute(now: datetime) -> datetime | None:
     target=MINUTE_ASSETS,
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Requests one run per minute (all symbols), 30 s before the minute closes; "
-    "registers ACTS_SYMBOLS on first start.",
+    description="Requests one run per minute (all symbols the exchange accepted), 30 s before the "
+    "minute closes; registers ACTS_SYMBOLS on first start; checks every symbol added (from the UI "
+    "too) against exchangeInfo before collecting it, removes refused ones, and reports both on "
+    "tracked_symbols.",
 )
 def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
     registration = symbols_to_collect(context, exchange)
     if isinstance(registration, SkipReason):
         return registration
     symbols, partition_requests = registration
-    minute = due_minute(datetime.now(UTC))
-    if minute is None:
-        if partition_requests:
-            return SensorResult(dynamic_partitions_requests=partition_requests)
-        return SkipReason("the current minute's run is requested 30 s before its close")
-    return SensorResult(
-        run_requests=[minute_run_request(minute, symbols)],
-        dynamic_partitions_requests=partition_requests,
-    )
+    now = datetime.now(UTC)
+    state = WatchState.from_cursor(context.cursor)
+    if partition_requests:
+        state.accept(symbols, now)  # ACTS_SYMBOLS, checked as they were registered
+    minute = due_minute(now)
+    outcome = watch(
+        symbols, state, now,
+        # Not on the tick that requests the minute's run: an exchange that answers slowly must
+        # not delay it. New symbols are checked in the first half of the minute.
+        listing=None if minute else exchange.get_client().exchange_info,
+        stored=lambda symbol, at: snapshot_stored(context.instance, symbol, at))
+    for level, message in outcome.messages:
+        getattr(context.log, level)(message)
+    if outcome.remove:
+        partition_requests = [*partition_requests, symbol_partitions.build_delete_request(list(outcome.remove))]
+    run_requests = []
+    if minute is not None and outcome.collect:
+        run_requests.append(minute_run_request(minute, outcome.collect))
+        state.requested(minute, outcome.collect)
+    context.update_cursor(state.to_cursor())
+    if not (run_requests or partition_requests or outcome.asset_events):
+        waiting = [s for s in symbols if s not in outcome.collect]
+        return SkipReason("the current minute's run is requested 30 s before its close"
+                          + (f"; waiting for the exchange check: {', '.join(waiting)}" if waiting else ""))
+    return SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
+                        asset_events=outcome.asset_events)
+
+
+def snapshot_stored(instance: DagsterInstance, symbol: str, minute: datetime) -> bool:
+    """Whether a run recorded the snapshot of (minute, symbol) as materialized."""
+    key = str(Cell(minute, symbol).partition_key)
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=order_book_snapshot.key, asset_partitions=[key]), limit=1).records
+    return bool(records)
 
 
 #: How far back klines gaps (downtime, failed minutes) are filled automatically, within the
@@ -196,6 +227,9 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     if gap is None:
         return SkipReason(f"no kline missing since {start:%Y-%m-%d %H:%M}")
     first, last = gap
+    # Only symbols a minute run has collected: one just added is not checked against the
+    # exchange yet, and a refused one is never collected, so neither is asked for.
+    collected = [s for s in symbols if s in tracked]
     if not klines_due(first, now, ride_along):
         return SkipReason(f"klines from {format_minute(first)} are fetched once due")
     # The run key changes every 10 minutes, so a catch-up that failed is tried again later.
@@ -203,5 +237,5 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     return RunRequest(
         run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[klines_1m.key],
-        tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, "acts/catch_up": "klines"},
+        tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, "acts/catch_up": "klines"},
     )

@@ -6,11 +6,12 @@ the last-registered symbol, so symbols are only ever appended (or removed), neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from dagster import DagsterInstance
 
 from acts_pipeline.exchange import ExchangeClient
+from acts_pipeline.models import SymbolInfo
 from acts_pipeline.partitions import SYMBOLS_PARTITIONS_NAME
 from acts_pipeline.settings import parse_symbols
 
@@ -24,20 +25,26 @@ def registered_symbols(instance: DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
 
 
+def refusals(listed: Mapping[str, SymbolInfo], symbols: Iterable[str]) -> dict[str, str]:
+    """Why the exchange's listing (`exchangeInfo`) refuses each of `symbols` it refuses: unknown,
+    or not trading. The symbols it accepts are absent."""
+    refused = {}
+    for symbol in symbols:
+        info = listed.get(symbol)
+        if info is None:
+            refused[symbol] = f"{symbol} is not a Binance Spot symbol"
+        elif not info.trading:
+            refused[symbol] = f"{symbol} is not trading (status {info.status})"
+    return refused
+
+
 def check_symbols(client: ExchangeClient, symbols: Iterable[str]) -> list[str]:
     """The symbols, normalised, if the exchange lists each of them as TRADING; otherwise a
     `SymbolError` naming every symbol refused and why."""
     wanted = parse_symbols(",".join(symbols), variable="symbol list")
-    listed = client.exchange_info()
-    problems = []
-    for symbol in wanted:
-        info = listed.get(symbol)
-        if info is None:
-            problems.append(f"{symbol} is not a Binance Spot symbol")
-        elif not info.trading:
-            problems.append(f"{symbol} is not trading (status {info.status})")
-    if problems:
-        raise SymbolError("; ".join(problems))
+    refused = refusals(client.exchange_info(), wanted)
+    if refused:
+        raise SymbolError("; ".join(refused.values()))
     return list(wanted)
 
 

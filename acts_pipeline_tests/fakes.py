@@ -59,6 +59,8 @@ class FakeClient:
 
     def klines(self, symbol, start, end, max_attempts=4):
         self.kline_calls.append((symbol, start, end))
+        if symbol in self.failing:
+            raise self.failing[symbol]
         out, minute = [], start
         while minute < end:
             price = 1.0 + (minute.minute % 7) / 100

@@ -94,6 +94,26 @@ def test_a_symbol_that_fails_is_absent_and_the_others_are_stored(instance, mongo
     assert sorted(d["symbol"] for d in docs(mongo, "order_book_features")) == ["BLZETH", "NKNUSDT", "RUNEEUR"]
 
 
+def test_a_symbol_the_exchange_refuses_costs_that_symbol_alone_in_every_asset(instance, mongo):
+    """Issue 9: `klines_1m` failed as a whole on -1121 Invalid symbol, so klines went missing for
+    every symbol while one refused symbol was registered."""
+    from dagster import AssetKey
+
+    from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
+
+    client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
+    tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
+    result = run_minute(instance, mongo, client, tags=tags)
+    assert result.success
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    others = sorted(s for s in CAPTURED_SYMBOLS if s != "LRCBTC")
+    for name in ("order_book_snapshots", "order_book_features", "klines_1m"):
+        assert sorted(d["symbol"] for d in docs(mongo, name)) == others, name
+    assert sorted(instance.get_materialized_partitions(AssetKey("klines_1m"))) == [minute_key(MINUTE, s) for s in others]
+    errors = [r.user_message for r in instance.all_logs(result.run_id) if r.level >= 40]
+    assert any("no klines for LRCBTC" in m and "does not know symbol" in m for m in errors), errors
+
+
 def test_klines_backfill_of_hours_is_a_few_requests_per_symbol(instance, mongo):
     first = recent_minute(0, 0)  # 00:00 to 17:59 of one day
     last = first + timedelta(hours=18, minutes=-1)

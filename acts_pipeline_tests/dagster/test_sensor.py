@@ -22,14 +22,21 @@ def instance():
         yield instance
 
 
+CURSORS: dict[int, str | None] = {}
+
+
 def evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NKNUSDT"):
+    """One tick, with the cursor the previous tick on this instance left (as the daemon keeps it)."""
     monkeypatch.setenv("ACTS_SYMBOLS", symbols_env)
     exchange = fake_exchange(FakeClient(now=None))
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
                        resources={"exchange": exchange, "capture_clock": CaptureClock(),
                                   "io_manager": MongoIOManager(mongo=MongomockResource())})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange}) as context:
-        return minute_sensor(context)
+    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange},
+                              cursor=CURSORS.get(id(instance))) as context:
+        result = minute_sensor(context)
+        CURSORS[id(instance)] = context.cursor
+        return result
 
 
 def test_due_minute_is_the_current_one_within_30_s_of_its_close():
@@ -66,8 +73,10 @@ def test_unknown_initial_symbol_registers_nothing_and_says_which(instance, monke
 def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_key(instance, monkeypatch):
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
     minute = recent_minute(10, 0)
-    seconds = {"now": minute + timedelta(seconds=45)}
+    seconds = {"now": minute + timedelta(seconds=10)}
     monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    evaluate(instance, monkeypatch)  # registered outside the sensor: first checked against the exchange
+    seconds["now"] = minute + timedelta(seconds=45)
     first = evaluate(instance, monkeypatch)
     assert [r.run_key for r in first.run_requests] == [minute_key(minute)]
     seconds["now"] = minute + timedelta(seconds=50)
@@ -121,3 +130,37 @@ def test_klines_catch_up_sensor_skips_while_mongodb_is_down(instance):
     result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, SkipReason)
     assert "MongoDB unavailable" in result.skip_message
+
+
+def test_a_symbol_added_in_the_ui_is_checked_and_a_refused_one_removed_before_any_run(instance, monkeypatch):
+    """Issue 9: the UI's *Add partition* registered NOPE unchecked, and every minute run from then
+    on included it. Now the next tick checks it, removes it and says so; no run asks for it."""
+    evaluate(instance, monkeypatch)  # first start: ACTS_SYMBOLS registered
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "NKNUSDT"])
+    instance.add_dynamic_partitions("symbols", ["NOPE", "LRCBTC"])  # what the UI's Add partition does
+    minute = recent_minute(10, 0)
+    seconds = {"now": minute + timedelta(seconds=5)}
+    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    result = evaluate(instance, monkeypatch)
+    [delete] = [r for r in result.dynamic_partitions_requests if type(r).__name__ == "DeleteDynamicPartitionsRequest"]
+    assert list(delete.partition_keys) == ["NOPE"]
+    [check] = [e for e in result.asset_events if type(e).__name__ == "AssetCheckEvaluation"]
+    assert not check.passed and "NOPE is not a Binance Spot symbol" in check.description
+    assert check.asset_key.to_user_string() == "tracked_symbols"
+    instance.delete_dynamic_partition("symbols", "NOPE")  # what the daemon does with the request
+    seconds["now"] = minute + timedelta(seconds=40)
+    [run] = evaluate(instance, monkeypatch).run_requests
+    assert run.tags["dagster/asset_partition_range_end"] == minute_key(minute, "LRCBTC")
+
+
+def test_a_symbol_registered_in_the_ui_waits_for_the_check_when_the_run_is_due(instance, monkeypatch):
+    evaluate(instance, monkeypatch)
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "NKNUSDT"])
+    minute = recent_minute(10, 0)
+    seconds = {"now": minute + timedelta(seconds=5)}
+    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    evaluate(instance, monkeypatch)
+    instance.add_dynamic_partitions("symbols", ["NOPE"])
+    seconds["now"] = minute + timedelta(seconds=40)
+    [run] = evaluate(instance, monkeypatch).run_requests
+    assert run.tags["dagster/asset_partition_range_end"] == minute_key(minute, "NKNUSDT")
