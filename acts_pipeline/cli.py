@@ -335,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reload = commands.add_parser("reload-code", help="reload the code location, which moves the partition window, and "
                                  "rebuild the partition status caches (`dev` does it 10 s past every hour)")
-    reload.add_argument("--url", help="the Dagster webserver (default: ACTS_DAGSTER_WEBSERVER_URL, else "
-                        f"{DEFAULT_WEBSERVER_URL})")
+    reload.add_argument("--url", help="the Dagster webserver (default: ACTS_DAGSTER_WEBSERVER_URL, else the one "
+                        f"`acts-pipeline dev` runs from this project folder, else {DEFAULT_WEBSERVER_URL})")
     reload.set_defaults(func=cmd_reload_code)
 
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator")
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("symbols", "coverage", "spool"):
+    if args.command in ("symbols", "coverage", "spool", "reload-code"):
         _use_running_platform()
     try:
         return args.func(args)

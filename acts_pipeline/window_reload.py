@@ -11,6 +11,10 @@ The reload is timed between minute runs: the run of minute HH-1:59 has fetched i
 HH:00:00 and the HH:00 run is requested at HH:00:30. A run already started finishes on the code
 it started with (Dagster's code server waits for its runs before it shuts down).
 
+What moved is read, not assumed: the first key of the minute partitions, as the webserver has
+them loaded, before and after the reload (a reload within the hour of the previous load leaves it
+where it was).
+
 A new window start is a new partitions definition, and Dagster keys each asset's partition status
 cache by its definition: the first partition query after a reload rebuilds the cache from every
 materialization event the instance holds (seconds per asset). So each reload is followed by one
@@ -47,6 +51,20 @@ query WarmPartitionStatus {
   assetNodes { assetKey { path } isPartitioned partitionStats { numMaterialized } }
 }
 """
+
+
+#: The asset whose minute dimension is read for the window's first key (all three assets share
+#: the partitions definition). An index range makes the webserver build one key per dimension
+#: instead of the window's thousands of minutes.
+WINDOW_ASSET = "order_book_snapshot"
+FIRST_MINUTE_QUERY = """
+query FirstMinute {
+  assetNodeOrError(assetKey: {path: ["%s"]}) {
+    __typename
+    ... on AssetNode { partitionKeysByDimension(startIdx: 0, endIdx: 1) { name partitionKeys } }
+  }
+}
+""" % WINDOW_ASSET
 
 
 class ReloadError(RuntimeError):
@@ -92,6 +110,25 @@ def reload_code_locations(webserver_url: str, *, timeout: float = 120.0) -> list
     return names
 
 
+def first_minute_key(webserver_url: str, *, timeout: float = 60.0) -> str | None:
+    """The first key of the minute partitions the webserver has loaded (`2026-11-26-07:00`); None
+    if it has no such asset (its code location failed to load). Raises `ReloadError`."""
+    node = _post_graphql(webserver_url, FIRST_MINUTE_QUERY, timeout, "partitionKeysByDimension")["assetNodeOrError"]
+    if node["__typename"] != "AssetNode":
+        return None
+    keys = next((d["partitionKeys"] for d in node["partitionKeysByDimension"] if d["name"] == "minute"), [])
+    return keys[0] if keys else None
+
+
+def window_start_message(before: str | None, after: str | None) -> str:
+    """What a reload did to the partition window, from its first key before and after it."""
+    if after is None:
+        return f"the partition window's start is unknown: the webserver has no asset {WINDOW_ASSET}"
+    if before == after:
+        return f"the partition window still starts at {after}"
+    return f"the partition window now starts at {after}" + (f" (moved from {before})" if before else "")
+
+
 def warm_partition_status(webserver_url: str, *, timeout: float = 600.0) -> list[str]:
     """Have the webserver rebuild the partition status cache of every partitioned asset (one
     `partitionStats` query of all asset nodes); the assets' names, `/`-joined."""
@@ -108,13 +145,15 @@ def warm_up(webserver_url: str) -> str:
 
 
 def reload_and_warm(webserver_url: str) -> str:
-    """Reload the code locations, then rebuild the partition status caches; what was done, with
-    the time each step took, for the log. Raises `ReloadError`."""
+    """Reload the code locations, then rebuild the partition status caches; what was done (where
+    the partition window starts, and whether that moved), with the time each step took, for the
+    log. Raises `ReloadError`."""
+    before = first_minute_key(webserver_url)
     started = timer.monotonic()
     names = reload_code_locations(webserver_url)
-    reloaded = (f"reloaded code location(s) {', '.join(names)} in {timer.monotonic() - started:.1f} s "
-                "(the partition window moved an hour)")
-    return f"{reloaded}; {warm_up(webserver_url)}"
+    reloaded = f"reloaded code location(s) {', '.join(names)} in {timer.monotonic() - started:.1f} s"
+    window = window_start_message(before, first_minute_key(webserver_url))
+    return f"{reloaded}; {window}; {warm_up(webserver_url)}"
 
 
 class HourlyReloader:

@@ -12,9 +12,11 @@ from acts_pipeline.window_reload import (
     HourlyReloader,
     ReloadError,
     next_reload,
+    first_minute_key,
     reload_and_warm,
     reload_code_locations,
     warm_partition_status,
+    window_start_message,
 )
 from acts_pipeline_tests.fakes import GraphqlWebserver
 
@@ -85,8 +87,33 @@ ASSET_NODES = {"data": {"assetNodes": [
 LOADED = workspace({"name": "acts_pipeline.definitions", "locationOrLoadError": {"__typename": "RepositoryLocation"}})
 
 
+def first_key(minute_key):
+    """The webserver's answer to the first-minute query: one key per dimension."""
+    return {"data": {"assetNodeOrError": {"__typename": "AssetNode", "partitionKeysByDimension": [
+        {"name": "minute", "partitionKeys": [minute_key]}, {"name": "symbol", "partitionKeys": ["BTCUSDT"]}]}}}
+
+
+def webserver(first_keys):
+    """A webserver whose partition window starts at `first_keys[0]` until reloaded, then at
+    `first_keys[1]`."""
+    reloads = []
+
+    def respond(query):
+        if "reloadWorkspace" in query:
+            reloads.append(query)
+            return LOADED
+        if "partitionKeysByDimension" in query:
+            return first_key(first_keys[min(len(reloads), 1)])
+        return ASSET_NODES
+
+    return GraphqlWebserver(respond)
+
+
 def answer(query):
-    return LOADED if "reloadWorkspace" in query else ASSET_NODES
+    """A webserver whose window start stays put."""
+    if "reloadWorkspace" in query:
+        return LOADED
+    return first_key("2026-11-26-07:00") if "partitionKeysByDimension" in query else ASSET_NODES
 
 
 def test_the_warm_up_asks_every_asset_for_its_partition_stats():
@@ -98,30 +125,66 @@ def test_the_warm_up_asks_every_asset_for_its_partition_stats():
         server.close()
 
 
-def test_reload_and_warm_reloads_first_then_warms_and_says_so():
-    server = GraphqlWebserver(answer)
+def test_the_window_start_is_read_as_one_key_of_the_minute_dimension():
+    server = GraphqlWebserver(first_key("2026-11-26-07:00"))
+    try:
+        assert first_minute_key(server.url) == "2026-11-26-07:00"
+    finally:
+        server.close()
+    query = server.posted[0]["query"]
+    # a bounded index range: the webserver builds one key, not the window's thousands
+    assert 'assetKey: {path: ["order_book_snapshot"]}' in query
+    assert "partitionKeysByDimension(startIdx: 0, endIdx: 1)" in query
+
+
+def test_a_webserver_without_the_asset_has_no_window_start():
+    server = GraphqlWebserver({"data": {"assetNodeOrError": {"__typename": "AssetNotFoundError"}}})
+    try:
+        assert first_minute_key(server.url) is None
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("before", "after", "message"), [
+    ("2026-11-26-07:00", "2026-11-26-08:00", "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)"),
+    ("2026-11-26-07:00", "2026-11-26-07:00", "the partition window still starts at 2026-11-26-07:00"),
+    (None, "2026-11-26-08:00", "the partition window now starts at 2026-11-26-08:00"),
+    ("2026-11-26-07:00", None, "the partition window's start is unknown: the webserver has no asset order_book_snapshot"),
+])
+def test_the_window_message_says_whether_the_start_moved(before, after, message):
+    assert window_start_message(before, after) == message
+
+
+@pytest.mark.parametrize(("first_keys", "said"), [
+    (("2026-11-26-07:00", "2026-11-26-08:00"), "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)"),
+    (("2026-11-26-07:00", "2026-11-26-07:00"), "the partition window still starts at 2026-11-26-07:00"),
+])
+def test_reload_and_warm_reads_the_window_start_before_and_after_the_reload(first_keys, said):
+    server = webserver(first_keys)
     try:
         message = reload_and_warm(server.url)
     finally:
         server.close()
-    assert ["reloadWorkspace" in p["query"] for p in server.posted] == [True, False]
-    assert "partitionStats" in server.posted[1]["query"]
+    asked = [next(f for f in ("partitionKeysByDimension", "reloadWorkspace", "partitionStats") if f in p["query"])
+             for p in server.posted]
+    assert asked == ["partitionKeysByDimension", "reloadWorkspace", "partitionKeysByDimension", "partitionStats"]
     assert message.startswith("reloaded code location(s) acts_pipeline.definitions in ")
-    assert "partition status of 2 assets rebuilt in " in message
+    assert f"; {said}; partition status of 2 assets rebuilt in " in message
+    assert "moved an hour" not in message
 
 
 def test_a_failed_reload_is_not_followed_by_a_warm_up():
-    server = GraphqlWebserver({"errors": [{"message": "boom"}]})
+    server = GraphqlWebserver(lambda q: {"errors": [{"message": "boom"}]} if "reloadWorkspace" in q else answer(q))
     try:
         with pytest.raises(ReloadError, match="reloadWorkspace refused: boom"):
             reload_and_warm(server.url)
     finally:
         server.close()
-    assert len(server.posted) == 1
+    assert not any("partitionStats" in p["query"] for p in server.posted)
 
 
 def test_a_warm_up_error_is_named():
-    server = GraphqlWebserver(lambda q: LOADED if "reloadWorkspace" in q else {"errors": [{"message": "timeout"}]})
+    server = GraphqlWebserver(lambda q: {"errors": [{"message": "timeout"}]} if "partitionStats" in q else answer(q))
     try:
         with pytest.raises(ReloadError, match="partitionStats refused: timeout"):
             reload_and_warm(server.url)
@@ -151,13 +214,14 @@ def first_hourly_log(url: str) -> str:
 
 
 def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
-    server = GraphqlWebserver(answer)
+    server = webserver(("2026-11-26-07:00", "2026-11-26-08:00"))
     try:
         message = first_hourly_log(server.url)
     finally:
         server.close()
     assert message.startswith("reloaded code location(s) acts_pipeline.definitions")
-    assert [("reloadWorkspace" in p["query"]) for p in server.posted[:2]] == [True, False]
+    assert "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)" in message
+    assert any("reloadWorkspace" in p["query"] for p in server.posted)
 
 
 def test_the_hourly_reloader_logs_a_failure_and_carries_on():
