@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     Backoff,
     BackfillPolicy,
     Failure,
@@ -28,6 +29,7 @@ from acts_pipeline.exchange import BinanceExchange, klines_weight
 from acts_pipeline.klines_budget import pace_klines_request
 from acts_pipeline.features import compute_features
 from acts_pipeline.models import OrderBookSnapshot
+from acts_pipeline.ui_metadata import minute_table
 from acts_pipeline.partitions import Cell, cells_of, format_minute, minute_close, minute_symbol_partitions
 
 #: Retries of a whole step, after the client's own per-request retries gave up. Short and
@@ -108,15 +110,26 @@ def order_book_snapshot(
     group_name="binance_spot",
     kinds={"python", "pandas", "mongodb"},
 )
-def order_book_features(order_book_snapshot: list[OrderBookSnapshot]) -> pd.DataFrame:
+def order_book_features(context: AssetExecutionContext, order_book_snapshot: list[OrderBookSnapshot]) -> pd.DataFrame:
     """Order-book features of each stored snapshot: top of book, spread, weighted mid, bid/ask
     quantities and bias over the best 1..100 levels, notional and bias within 10/50/100 bps of
     the mid, level counts and a crossed-book flag (formulas in the README).
 
     A pure function of `order_book_snapshots`, so any stored range can be backfilled without
-    touching the exchange; cells with no stored snapshot get no features.
+    touching the exchange; cells with no stored snapshot get no features. A run of one minute
+    (the minute runs) also shows that minute's symbols as one table (`market`, in the asset's
+    events).
     """
-    return compute_features(order_book_snapshot)
+    features = compute_features(order_book_snapshot)
+    have = {Cell(s.minute, s.symbol) for s in order_book_snapshot}
+    cells = cells_of(context.partition_keys)
+    context.add_output_metadata({"failed_cells": MetadataValue.json(
+        {str(c): "no snapshot is stored for this cell (see order_book_snapshot)" for c in cells if c not in have})})
+    minutes = {c.minute for c in cells}
+    if len(minutes) == 1 and not features.empty:
+        context.log_event(AssetObservation(asset_key=context.asset_key, metadata=minute_table(
+            minutes.pop(), features.to_dict("records"))))
+    return features
 
 
 @asset(

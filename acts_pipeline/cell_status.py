@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from dagster import AssetMaterialization, OutputContext
+from dagster import AssetMaterialization, AssetObservation, OutputContext
 from dagster._core.definitions.events import (
     AssetMaterializationFailure,
     AssetMaterializationFailureReason,
@@ -60,9 +60,17 @@ def events_are_per_cell(context: OutputContext) -> bool:
     return str(tags.get(EXTERNALLY_MANAGED_ASSETS_TAG, "")).lower() == "true"
 
 
+#: What a missing cell's events say when the step gave no reason for it.
+NO_REASON = "the step produced no document for it (its log says why)"
+
+
 def cell_events(context: OutputContext, stored: Mapping[Cell, Mapping[str, Any]],
-                missing: Iterable[Cell], reason: str) -> Iterator[DagsterEvent]:
-    """A materialization per stored cell and a failure event per missing one.
+                missing: Iterable[Cell], reasons: Mapping[str, str]) -> Iterator[DagsterEvent]:
+    """A materialization per stored cell, and per missing one a failure event and an observation
+    saying why (`reasons`, keyed `minute|symbol`).
+
+    Open-source event storages drop the failure event, and the UI shows the cell as missing; the
+    observation is kept, so the cell's own page in the UI says that it failed and why.
 
     The events are built with `DagsterEvent.from_step`, which writes them to the run's event log
     (a bare `DagsterEvent` handed back by an I/O manager is passed along, not stored). The
@@ -78,6 +86,11 @@ def cell_events(context: OutputContext, stored: Mapping[Cell, Mapping[str, Any]]
         yield DagsterEvent.asset_materialization(
             step_context, materialization, DagsterEventBatchMetadata(batch_id, index == last))
     for cell in missing:
+        reason = reasons.get(str(cell), NO_REASON)
+        yield DagsterEvent.asset_observation(step_context, AssetObservation(
+            asset_key=context.asset_key, partition=cell.partition_key,
+            description=f"failed to materialize: {reason}",
+            metadata={"failed_to_materialize": reason}))
         failure = AssetMaterializationFailure(
             asset_key=context.asset_key,
             partition=cell.partition_key,

@@ -37,10 +37,13 @@ from acts_pipeline.cell_status import cell_events, events_are_per_cell
 from acts_pipeline.documents import as_utc, handler_for
 from acts_pipeline.partitions import Cell, cells_of
 from acts_pipeline.spool import Spool
+from acts_pipeline.ui_metadata import cell_metadata
 
 log = logging.getLogger(__name__)
 
 COLLECTION_METADATA_KEY = "mongo_collection"
+#: Output metadata an asset adds to say why cells of its range have no document.
+FAILED_CELLS_METADATA_KEY = "failed_cells"
 UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
 #: Cell collections are also indexed by `minute` alone: a minute (or a range of minutes) for
 #: all symbols is what the minute run reads back and what the checks count.
@@ -211,17 +214,12 @@ def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None) ->
     return written
 
 
-def _cell_metadata(document: Mapping[str, Any]) -> dict[str, Any]:
-    """What the UI shows on one cell's materialization."""
-    metadata: dict[str, Any] = {}
-    if "captured_at" in document:
-        metadata["captured_at"] = document["captured_at"].isoformat()
-        metadata["seconds_after_close"] = round(
-            (document["captured_at"] - document["minute"]).total_seconds() - 60, 3)
-    for side in ("bids", "asks"):
-        if side in document:
-            metadata[f"{side}_levels"] = len(document[side])
-    return metadata
+def _failure_reasons(context: OutputContext) -> dict[str, str]:
+    """Why the step produced no document for some cells: the `failed_cells` output metadata
+    (`minute|symbol` -> reason) the assets add."""
+    failed = context.output_metadata.get(FAILED_CELLS_METADATA_KEY)
+    data = getattr(failed, "data", failed)
+    return dict(data) if isinstance(data, Mapping) else {}
 
 
 class MongoIOManager(ConfigurableIOManager):
@@ -293,10 +291,10 @@ class MongoIOManager(ConfigurableIOManager):
                    "inserted": result.inserted, "replaced": result.replaced,
                    "cells_without_data": len(allowed) - len(set(cells))}
         if events_are_per_cell(context):
-            stored = {cell: {**summary, **_cell_metadata(doc)} for cell, doc in zip(cells, documents, strict=True)}
+            # Each cell shows its own data; the write counts are the run's, in its log.
+            stored = {cell: cell_metadata(collection, doc) for cell, doc in zip(cells, documents, strict=True)}
             missing = sorted(allowed - stored.keys())
-            yield from cell_events(context, stored, missing,
-                                   "the step produced no document for it (its log says why)")
+            yield from cell_events(context, stored, missing, _failure_reasons(context))
         else:
             context.add_output_metadata(summary)
 

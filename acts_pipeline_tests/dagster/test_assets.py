@@ -162,7 +162,18 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
     mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
             and e.asset_key == AssetKey("order_book_snapshot")]
     assert len(mats) == 3
-    assert mats[0].event_specific_data.materialization.metadata["bids_levels"].value == 100
+    metadata = mats[0].event_specific_data.materialization.metadata
+    assert metadata["bid_levels"].value == 100 and metadata["best_bid"].value > 0
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+                and e.asset_key == AssetKey("order_book_snapshot")]
+    assert [e.event_specific_data.asset_observation.partition for e in observed] == [minute_key(MINUTE, "LRCBTC")]
+    assert "does not know symbol" in observed[0].event_specific_data.asset_observation.metadata["failed_to_materialize"].value
+    [overview] = [e.event_specific_data.asset_observation for e in result.all_events
+                  if e.event_type_value == "ASSET_OBSERVATION" and e.asset_key == AssetKey("order_book_features")
+                  and e.event_specific_data.asset_observation.partition is None]
+    rows = {r.data["symbol"]: r.data for r in overview.metadata["market"].value.records}
+    assert sorted(rows) == sorted(s for s in CAPTURED_SYMBOLS if s != "LRCBTC")
+    assert rows["NKNUSDT"]["best_bid"] == 0.3521 and rows["NKNUSDT"]["best_ask"] == 0.3525  # the captured book
 
 
 def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance, mongo):
