@@ -1,0 +1,115 @@
+"""A new operator's first hour, through the same GraphQL requests the Dagster UI sends, against
+the real `acts-pipeline dev --simulated`: add a symbol in the UI and see it accepted and its
+first minute land; add a bad one and see it refused, removed and named; backfill klines from
+before the start; run the retention job; and not one red run (issue 9)."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
+
+from acts_pipeline.processes import free_port
+from acts_pipeline_tests.e2e.platform import clean_env, project_copy, start_dev
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
+
+REPOSITORY = '{repositoryLocationName: "acts_pipeline", repositoryName: "__repository__"}'
+RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }"""
+
+
+def add_partition(platform, symbol: str) -> None:
+    """What the UI's *Add partition* dialog sends."""
+    result = platform.graphql(f"""mutation {{ addDynamicPartition(repositorySelector: {REPOSITORY},
+        partitionsDefName: "symbols", partitionKey: "{symbol}") {{ __typename ... on PythonError {{ message }} }} }}""")
+    assert result["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", result
+
+
+def wait_for(condition, timeout: float, what: str, platform):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} within {timeout:g} s\n{platform.log()[-3000:]}")
+
+
+def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
+    cwd = project_copy(tmp_path)
+    port = free_port()
+    platform = start_dev(cwd, clean_env(ACTS_SYMBOLS="BTCUSDT,ETHUSDT"), port, "--simulated")
+    started = datetime.now(UTC)
+    try:
+        mongo_uri = platform.wait_for_line(r"embedded MongoDB on (\S+)", 60).group(1)
+        platform.wait_for_webserver(120)
+        platform.wait_for_location(120)
+        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        # The platform's instance, read beside it (its event log storage finds its files by DAGSTER_HOME)
+        monkeypatch.setenv("DAGSTER_HOME", str(cwd / ".acts" / "dagster_home"))
+        instance = DagsterInstance.get()
+
+        def registered():
+            return instance.get_dynamic_partitions("symbols")
+
+        wait_for(lambda: registered() == ["BTCUSDT", "ETHUSDT"], 90, "ACTS_SYMBOLS registered", platform)
+
+        # In the UI: Add partition NOPE (unknown to the exchange), then NKNUSDT.
+        add_partition(platform, "NOPE")
+        add_partition(platform, "NKNUSDT")
+        wait_for(lambda: "NOPE" not in registered(), 90, "NOPE removed by the exchange check", platform)
+        assert registered() == ["BTCUSDT", "ETHUSDT", "NKNUSDT"]
+
+        # Named where the operator looks: the failing check on tracked_symbols, and its table.
+        evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in instance.get_event_records(
+            EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION), limit=50)]
+        listed = [e for e in evaluations if e.check_name == "symbols_are_listed"]
+        assert any(not e.passed and "NOPE is not a Binance Spot symbol" in e.description for e in listed), listed
+
+        def table_status(symbol):
+            records = instance.fetch_observations(AssetRecordsFilter(asset_key=AssetKey("tracked_symbols")),
+                                                  limit=20).records
+            for record in records:  # newest first
+                table = record.asset_observation.metadata["symbol_table"].value
+                rows = {r.data["symbol"]: r.data["status"] for r in table.records}
+                if symbol in rows:
+                    return rows[symbol]
+            return None
+
+        assert table_status("NOPE").startswith("refused: NOPE is not a Binance Spot symbol")
+
+        # NKNUSDT: accepted, then its first minute lands in MongoDB and the table says so.
+        wait_for(lambda: db.order_book_snapshots.find_one({"symbol": "NKNUSDT"}), 150,
+                 "NKNUSDT's first snapshot stored", platform)
+        wait_for(lambda: table_status("NKNUSDT") == "collecting", 60, "NKNUSDT's first minute confirmed", platform)
+        assert db.klines_1m.find_one({"symbol": "NOPE"}) is None
+
+        # A klines backfill from the UI, of the 10 minutes before the platform started.
+        first = (started - timedelta(minutes=10)).replace(second=0, microsecond=0)
+        keys = [f"{first + timedelta(minutes=i):%Y-%m-%d-%H:%M}|BTCUSDT" for i in range(10)]
+        launched = platform.graphql(f"""mutation {{ launchPartitionBackfill(backfillParams: {{
+            assetSelection: [{{path: ["klines_1m"]}}], partitionNames: {json.dumps(keys)} }}) {{
+            __typename ... on LaunchBackfillSuccess {{ backfillId }} ... on PythonError {{ message }} }} }}""")
+        assert launched["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
+        window = {"symbol": "BTCUSDT", "minute": {"$gte": first, "$lt": first + timedelta(minutes=10)}}
+        wait_for(lambda: db.klines_1m.count_documents(window) == 10, 120, "the backfilled klines", platform)
+
+        # The hourly retention job, launched now: it succeeds.
+        launched = platform.graphql(f"""mutation {{ launchRun(executionParams: {{ selector: {{
+            repositoryLocationName: "acts_pipeline", repositoryName: "__repository__", jobName: "prune_run_history"}},
+            runConfigData: "{{}}" }}) {{ __typename ... on PythonError {{ message }} }} }}""")
+        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+
+        def runs_done():
+            runs = platform.graphql(RUNS_QUERY)["runsOrError"]["results"]
+            finished = all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
+            return runs if finished and any(r["jobName"] == "prune_run_history" for r in runs) else None
+
+        runs = wait_for(runs_done, 150, "every run finished", platform)
+        assert [r for r in runs if r["status"] != "SUCCESS"] == [], runs
+        assert {r["jobName"] for r in runs} >= {"prune_run_history", "__ASSET_JOB"}
+    finally:
+        exit_code = platform.interrupt()
+    assert exit_code in (0, 130, -2), platform.log()[-3000:]
