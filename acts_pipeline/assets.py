@@ -68,6 +68,13 @@ def order_book_snapshot(
     `requested_at` / `captured_at` times of the request that returned it. The book is fetched
     right after the minute closes (all symbols concurrently) and never later than the capture
     tolerance: a past minute cannot be fetched again, so a missed minute stays missing.
+
+    Reading the partitions view: a stored cell is materialized, and its metadata shows the
+    book's best bid and ask, mid, spread in bps, level counts and lateness. Grey cells are
+    minutes with no book: those of the window before a symbol was first collected (the window
+    reaches hours back, before the platform started: expected, not a fault), and missed minutes.
+    A cell that failed has an observation `failed_to_materialize` saying why, and the check
+    `snapshots_are_complete` counts the missing cells since each symbol's first minute.
     """
     client = exchange.get_client()
     snapshots: list[OrderBookSnapshot] = []

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from acts_pipeline import settings
@@ -249,35 +250,78 @@ def _store():
     return MongoStore.connect(settings.mongo_uri(), settings.mongo_db())
 
 
-def cmd_coverage(args: argparse.Namespace) -> int:
-    """Per symbol and collection: expected, stored and missing minutes over the last N minutes."""
-    from datetime import UTC, datetime, timedelta
+COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Per symbol and collection: expected, stored and missing minutes. Over the last N closed
+    minutes each symbol counts from when it was first collected or first stored (so a backfill
+    shows as stored); over an explicit --start/--end every minute is expected."""
     from acts_pipeline.partitions import floor_minute
-    from acts_pipeline.quality import coverage, minute_spans
+    from acts_pipeline.quality import counted_from, coverage, minute_spans
     from acts_pipeline.symbols import registered_symbols
 
-    store = _store()
-    registered = set(registered_symbols(_instance()))
-    tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
     # Up to the last closed minute. Its run stores it within seconds of the close; until then it
     # is listed missing, which is what MongoDB holds at that moment.
-    end = floor_minute(datetime.now(UTC))
-    start = end - timedelta(minutes=args.minutes)
-    print(f"coverage of {start:%Y-%m-%d %H:%M} .. {end:%H:%M} UTC ({args.minutes} closed minutes)")
-    header = f"{'collection':<22} {'symbol':<14} {'since':<17} {'expected':>8} {'stored':>7} {'missing':>7}  missing minutes"
+    closed_end = floor_minute(datetime.now(UTC))
+    if args.start is None:
+        if args.end is not None:
+            raise ConfigurationError("--end needs --start")
+        start, end = closed_end - timedelta(minutes=args.minutes), closed_end
+    else:
+        start, end = args.start, min(args.end or closed_end, closed_end)
+        if args.end is not None and args.end <= args.start:
+            raise ConfigurationError(f"--end {args.end:%Y-%m-%d %H:%M} UTC must be after "
+                                     f"--start {args.start:%Y-%m-%d %H:%M} UTC")
+        if start >= closed_end:
+            raise ConfigurationError(f"--start {start:%Y-%m-%d %H:%M} UTC is not a closed minute yet")
+    chosen = set(settings.parse_symbols(args.symbols, variable="--symbols")) if args.symbols is not None else None
+
+    store = _store()
+    symbols = chosen if chosen is not None else set(registered_symbols(_instance()))
+    tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
+    expects = "every minute expected" if args.start else "each symbol from its first collected or stored minute"
+    span = (end - start) // timedelta(minutes=1)
+    print(f"coverage of {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({span} closed minutes, {expects})")
+    header = (f"{'collection':<22} {'symbol':<14} {'from':<17} {'expected':>8} {'stored':>7} {'missing':>7}  "
+              "missing minutes")
     print(header)
     print("-" * len(header))
     total_missing = 0
-    for collection in ("order_book_snapshots", "order_book_features", "klines_1m"):
-        for row in coverage(tracked, store.stored_minutes(collection, start, end), start, end):
+    listed = set()
+    for collection in [args.collection] if args.collection else COLLECTIONS:
+        stored = {s: minutes for s, minutes in store.stored_minutes(collection, start, end).items() if s in symbols}
+        expected_from = dict.fromkeys(symbols, start) if args.start else counted_from(tracked, stored)
+        for row in coverage(expected_from, stored, start, end):
             total_missing += row.missing
+            listed.add(row.symbol)
             print(f"{collection:<22} {row.symbol:<14} {row.tracked_since:%Y-%m-%d %H:%M} {row.expected:>8} "
                   f"{row.stored:>7} {row.missing:>7}  {minute_spans(row.missing_minutes) or '-'}")
-    untracked = registered - tracked.keys()
-    if untracked:
-        print(f"not collected yet (registered, no run so far): {', '.join(sorted(untracked))}")
+    if symbols - listed:
+        print(f"no data and no run so far: {', '.join(sorted(symbols - listed))}")
     return 1 if total_missing and args.fail_on_missing else 0
+
+
+def _utc_minute(text: str) -> datetime:
+    """A minute given on the command line, UTC: `2026-11-30T10:00` (ISO 8601; an offset is
+    converted) or the partition key format `2026-11-30-10:00` (as the UI shows minutes)."""
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%d-%H:%M")  # partitions.MINUTE_FORMAT, without importing Dagster
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a UTC minute: {text!r} (write it as 2026-11-30T10:00 or 2026-11-30-10:00)") from None
+    if moment.second or moment.microsecond:
+        raise argparse.ArgumentTypeError(f"not a whole minute: {text!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _positive_minutes(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number of minutes: {text!r}")
+    return int(text)
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
@@ -325,7 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     symbols.set_defaults(func=cmd_symbols)
 
     cover = commands.add_parser("coverage", help="stored vs missing (minute, symbol) cells, per collection")
-    cover.add_argument("--minutes", type=int, default=60, help="how many closed minutes to look back (default 60)")
+    window = cover.add_mutually_exclusive_group()
+    window.add_argument("--minutes", type=_positive_minutes, default=60,
+                        help="how many closed minutes to look back (default 60); each symbol counts from its first "
+                        "collected or stored minute")
+    window.add_argument("--start", type=_utc_minute, help="first minute of an explicit range, UTC (2026-11-30T10:00 or "
+                        "2026-11-30-10:00), in which every minute is expected for every symbol")
+    cover.add_argument("--end", type=_utc_minute, help="end of the explicit range, excluded (default: the last closed "
+                       "minute's end)")
+    cover.add_argument("--symbols", metavar="A,B", help="only these symbols (default: the registered ones)")
+    cover.add_argument("--collection", choices=COLLECTIONS, help="only this collection (default: all three)")
     cover.add_argument("--fail-on-missing", action="store_true", help="exit 1 when any cell is missing")
     cover.set_defaults(func=cmd_coverage)
 

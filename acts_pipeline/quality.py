@@ -7,7 +7,7 @@ failing check in the UI (or a line of `acts-pipeline coverage`) says exactly whi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,7 +66,8 @@ def feature_problems(document: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class SymbolCoverage:
-    """How many closed minutes of a window one symbol should have, and which it lacks."""
+    """How many closed minutes of a window one symbol should have, and which it lacks.
+    `tracked_since` is the minute it is counted from (see `coverage`)."""
 
     symbol: str
     tracked_since: datetime
@@ -79,12 +80,26 @@ class SymbolCoverage:
         return len(self.missing_minutes)
 
 
-def coverage(tracked_since: Mapping[str, datetime], stored_minutes: Mapping[str, Iterable[datetime]],
+def counted_from(tracked_since: Mapping[str, datetime],
+                 stored_minutes: Mapping[str, Collection[datetime]]) -> dict[str, datetime]:
+    """Per symbol, the first minute one collection should hold: the earlier of the minute a run
+    first collected the symbol (`tracked_since`) and its first minute in `stored_minutes` (that
+    collection's, over the window read). A backfill from before the symbol was collected (klines,
+    features) is then counted, so its gaps show and its completeness is confirmed; a symbol that
+    was only backfilled counts from its first stored minute."""
+    firsts = {symbol: min(minutes) for symbol, minutes in stored_minutes.items() if minutes}
+    return {symbol: min(m for m in (tracked_since.get(symbol), firsts.get(symbol)) if m is not None)
+            for symbol in tracked_since.keys() | firsts.keys()}
+
+
+def coverage(expected_from: Mapping[str, datetime], stored_minutes: Mapping[str, Iterable[datetime]],
              window_start: datetime, window_end: datetime) -> list[SymbolCoverage]:
-    """Coverage of the minutes `[window_start, window_end)` for each tracked symbol, counting a
-    symbol only from the minute it was first collected for (`tracked_since`)."""
+    """Coverage of the minutes `[window_start, window_end)` for each symbol of `expected_from`,
+    counting it only from its minute there: the minute a run first collected it (`tracked_since`:
+    the completeness check, the klines catch-up), `counted_from` (`acts-pipeline coverage`), or
+    the window's start (an explicit range, in which every minute is expected)."""
     rows = []
-    for symbol, since in sorted(tracked_since.items()):
+    for symbol, since in sorted(expected_from.items()):
         start = max(since, window_start)
         expected = []
         minute = start

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from acts_pipeline.quality import coverage, feature_problems, minute_spans, snapshot_problems
+from acts_pipeline.quality import counted_from, coverage, feature_problems, minute_spans, snapshot_problems
 
 M = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 CLOSE = M + timedelta(minutes=1)
@@ -49,3 +49,47 @@ def test_coverage_counts_a_symbol_from_when_it_was_first_collected():
     assert (rows["BTCUSDT"].expected, rows["BTCUSDT"].stored, rows["BTCUSDT"].missing) == (10, 7, 3)
     assert minute_spans(rows["BTCUSDT"].missing_minutes) == "2026-11-26-10:03..10:04, 2026-11-26-10:08"
     assert (rows["NEWUSDT"].expected, rows["NEWUSDT"].missing_minutes) == (3, (minutes[8],))
+
+
+def minutes_from(first: int, last: int) -> set[datetime]:
+    """M + first .. M + last minutes, both included."""
+    return {M + timedelta(minutes=i) for i in range(first, last + 1)}
+
+
+def test_a_backfill_before_the_first_collected_minute_is_counted_and_confirmed():
+    # klines of 10:00..10:29 backfilled; the minute runs collected the symbol from 10:30 on
+    tracked = {"BTCUSDT": M + timedelta(minutes=30)}
+    stored = {"BTCUSDT": minutes_from(0, 39)}
+    expected_from = counted_from(tracked, stored)
+    assert expected_from == {"BTCUSDT": M}
+    [row] = coverage(expected_from, stored, M - timedelta(minutes=20), M + timedelta(minutes=40))
+    assert (row.expected, row.stored, row.missing) == (40, 40, 0)
+
+
+def test_a_gap_in_a_backfill_is_missing_and_a_symbol_only_backfilled_counts_from_its_data():
+    tracked = {"BTCUSDT": M + timedelta(minutes=30)}
+    stored = {"BTCUSDT": minutes_from(0, 39) - minutes_from(5, 6),
+              "SOLUSDT": minutes_from(10, 19) - {M + timedelta(minutes=12)}}
+    expected_from = counted_from(tracked, stored)
+    assert expected_from == {"BTCUSDT": M, "SOLUSDT": M + timedelta(minutes=10)}
+    rows = {r.symbol: r for r in coverage(expected_from, stored, M, M + timedelta(minutes=40))}
+    assert minute_spans(rows["BTCUSDT"].missing_minutes) == "2026-11-26-10:05..10:06"
+    assert rows["SOLUSDT"].expected == 30
+    assert minute_spans(rows["SOLUSDT"].missing_minutes) == "2026-11-26-10:12, 2026-11-26-10:20..10:39"
+
+
+def test_a_symbol_counts_from_when_it_was_tracked_when_nothing_older_is_stored():
+    tracked = {"BTCUSDT": M + timedelta(minutes=3), "ETHUSDT": M + timedelta(minutes=3)}
+    stored = {"BTCUSDT": minutes_from(5, 9), "ETHUSDT": set()}
+    assert counted_from(tracked, stored) == tracked
+    rows = {r.symbol: r for r in coverage(counted_from(tracked, stored), stored, M, M + timedelta(minutes=10))}
+    assert minute_spans(rows["BTCUSDT"].missing_minutes) == "2026-11-26-10:03..10:04"
+    assert rows["ETHUSDT"].missing == 7
+
+
+def test_every_minute_of_the_window_is_expected_when_each_symbol_counts_from_its_start():
+    stored = {"BTCUSDT": minutes_from(30, 59)}
+    rows = {r.symbol: r for r in coverage({"BTCUSDT": M, "ETHUSDT": M}, stored, M, M + timedelta(minutes=60))}
+    assert (rows["BTCUSDT"].expected, rows["BTCUSDT"].stored) == (60, 30)
+    assert minute_spans(rows["BTCUSDT"].missing_minutes) == "2026-11-26-10:00..10:29"
+    assert (rows["ETHUSDT"].expected, rows["ETHUSDT"].stored) == (60, 0)
