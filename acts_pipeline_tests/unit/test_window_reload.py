@@ -145,19 +145,24 @@ def test_a_webserver_without_the_asset_has_no_window_start():
         server.close()
 
 
+MOVED = "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)"
+STILL = "the partition window still starts at 2026-11-26-07:00"
+
+
 @pytest.mark.parametrize(("before", "after", "message"), [
-    ("2026-11-26-07:00", "2026-11-26-08:00", "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)"),
-    ("2026-11-26-07:00", "2026-11-26-07:00", "the partition window still starts at 2026-11-26-07:00"),
+    ("2026-11-26-07:00", "2026-11-26-08:00", MOVED),
+    ("2026-11-26-07:00", "2026-11-26-07:00", STILL),
     (None, "2026-11-26-08:00", "the partition window now starts at 2026-11-26-08:00"),
-    ("2026-11-26-07:00", None, "the partition window's start is unknown: the webserver has no asset order_book_snapshot"),
+    ("2026-11-26-07:00", None,
+     "the partition window's start is unknown: the webserver has no asset order_book_snapshot"),
 ])
 def test_the_window_message_says_whether_the_start_moved(before, after, message):
     assert window_start_message(before, after) == message
 
 
 @pytest.mark.parametrize(("first_keys", "said"), [
-    (("2026-11-26-07:00", "2026-11-26-08:00"), "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)"),
-    (("2026-11-26-07:00", "2026-11-26-07:00"), "the partition window still starts at 2026-11-26-07:00"),
+    (("2026-11-26-07:00", "2026-11-26-08:00"), MOVED),
+    (("2026-11-26-07:00", "2026-11-26-07:00"), STILL),
 ])
 def test_reload_and_warm_reads_the_window_start_before_and_after_the_reload(first_keys, said):
     server = webserver(first_keys)
@@ -220,7 +225,7 @@ def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
     finally:
         server.close()
     assert message.startswith("reloaded code location(s) acts_pipeline.definitions")
-    assert "the partition window now starts at 2026-11-26-08:00 (moved from 2026-11-26-07:00)" in message
+    assert MOVED in message
     assert any("reloadWorkspace" in p["query"] for p in server.posted)
 
 
