@@ -10,7 +10,8 @@ minute's run (the first half of each minute):
   symbols); no run includes it until it is accepted, so it joins from the next minute on;
 - a refused one (unknown to the exchange, or not trading) is removed from the partitions, said
   in the sensor's log, named by a failing `symbols_are_listed` check on the `tracked_symbols`
-  asset, and listed as refused in that asset's table;
+  asset, and listed as refused in that asset's table (each change is a new materialization of
+  `tracked_symbols`, recorded by the sensor);
 - once an accepted symbol's first minute is stored, `tracked_symbols` says so (or says that it
   was not, and tracks the next minute);
 - every hour all registered symbols are checked again: one the exchange no longer lists
@@ -32,7 +33,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckExecutionContext,
     AssetKey,
-    AssetObservation,
+    AssetMaterialization,
     AssetSpec,
     MetadataValue,
     TableColumn,
@@ -60,8 +61,9 @@ tracked_symbols = AssetSpec(
     "Each symbol, however it was added (the UI's *Add partition*, `acts-pipeline symbols add`, "
     "ACTS_SYMBOLS at first start), is checked against Binance `exchangeInfo` before any run "
     "collects it; a refused one is removed and named by the `symbols_are_listed` check. The "
-    "table in each observation says, per symbol, when it was accepted and whether its first "
-    "minute was stored. Observed by `minute_sensor` whenever something changes.",
+    "table of each materialization says, per symbol, when it was accepted and whether its first "
+    "minute was stored. Recorded by `minute_sensor` whenever something changes (not a run: "
+    "*Materialize* does nothing here; run the check to ask the exchange again).",
     group_name="binance_spot",
     kinds={"dagster"},
 )
@@ -111,7 +113,7 @@ class WatchOutcome:
     remove: dict[str, str]
     #: lines for the sensor's log: (level, message)
     messages: list[tuple[str, str]]
-    asset_events: list[AssetObservation | AssetCheckEvaluation]
+    asset_events: list[AssetMaterialization | AssetCheckEvaluation]
 
 
 def watch(registered: list[str], state: WatchState, now: datetime, *,
@@ -126,7 +128,7 @@ def watch(registered: list[str], state: WatchState, now: datetime, *,
         del state.accepted[symbol]
         state.awaiting_first.pop(symbol, None)
     messages: list[tuple[str, str]] = []
-    events: list[AssetObservation | AssetCheckEvaluation] = []
+    events: list[AssetMaterialization | AssetCheckEvaluation] = []
     new = [s for s in registered if s not in state.accepted]
     recheck_due = state.rechecked_at is None or now - datetime.fromisoformat(state.rechecked_at) >= RECHECK_EVERY
     remove: dict[str, str] = {}
@@ -172,7 +174,7 @@ def watch(registered: list[str], state: WatchState, now: datetime, *,
                              "says why); waiting for the next one"))
             changed = True
     if changed:
-        events.append(_observation(registered, state, remove))
+        events.append(_registry_event(registered, state, remove))
     collect = [s for s in registered if s in state.accepted]
     return WatchOutcome(collect, remove, messages, events)
 
@@ -185,7 +187,7 @@ def _check_evaluation(registered: list[str], removed: Mapping[str, str],
     return AssetCheckEvaluation(
         asset_key=TRACKED_SYMBOLS, check_name=SYMBOLS_ARE_LISTED, passed=not problems,
         severity=AssetCheckSeverity.ERROR if removed else AssetCheckSeverity.WARN, description=description,
-        metadata={"registered": len(registered), "removed": MetadataValue.json(dict(removed)),
+        metadata={"checked": len(registered), "removed": MetadataValue.json(dict(removed)),
                   "not_trading": MetadataValue.json(dict(halted))})
 
 
@@ -206,13 +208,15 @@ def _status(symbol: str, state: WatchState) -> str:
     return "first minute pending" if state.awaiting_first[symbol] else "accepted, from the next minute"
 
 
-def _observation(registered: list[str], state: WatchState, removed: Mapping[str, str]) -> AssetObservation:
+def _registry_event(registered: list[str], state: WatchState, removed: Mapping[str, str]) -> AssetMaterialization:
+    """A new version of the registry: the sensor records it as a materialization of
+    `tracked_symbols` (runless), so the asset's page shows the latest table and its history."""
     records = [TableRecord({"symbol": s, "status": f"refused: {removed[s]}" if s in removed else _status(s, state),
                             "accepted_at": state.accepted.get(s, "")[:19],
                             "first_minute": state.awaiting_first.get(s) or ""})
                for s in registered]
     collecting = sum(1 for s in registered if s in state.accepted and s not in removed)
-    return AssetObservation(asset_key=TRACKED_SYMBOLS, metadata={
+    return AssetMaterialization(asset_key=TRACKED_SYMBOLS, metadata={
         "symbols": collecting, "refused": len(removed),
         "symbol_table": MetadataValue.table(records, schema=TABLE_SCHEMA)})
 

@@ -10,6 +10,7 @@ cells used to carry.
 Values that could not be computed (`null` in MongoDB) are left out, not shown as 0.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -35,7 +36,10 @@ def _rounded(value: Any) -> float | int | None:
         return None
     if isinstance(value, int):
         return value
-    return float(f"{float(value):.6g}")
+    value = float(value)
+    if not math.isfinite(value):  # pandas hands a missing feature over as NaN
+        return None
+    return float(f"{value:.6g}")
 
 
 def _fields(document: Mapping[str, Any], fields: Sequence[str]) -> dict[str, float | int]:

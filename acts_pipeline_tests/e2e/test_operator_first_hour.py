@@ -69,10 +69,10 @@ def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
         assert any(not e.passed and "NOPE is not a Binance Spot symbol" in e.description for e in listed), listed
 
         def table_status(symbol):
-            records = instance.fetch_observations(AssetRecordsFilter(asset_key=AssetKey("tracked_symbols")),
-                                                  limit=20).records
+            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("tracked_symbols")),
+                                                      limit=20).records
             for record in records:  # newest first
-                table = record.asset_observation.metadata["symbol_table"].value
+                table = record.asset_materialization.metadata["symbol_table"].value
                 rows = {r.data["symbol"]: r.data["status"] for r in table.records}
                 if symbol in rows:
                     return rows[symbol]

@@ -4,7 +4,7 @@ one is removed and reported; an accepted one is confirmed when its first minute 
 
 from datetime import UTC, datetime, timedelta
 
-from dagster import AssetCheckEvaluation, AssetObservation
+from dagster import AssetCheckEvaluation, AssetMaterialization
 
 from acts_pipeline.errors import ExchangeServerError
 from acts_pipeline.models import SymbolInfo
@@ -24,7 +24,7 @@ def checks(outcome):
 
 
 def observations(outcome):
-    return [e for e in outcome.asset_events if isinstance(e, AssetObservation)]
+    return [e for e in outcome.asset_events if isinstance(e, AssetMaterialization)]
 
 
 def test_a_symbol_added_outside_the_cli_is_collected_only_once_the_exchange_accepts_it():

@@ -42,7 +42,7 @@ def test_a_kline_cell_shows_its_candle():
 
 
 def test_the_minute_table_has_a_row_per_symbol():
-    rows = [{"symbol": "B", "best_bid": 2.0, "best_ask": 2.1, "bias_5": None}, {"symbol": "A", "best_bid": 1.0}]
+    rows = [{"symbol": "B", "best_bid": 2.0, "best_ask": 2.1, "bias_5": float("nan")}, {"symbol": "A", "best_bid": 1.0}]
     metadata = minute_table(MINUTE, rows)
     assert metadata["minute"] == "2026-11-30 12:00 UTC" and metadata["symbols"] == 2
     records = metadata["market"].value.records
