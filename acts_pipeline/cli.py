@@ -82,7 +82,6 @@ def _check_mongo(uri: str) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
     from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
-    from acts_pipeline.window_reload import HourlyReloader
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
@@ -93,19 +92,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
     state = project / STATE_DIR_NAME
     state.mkdir(exist_ok=True)
     env = dict(os.environ)
+    down: list[str] = []  # what has been started, so far, for the last line
     children = []
     started: dict[str, str] = {}  # what other acts-pipeline commands here should talk to
     try:
         if args.simulated:
             simulator = start_simulator(log_path=state / "simulator.log")
             children.append(simulator)
+            down.insert(0, "the simulator")
             env["ACTS_BINANCE_API_URL"] = started["ACTS_BINANCE_API_URL"] = simulator_api_url(simulator)
-            print(f"exchange simulator on {env['ACTS_BINANCE_API_URL']} (log: {simulator.log_path})")
+            _say(f"exchange simulator on {env['ACTS_BINANCE_API_URL']} (log: {simulator.log_path})")
         if not env.get("ACTS_MONGO_URI"):
             mongo = start_embedded_mongo(state / "mongo", log_path=state / "mongo.log")
             children.append(mongo)
+            down.insert(0, "the embedded database")
             env["ACTS_MONGO_URI"] = started["ACTS_MONGO_URI"] = mongo_uri_of(mongo)
-            print(f"embedded MongoDB on {env['ACTS_MONGO_URI']} (data: {state / 'mongo'})")
+            _say(f"embedded MongoDB on {env['ACTS_MONGO_URI']} (data: {state / 'mongo'})")
         os.environ.update({k: v for k, v in env.items() if k.startswith("ACTS_")})
         _check_mongo(env["ACTS_MONGO_URI"])
         env["DAGSTER_HOME"] = os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
@@ -116,26 +118,59 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
         env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{args.port}"
         _runtime_path(project).write_text(json.dumps(started))
-        print(f"Dagster UI on http://127.0.0.1:{args.port} (instance: {env['DAGSTER_HOME']})", flush=True)
-        # dagster dev gets its own process group, so that everything it starts (webserver,
-        # daemon, code servers, run processes) can be stopped together, whatever lingers.
-        dagster = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(args.port)],
-            cwd=project, env=env, start_new_session=True)
-        # Moves the rolling partition window every hour (acts_pipeline/window_reload.py).
-        reloader = HourlyReloader(f"http://127.0.0.1:{args.port}", log=lambda m: print(m, flush=True)).start()
-        try:
-            return dagster.wait()
-        except KeyboardInterrupt:
-            return _stop_group(dagster)
-        finally:
-            reloader.stop()
-            _stop_group(dagster)
+        down.insert(0, "Dagster")
+        return _run_dagster(project, env, args.port, state / "dagster.log")
     finally:
+        _stopping()
         _runtime_path(project).unlink(missing_ok=True)
         for child in reversed(children):
             child.stop()
+        if down:
+            _say(f"ACTS stopped: {_spoken_list(down)} {'is' if len(down) == 1 else 'are'} down")
+
+
+def _run_dagster(project: Path, env: dict[str, str], port: int, log_path: Path) -> int:
+    """`dagster dev` until it exits or Ctrl-C; its exit code. Its output goes to `log_path`, and
+    to the terminal only what a person should read (acts_pipeline/dev_output.py)."""
+    from acts_pipeline.dev_output import DagsterOutput
+    from acts_pipeline.window_reload import HourlyReloader
+
+    _say(f"Dagster UI on http://127.0.0.1:{port} (instance: {env['DAGSTER_HOME']})")
+    _say(f"Dagster's full output goes to {log_path}; its warnings and errors show here. Ctrl-C stops ACTS.")
+    # dagster dev gets its own process group, so that everything it starts (webserver, daemon,
+    # code servers, run processes) can be stopped together, whatever lingers. Its working folder
+    # stays the project's: workspace.yaml's `working_directory: .` is resolved against it (Dagster
+    # rebases only `python_file` paths onto the workspace file's folder).
+    dagster = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    output = DagsterOutput(dagster.stdout, log_path, show=_say).start()
+    # Moves the rolling partition window every hour (acts_pipeline/window_reload.py).
+    reloader = HourlyReloader(f"http://127.0.0.1:{port}", log=_say).start()
+    try:
+        code = dagster.wait()
+        _say(f"dagster dev exited by itself with code {code} (its output: {log_path})")
+        return code
+    except KeyboardInterrupt:
+        _stopping()
+        _say("ACTS stopping (a minute run in flight is let finish: up to a minute)")
+        return _stop_dagster(dagster)
+    finally:
+        reloader.stop()
+        _stop_dagster(dagster)
+        output.close()
+
+
+def _say(line: str) -> None:
+    """One line to the terminal, in one write: Dagster's output and the hourly reload's log come
+    from two threads."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
+
+
+def _spoken_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _fail_orphaned_runs(home: Path) -> None:
@@ -161,23 +196,36 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_group(process: subprocess.Popen) -> int:
-    """Ctrl-C for `dagster dev`'s whole process group, then SIGTERM, then SIGKILL."""
-    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break  # the group is gone
+def _stopping() -> None:
+    """From here on the platform is stopping: a second Ctrl-C (or SIGTERM) must not cut the stop
+    short with a traceback and leave processes behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_dagster(process: subprocess.Popen) -> int:
+    """Ctrl-C for `dagster dev` alone, which shuts its webserver, daemon and code servers down;
+    then SIGTERM, then SIGKILL, for whatever of its process group is left (a run in flight gets
+    the grace time to finish). The Ctrl-C is not sent to the whole group: it would interrupt
+    Dagster's compute-log watchers of a running run, each printing a KeyboardInterrupt traceback."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    for sig, grace in ((None, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if sig is not None:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break  # the group is gone
         try:
             process.wait(grace)
-            # dagster dev is gone; make sure nothing it started outlives it
-            deadline = time.monotonic() + grace
-            while _group_alive(process.pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not _group_alive(process.pid):
-                break
         except subprocess.TimeoutExpired:
             continue
+        # dagster dev is gone; make sure nothing it started outlives it
+        deadline = time.monotonic() + grace
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _group_alive(process.pid):
+            break
     return process.returncode if process.returncode is not None else -signal.SIGKILL
 
 
@@ -408,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigurationError, ExchangeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command set up its own stop: nothing to add
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The README's run command, for real: `acts-pipeline dev --simulated` starts the embedded
 database, the simulator, the Dagster webserver and daemon; within three minutes every closed
 minute holds one document per symbol in each collection, taken within 2 s of the close, and
-each minute is one Dagster run. Ctrl-C stops everything it started."""
+each minute is one Dagster run. Its terminal shows what matters and none of Dagster's noise.
+Ctrl-C stops everything it started."""
 
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +24,9 @@ COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"""
 FIRST_MINUTE_QUERY = """{ assetNodeOrError(assetKey: {path: ["order_book_snapshot"]}) {
   ... on AssetNode { partitionKeysByDimension(startIdx: 0, endIdx: 1) { name partitionKeys } } } }"""
+#: What `dagster dev` and the run processes print that a person would read as a problem.
+DAGSTER_NOISE = ("will not be used to configure Dagster", "Use 'dg dev' instead", "BetaWarning", "PreviewWarning",
+                 "No cursor for event type", "Traceback")
 
 
 def _port_closed(port: int) -> bool:
@@ -56,17 +61,22 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
                 # Between the two minutes, the hourly reload that moves the partition window, and
                 # the warm-up of the three assets' partition status: collection must go on with
                 # the reloaded code location.
+                # (no --url: run from the project folder, it finds the webserver dev runs)
                 reloaded = subprocess.run(
-                    [sys.executable, "-m", "acts_pipeline.cli", "reload-code", "--url", f"http://127.0.0.1:{port}"],
-                    cwd=cwd, capture_output=True, text=True, timeout=120)
+                    [sys.executable, "-m", "acts_pipeline.cli", "reload-code"],
+                    cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120)
                 assert reloaded.returncode == 0, reloaded.stderr
                 assert reloaded.stdout.startswith("reloaded code location(s) acts_pipeline in "), reloaded.stdout
                 assert "partition status of 3 assets rebuilt" in reloaded.stdout, reloaded.stdout
                 # the default window: the minutes from 6 whole hours before the current hour
                 first_key = platform.graphql(FIRST_MINUTE_QUERY)["assetNodeOrError"]["partitionKeysByDimension"]
+                first_minute = next(d["partitionKeys"] for d in first_key if d["name"] == "minute")
                 hours = {(moment - timedelta(hours=6)).strftime("%Y-%m-%d-%H:00")
                          for moment in (datetime.now(UTC) - timedelta(seconds=30), datetime.now(UTC))}
-                assert next(d["partitionKeys"] for d in first_key if d["name"] == "minute") in [[h] for h in hours]
+                assert first_minute in [[h] for h in hours]
+                # and it says so: in the hour the platform started the start stays put
+                said = re.search(r"the partition window (?:still|now) starts at (\S+?)[;( ]", reloaded.stdout)
+                assert said and [said.group(1)] == first_minute, reloaded.stdout
             time.sleep(2)
         assert reloaded is not None, platform.log()[-3000:]
 
@@ -109,3 +119,14 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
     simulator_port = int(simulator_url.rsplit(":", 1)[1].split("/")[0])
     assert exit_code in (0, 130, -2), platform.log()[-3000:]
     assert _port_closed(port) and _port_closed(mongo_port) and _port_closed(simulator_port)
+
+    # The terminal: the addresses, where Dagster's full output went, no noise, no traceback from
+    # the stop, and a last line that says everything is down.
+    terminal = platform.log()
+    assert f"Dagster UI on http://127.0.0.1:{port}" in terminal
+    assert [noise for noise in DAGSTER_NOISE if noise in terminal] == [], terminal[-3000:]
+    assert not re.search(r" - (DEBUG|INFO) - ", terminal), terminal[-3000:]
+    assert terminal.splitlines()[-1] == "ACTS stopped: Dagster, the embedded database and the simulator are down"
+    full_output = (cwd / ".acts" / "dagster.log").read_text()
+    assert f"{cwd / '.acts' / 'dagster.log'}" in terminal
+    assert "RUN_SUCCESS" in full_output and "BetaWarning" in full_output
