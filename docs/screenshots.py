@@ -11,7 +11,9 @@ opens; each picture is written to docs/images/.
 
 import argparse
 import json
+import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,16 +46,21 @@ def main() -> None:
         timestamp = next(e["timestamp"] for e in events if e["partition"] == partition)
         return f"/assets/{asset}?view=events&time={timestamp}"
 
+    # The checks first: they show "not evaluated" while the next minute's run is under way.
     pages = {
+        "snapshot_checks": "/assets/order_book_snapshot?view=checks",
         "asset_graph": "/asset-groups",
         "snapshot_cell": partition("order_book_snapshot", args.symbol),
         "failed_cell": observation("order_book_snapshot", f"{args.minute}|{args.failed}"),
         "minute_table": observation("order_book_features", None),
         "tracked_symbols_checks": "/assets/tracked_symbols?view=checks",
         "tracked_symbols_table": "/assets/tracked_symbols?view=events",
-        "snapshot_checks": "/assets/order_book_snapshot?view=checks",
     }
+    #: what to click on a page before the picture
+    clicks = {"snapshot_checks": "snapshots_are_complete"}
     IMAGES.mkdir(exist_ok=True)
+    while not 8 <= datetime.now(UTC).second <= 12:  # just after the minute run's checks
+        time.sleep(0.5)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1500, "height": 950})
@@ -64,6 +71,9 @@ def main() -> None:
             if skip.count():  # Dagster's "join the community" dialog, shown once per browser
                 skip.first.click()
                 page.wait_for_timeout(1000)
+            if name in clicks:
+                page.get_by_text(clicks[name]).first.click()
+                page.wait_for_timeout(3000)
             page.screenshot(path=str(IMAGES / f"{name}.png"))
             print(f"{name}: {path}")
         browser.close()
