@@ -197,3 +197,8 @@ def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance,
     assert not complete.passed
     assert f"LRCBTC at {minute_key(MINUTE)}" in complete.description
     assert complete.metadata["missing_cells"].value == 1 and complete.metadata["expected_cells"].value == 4
+    # the refused cell is marked failed on its own partition of the check
+    per_cell = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                and e.event_specific_data.partition is not None]
+    assert [(e.check_name, e.partition, e.passed) for e in per_cell] == [
+        ("snapshots_are_complete", minute_key(MINUTE, "LRCBTC"), False)]
