@@ -14,7 +14,7 @@ What it does:
    times, and its ENQUEUED event through the event log only: the run storage wants a code origin
    to queue a run), and in it one ASSET_MATERIALIZATION per stored (minute, symbol) cell of
    `order_book_snapshot`, `order_book_features` and `klines_1m`, with the I/O manager's per-cell
-   metadata (`storage.py`: collection, counts, captured_at, seconds_after_close, levels),
+   metadata (`ui_metadata.cell_metadata` of a realistic document: the book, features or candle),
    written through the instance's event log storage `store_event_batch`, one batch per asset
    per run (as the I/O manager batches one output's cells). Not seeded: the ~45 step, engine and
    check events a real minute run also writes (~70 KB in its run shard at 100 symbols, against
@@ -264,18 +264,24 @@ def checkpoint(home: Path) -> None:
 
 
 def cell_metadata(asset: str, minute: datetime, n_symbols: int, index: int) -> dict:
-    """What the MongoDB I/O manager attaches to one stored cell (storage.py: the write summary
-    plus `_cell_metadata` of the document)."""
-    metadata: dict = {"collection": COLLECTIONS[asset], "documents_written": n_symbols, "inserted": n_symbols,
-                      "replaced": 0, "cells_without_data": 0}
-    if asset != "klines_1m":
-        captured = minute + timedelta(seconds=60.02 + (index % 50) * 0.011)
-        metadata["captured_at"] = captured.isoformat()
-        metadata["seconds_after_close"] = round((captured - minute).total_seconds() - 60, 3)
+    """What the MongoDB I/O manager attaches to one stored cell: the product's own
+    `ui_metadata.cell_metadata` of a document shaped like the real ones (a 100-level book, a
+    feature row, a candle). `n_symbols` is kept for the callers; the metadata no longer carries
+    the batch's write counts."""
+    from acts_pipeline.ui_metadata import FEATURE_FIELDS, cell_metadata as product_cell_metadata
+
+    price = 100.0 + index
+    captured = minute + timedelta(seconds=60.02 + (index % 50) * 0.011)
     if asset == "order_book_snapshot":
-        metadata["bids_levels"] = 100
-        metadata["asks_levels"] = 100
-    return metadata
+        document = {"minute": minute, "captured_at": captured,
+                    "bids": [[price - 0.01 * (i + 1), 1.0 + i] for i in range(100)],
+                    "asks": [[price + 0.01 * (i + 1), 1.0 + i] for i in range(100)]}
+    elif asset == "order_book_features":
+        document = {field: price * 0.001 * (n + 1) for n, field in enumerate(FEATURE_FIELDS)}
+    else:
+        document = {"open": price, "high": price * 1.001, "low": price * 0.999, "close": price, "volume": 12.5,
+                    "trades": 42}
+    return product_cell_metadata(COLLECTIONS[asset], document)
 
 
 def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, ...]) -> Seeded:
