@@ -233,4 +233,4 @@ def symbols_are_listed(context: AssetCheckExecutionContext, exchange: BinanceExc
         passed=not refused, severity=AssetCheckSeverity.ERROR,
         description="; ".join(refused.values()) if refused else f"all {len(registered)} registered symbols "
         "are listed and trading",
-        metadata={"registered": len(registered), "refused": MetadataValue.json(refused)})
+        metadata={"checked": len(registered), "refused": MetadataValue.json(refused)})

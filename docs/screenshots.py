@@ -49,6 +49,7 @@ def main() -> None:
     # The checks first: they show "not evaluated" while the next minute's run is under way.
     pages = {
         "snapshot_checks": "/assets/order_book_snapshot?view=checks",
+        "failed_cell_check": "/assets/order_book_snapshot?view=checks",
         "asset_graph": "/asset-groups",
         "snapshot_cell": partition("order_book_snapshot", args.symbol),
         "failed_cell": observation("order_book_snapshot", f"{args.minute}|{args.failed}"),
@@ -56,8 +57,9 @@ def main() -> None:
         "tracked_symbols_checks": "/assets/tracked_symbols?view=checks",
         "tracked_symbols_table": "/assets/tracked_symbols?view=events",
     }
-    #: what to click on a page before the picture
-    clicks = {"snapshot_checks": "snapshots_are_complete"}
+    #: what to click on a page before the picture, in order
+    clicks = {"snapshot_checks": ["snapshots_are_complete"],
+              "failed_cell_check": ["snapshots_are_complete", "Partitions"]}
     IMAGES.mkdir(exist_ok=True)
     while not 8 <= datetime.now(UTC).second <= 12:  # just after the minute run's checks
         time.sleep(0.5)
@@ -71,8 +73,8 @@ def main() -> None:
             if skip.count():  # Dagster's "join the community" dialog, shown once per browser
                 skip.first.click()
                 page.wait_for_timeout(1000)
-            if name in clicks:
-                page.get_by_text(clicks[name]).first.click()
+            for text in clicks.get(name, []):
+                page.get_by_text(text, exact=True).filter(visible=True).last.click()
                 page.wait_for_timeout(3000)
             page.screenshot(path=str(IMAGES / f"{name}.png"))
             print(f"{name}: {path}")
