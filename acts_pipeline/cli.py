@@ -397,7 +397,7 @@ def cmd_reload_code(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_exchange(args: argparse.Namespace) -> int:
-    from acts_pipeline.simulator.__main__ import main as simulator_main
+    from acts_simulator.__main__ import main as simulator_main
 
     return simulator_main(["--host", args.host, "--port", str(args.port)])
 

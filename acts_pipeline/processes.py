@@ -77,17 +77,13 @@ def secantusd_command() -> list[str]:
 
 
 def start_embedded_mongo(storage_path: Path, *, port: int | None = None, log_path: Path | None = None,
-                         test_commands: bool = False, timeout: float = 30.0) -> ChildProcess:
-    """Start SecantusDB on 127.0.0.1 with its data under `storage_path` (kept across restarts).
-
-    `test_commands` enables `configureFailPoint`, for tests that inject database failures.
-    """
+                         server_args: list[str] | None = None, timeout: float = 30.0) -> ChildProcess:
+    """Start SecantusDB on 127.0.0.1 with its data under `storage_path` (kept across restarts);
+    `server_args` are added to its command line (`secantusd-py --help`)."""
     storage_path.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     command = [*secantusd_command(), "--host", "127.0.0.1", "--port", str(port),
-               "--storage-path", str(storage_path), "--log-level", "WARNING"]
-    if test_commands:
-        command.append("--enable-test-commands")
+               "--storage-path", str(storage_path), "--log-level", "WARNING", *(server_args or [])]
     log_path = log_path or storage_path.parent / f"{storage_path.name}.log"
     with open(log_path, "ab") as log:
         # Its own session: a Ctrl-C in the terminal goes to `acts-pipeline dev`, which stops the
@@ -105,9 +101,9 @@ def mongo_uri_of(child: ChildProcess) -> str:
 
 def start_simulator(*, port: int | None = None, log_path: Path | None = None, extra_args: list[str] | None = None,
                     timeout: float = 30.0) -> ChildProcess:
-    """Start the offline Binance simulator (`python -m acts_pipeline.simulator`) on 127.0.0.1."""
+    """Start the offline Binance simulator (`python -m acts_simulator`) on 127.0.0.1."""
     port = port or free_port()
-    command = [sys.executable, "-m", "acts_pipeline.simulator", "--host", "127.0.0.1", "--port", str(port),
+    command = [sys.executable, "-m", "acts_simulator", "--host", "127.0.0.1", "--port", str(port),
                *(extra_args or [])]
     if log_path is None:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,

@@ -22,7 +22,7 @@ pytest_plugins = [
     "acts_pipeline_tests.servers_simulator",
 ]
 
-CAPTURES_DIR = Path(__file__).resolve().parent.parent / "acts_pipeline" / "simulator" / "data" / "binance"
+CAPTURES_DIR = Path(__file__).resolve().parent.parent / "acts_simulator" / "data" / "binance"
 
 
 @pytest.fixture(scope="session")

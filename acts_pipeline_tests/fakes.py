@@ -20,7 +20,7 @@ from acts_pipeline.models import Kline, SymbolInfo
 from acts_pipeline.parsing import parse_depth
 from acts_pipeline.storage import MongoResource, MongoStore
 
-CAPTURES = Path(__file__).resolve().parent.parent / "acts_pipeline" / "simulator" / "data" / "binance"
+CAPTURES = Path(__file__).resolve().parent.parent / "acts_simulator" / "data" / "binance"
 CAPTURED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pymongo
 import pytest
 
-from acts_pipeline.processes import ChildProcess, mongo_uri_of, start_embedded_mongo
+from acts_devkit.servers import start_test_mongo
+from acts_pipeline.processes import ChildProcess, mongo_uri_of
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,7 @@ def mongo_server(tmp_path_factory) -> Iterator[ChildProcess | None]:
         yield None
         return
     base = tmp_path_factory.mktemp("secantus")
-    server = start_embedded_mongo(base / "data", log_path=base / "secantusd.log", test_commands=True)
+    server = start_test_mongo(base / "data", log_path=base / "secantusd.log")
     yield server
     server.stop()
 

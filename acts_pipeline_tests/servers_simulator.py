@@ -1,7 +1,7 @@
 """Pytest plugin: the offline Binance simulator as a real subprocess.
 
 Fixtures:
-    simulator_process  (session) one `python -m acts_pipeline.simulator --port 0` for the run
+    simulator_process  (session) one `python -m acts_simulator --port 0` for the run
     simulator          (function) the same process, with fault rules cleared before and after
 
 Both yield a `SimulatorProcess`: `.url` ("http://127.0.0.1:PORT"), `.api_url` (url + "/api", for
@@ -53,7 +53,7 @@ class SimulatorProcess:
             return json.loads(response.read())
 
     def set_faults(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Add fault rules (see `acts_pipeline.simulator.faults`); returns all active rules."""
+        """Add fault rules (see `acts_simulator.faults`); returns all active rules."""
         return self._control("POST", "faults", {"rules": rules})["rules"]
 
     def clear_faults(self) -> None:
@@ -82,10 +82,10 @@ def _read_listening_line(process: subprocess.Popen, timeout: float) -> str | Non
 
 
 def start_simulator_process(*cli_args: str) -> SimulatorProcess:
-    """Start `python -m acts_pipeline.simulator --port 0 ...` and wait until it listens."""
+    """Start `python -m acts_simulator --port 0 ...` and wait until it listens."""
     log = tempfile.NamedTemporaryFile(prefix="simulator-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "acts_pipeline.simulator", "--host", "127.0.0.1", "--port", "0", *cli_args],
+        [sys.executable, "-m", "acts_simulator", "--host", "127.0.0.1", "--port", "0", *cli_args],
         stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()

@@ -36,8 +36,8 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 # One implementation of "run the platform as a user does", shared with the end-to-end tests.
-from acts_pipeline_tests.e2e.platform import DevPlatform, clean_env, project_copy, start_dev  # noqa: E402,F401
-EXCHANGE_INFO = PROJECT / "acts_pipeline" / "simulator" / "data" / "binance" / "exchange_info.json"
+from acts_devkit.platform import DevPlatform, clean_env, project_copy, start_dev  # noqa: E402,F401
+EXCHANGE_INFO = PROJECT / "acts_simulator" / "data" / "binance" / "exchange_info.json"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -48,7 +48,7 @@ SIMULATOR_GROUP = "simulator"
 
 def classify(cmdline: str, parent_group: str | None) -> str:
     """The group of a process from its command line (and its parent's group for helpers)."""
-    if "acts_pipeline.simulator" in cmdline:
+    if "acts_simulator" in cmdline:
         return SIMULATOR_GROUP
     if "secantusd" in cmdline:
         return "database server"

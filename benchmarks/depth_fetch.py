@@ -6,7 +6,7 @@ offline simulator.
 
     python benchmarks/depth_fetch.py [--symbols 500] [--rounds 3] [--reuse-client]
 
-- **Simulator**: `python -m acts_pipeline.simulator` on a free port (`processes.start_simulator`),
+- **Simulator**: `python -m acts_simulator` on a free port (`processes.start_simulator`),
   the stand-in for Binance; it runs on the same machine and its CPU is not counted.
 - **Symbols**: the first N of the simulator's exchangeInfo (asked with `ExchangeClient.exchange_info`)
   whose status is TRADING.

@@ -3,7 +3,7 @@
     python benchmarks/features.py [--books N] [--baseline-books M] [--seed S]
 
 Builds N synthetic books from the shapes of the four real Binance captures
-(`acts_pipeline/simulator/data/binance/depth/`): each book is one capture cut to its best 100
+(`acts_simulator/data/binance/depth/`): each book is one capture cut to its best 100
 levels per side (as `ACTS_DEPTH_LIMIT=100` returns them), with its prices rescaled by a random
 factor (order kept) and every quantity jittered, from a numpy RNG with a fixed seed. Then, in the
 same run, it times:
@@ -45,7 +45,7 @@ from acts_pipeline.features import BAND_BPS, DEPTH_LEVELS, FEATURE_COLUMNS, comp
 from acts_pipeline.models import OrderBook, OrderBookSnapshot
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEPTH_CAPTURES_DIR = PROJECT_DIR / "acts_pipeline" / "simulator" / "data" / "binance" / "depth"
+DEPTH_CAPTURES_DIR = PROJECT_DIR / "acts_simulator" / "data" / "binance" / "depth"
 CAPTURED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 DEPTH_LIMIT = 100
 MINUTE_BATCH = 500

@@ -44,7 +44,7 @@ from acts_pipeline.models import OrderBook, OrderBookSnapshot  # noqa: E402
 from acts_pipeline.parsing import parse_depth  # noqa: E402
 from acts_pipeline.partitions import format_minute, parse_minute  # noqa: E402
 
-DEPTH = ROOT / "acts_pipeline" / "simulator" / "data" / "binance" / "depth"
+DEPTH = ROOT / "acts_simulator" / "data" / "binance" / "depth"
 START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 

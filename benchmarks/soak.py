@@ -6,7 +6,7 @@
 What runs (all real processes, owned by this script so that it can break them):
 
 - the embedded MongoDB-compatible server (`secantusd-py`, fixed port, storage in the run folder),
-- the offline Binance simulator (`python -m acts_pipeline.simulator`),
+- the offline Binance simulator (`python -m acts_simulator`),
 - `acts-pipeline dev --port P` (not `--simulated`) in a temporary project copy (workspace.yaml and
   dagster.yaml), pointed at both by `ACTS_MONGO_URI` / `ACTS_BINANCE_API_URL`, with `ACTS_SYMBOLS`
   set to N trading symbols and `DAGSTER_HOME` in the run folder. Its log is `dev.log` there.

@@ -11,7 +11,7 @@ import pymongo
 import pytest
 
 from acts_pipeline.processes import free_port
-from acts_pipeline_tests.e2e.platform import clean_env, project_copy
+from acts_devkit.platform import clean_env, project_copy
 from acts_pipeline_tests.fakes import GraphqlWebserver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from acts_pipeline.processes import free_port
-from acts_pipeline_tests.e2e.platform import clean_env, project_copy, start_dev
+from acts_devkit.platform import clean_env, project_copy, start_dev
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 

@@ -11,6 +11,7 @@ from dagster import DagsterInstance, materialize
 
 from acts_pipeline.assets import order_book_snapshot
 from acts_pipeline.partitions import minute_range_tags
+from acts_devkit.servers import start_test_mongo
 from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
 from acts_pipeline.spool import Spool
 from acts_pipeline.storage import MongoIOManager, MongoResource
@@ -42,7 +43,7 @@ def collect(minute, mongo, spool_dir, *, patience=60.0):
 
 @pytest.fixture
 def private_server(tmp_path):
-    server = start_embedded_mongo(tmp_path / "data", log_path=tmp_path / "secantusd.log", test_commands=True)
+    server = start_test_mongo(tmp_path / "data", log_path=tmp_path / "secantusd.log")
     yield server
     server.stop()
 

@@ -32,7 +32,7 @@ from acts_pipeline.features import (
 from acts_pipeline.models import OrderBook, OrderBookSnapshot
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
-DEPTH_CAPTURES_DIR = TESTS_DIR.parent / "acts_pipeline" / "simulator" / "data" / "binance" / "depth"
+DEPTH_CAPTURES_DIR = TESTS_DIR.parent / "acts_simulator" / "data" / "binance" / "depth"
 MADE_UP_BOOKS_DIR = TESTS_DIR / "data" / "made_up_books"
 
 CAPTURED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")

@@ -1,7 +1,7 @@
 """Parsers of Binance REST bodies: the real captures parse exactly, malformed bodies are refused.
 
 Bodies built in this module are made up (named `made_up_*`); the real ones are the captures in
-`acts_pipeline/simulator/data/binance/`, used as they are.
+`acts_simulator/data/binance/`, used as they are.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from acts_pipeline.simulator.market import Market, load_captures
+from acts_simulator.market import Market, load_captures
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "simulator_bodies.json"
 

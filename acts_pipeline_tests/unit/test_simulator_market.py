@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from acts_pipeline.simulator.market import (
+from acts_simulator.market import (
     LISTING_MINUTE,
     MAX_KLINES_LIMIT,
     MINUTE_MS,

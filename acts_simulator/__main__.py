@@ -1,4 +1,4 @@
-"""`python -m acts_pipeline.simulator`: the offline Binance Spot exchange, until SIGTERM/SIGINT.
+"""`python -m acts_simulator`: the offline Binance Spot exchange, until SIGTERM/SIGINT.
 
 Prints one line, `simulator listening on http://HOST:PORT`, once it accepts connections (with
 `--port 0`, the port it got); point python-binance at it with `Client.API_URL = URL + "/api"`.
@@ -10,13 +10,13 @@ import argparse
 import logging
 import sys
 
-from acts_pipeline.simulator.app import DEFAULT_BAN_SECONDS, DEFAULT_WEIGHT_LIMIT
-from acts_pipeline.simulator.server import DEFAULT_HOST, DEFAULT_PORT, run
+from acts_simulator.app import DEFAULT_BAN_SECONDS, DEFAULT_WEIGHT_LIMIT
+from acts_simulator.server import DEFAULT_HOST, DEFAULT_PORT, run
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m acts_pipeline.simulator",
+        prog="python -m acts_simulator",
         description="Offline Binance Spot REST simulator (real captures, seeded prices, fault switches).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from acts_pipeline.simulator.app import SIMULATOR, Simulator, create_app
+from acts_simulator.app import SIMULATOR, Simulator, create_app
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
+#: The checkout this package sits in (it is installed editable, from the project folder).
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def project_copy(folder: Path, workspace_yaml: str | None = None,

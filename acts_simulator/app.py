@@ -35,8 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
-from acts_pipeline.simulator.faults import FaultRule, FaultSet, alter_book, truncate_json
-from acts_pipeline.simulator.market import (
+from acts_simulator.faults import FaultRule, FaultSet, alter_book, truncate_json
+from acts_simulator.market import (
     DEFAULT_DEPTH_LIMIT,
     DEFAULT_KLINES_LIMIT,
     Clock,

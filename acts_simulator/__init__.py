@@ -4,12 +4,12 @@
     faults.py   the fault switches (rules, matching, book alterations), pure
     app.py      the aiohttp application: routes, request weight, errors, control routes
     server.py   running it: blocking until a signal, or in a background thread
-    __main__    `python -m acts_pipeline.simulator --port N [--seed S]`
+    __main__    `python -m acts_simulator --port N [--seed S]`
 
 Data: the real Binance captures in `data/binance` (see its README.md).
 """
 
-from acts_pipeline.simulator.app import (
+from acts_simulator.app import (
     DEFAULT_BAN_SECONDS,
     DEFAULT_WEIGHT_LIMIT,
     SIMULATOR,
@@ -17,10 +17,10 @@ from acts_pipeline.simulator.app import (
     WeightLedger,
     create_app,
 )
-from acts_pipeline.simulator.faults import KINDS as FAULT_KINDS
-from acts_pipeline.simulator.faults import FaultRule, FaultSet
-from acts_pipeline.simulator.market import InvalidSymbol, Market, kline_open_minutes, load_captures
-from acts_pipeline.simulator.server import (
+from acts_simulator.faults import KINDS as FAULT_KINDS
+from acts_simulator.faults import FaultRule, FaultSet
+from acts_simulator.market import InvalidSymbol, Market, kline_open_minutes, load_captures
+from acts_simulator.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     BackgroundSimulator,

@@ -355,7 +355,7 @@ class Captures:
 @cache
 def load_captures() -> Captures:
     """Read the packaged captures once per process (they are never modified)."""
-    root = resources.files("acts_pipeline.simulator") / "data" / "binance"
+    root = resources.files("acts_simulator") / "data" / "binance"
     exchange_info = json.loads((root / "exchange_info.json").read_text())
     books = {}
     for entry in json.loads((root / "captures.json").read_text()):
