@@ -93,10 +93,22 @@ def test_a_batch_with_other_events_goes_through_the_per_event_path(tmp_path, mon
     assert stored_one_by_one == events
 
 
-def test_an_empty_batch_stores_nothing(tmp_path):
+def test_an_empty_batch_opens_no_shard(tmp_path, monkeypatch):
+    """An empty batch writes nothing and opens neither the run shards nor the index shard: with
+    no events there is no run to name a shard by, and an index transaction would be an empty
+    commit. Every storage path is made to fail, so any database access shows."""
     batched = BatchedSqliteEventLogStorage(base_dir=str(tmp_path / "batched"))
+    batched.store_event_batch(cells(time.time()))
+    before = state(batched)
+
+    def touched(*args, **kwargs):
+        raise AssertionError("an empty batch touched the storage")
+
+    for method in ("run_connection", "index_connection", "index_transaction", "store_event"):
+        monkeypatch.setattr(batched, method, touched)
     batched.store_event_batch([])
-    assert batched.get_materialized_partitions(AssetKey("order_book_snapshot")) == set()
+    monkeypatch.undo()
+    assert state(batched) == before
 
 
 def test_the_platform_instance_uses_it_under_dagster_home(tmp_path, monkeypatch):
