@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from dagster import MultiPartitionKey, TimeWindowPartitionsDefinition
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from acts_pipeline import partitions, settings
+from acts_pipeline import partitions
 from acts_pipeline.partitions import (
     MINUTE_FORMAT,
     PARTITION_WINDOW_HOURS,
@@ -100,18 +101,21 @@ def test_minute_range_tags_cover_every_symbol_in_registration_order():
         RANGE_START_TAG: "2026-11-26-13:54|ETHUSDT",
         RANGE_END_TAG: "2026-11-26-13:54|NKNUSDT",
     }
-    assert RANGE_START_TAG == "dagster/asset_partition_range_start"
-    assert RANGE_END_TAG == "dagster/asset_partition_range_end"
+    # The tags Dagster reads a run's partition range from.
+    assert (RANGE_START_TAG, RANGE_END_TAG) == (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
     one = minute_range_tags(MINUTE, ["BTCUSDT"])
     assert one[RANGE_START_TAG] == one[RANGE_END_TAG] == "2026-11-26-13:54|BTCUSDT"
 
 
 def test_partitions_definitions_are_the_documented_ones():
     assert [d.name for d in minute_symbol_partitions.partitions_defs] == ["minute", "symbol"]
-    assert minute_partitions.fmt == MINUTE_FORMAT == "%Y-%m-%d-%H:%M"
-    assert minute_partitions.timezone == "UTC"
-    assert minute_partitions.get_first_partition_key() == PARTITIONS_START == format_minute(minute_partitions_start())
-    assert minute_partitions.end_offset == 1
+    # A key is one UTC minute, spelled as the README shows it, and the next key is the next minute.
+    minute = recent_minute(13, 54)
+    key = f"{minute:%Y-%m-%d}-13:54"
+    window = minute_partitions.time_window_for_partition_key(key)
+    assert (window.start, window.end) == (minute, minute + timedelta(minutes=1))
+    assert window.start.utcoffset() == timedelta(0)
+    assert minute_partitions.get_next_partition_key(key) == f"{minute:%Y-%m-%d}-13:55"
 
 
 # ---- the rolling window ----------------------------------------------------------------------
@@ -160,21 +164,19 @@ def test_the_first_key_is_the_window_of_hours_before_the_hour_of_the_load(monkey
     first = fresh.minute_partitions.get_first_partition_key()
     # `before` and `after` give one and the same key unless the load straddled an hour.
     assert first in {f"{moment - timedelta(hours=hours):%Y-%m-%d-%H}:00" for moment in (before, after)}
-    assert first in {format_minute(window_start(moment, hours)) for moment in (before, after)}
-    assert first == fresh.PARTITIONS_START == format_minute(fresh.minute_partitions_start())
-    start = fresh.minute_partitions_start()
+    start = datetime.strptime(first, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    assert fresh.minute_partitions_start() == start
     assert fresh.minute_partitions.has_partition_key(first)
     assert not fresh.minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
 
 
 def test_the_loaded_window_is_the_configured_number_of_hours_and_refuses_earlier_minutes():
-    assert PARTITION_WINDOW_HOURS == settings.partition_window_hours()
+    assert PARTITION_WINDOW_HOURS == 48  # what conftest.py sets for the session
     start = minute_partitions_start()
-    assert start == parse_minute(minute_partitions.get_first_partition_key())
-    # Loaded earlier in this session: this hour's window, or an earlier hour's.
+    # Loaded earlier in this session: 48 hours before this hour's start, or before an earlier hour's.
     now = datetime.now(UTC)
-    assert start <= window_start(now, PARTITION_WINDOW_HOURS)
-    assert start.minute == 0
+    assert start <= now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=48)
+    assert (start.minute, start.second, start.microsecond) == (0, 0, 0)
     assert minute_partitions.has_partition_key(format_minute(start))
     assert minute_partitions.has_partition_key(format_minute(start + timedelta(minutes=1)))
     assert not minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
