@@ -1,4 +1,9 @@
-"""The simulator's response bodies, byte for byte, against what it answered before it was made faster.
+"""Change detectors: the simulator's response bodies, byte for byte, against what it answered
+before it was made faster.
+
+These digests are the simulator's own output, recorded; they say that the bytes changed, not that
+they were right (the market model's behaviour is checked in test_simulator_market.py and
+test_simulator_http.py).
 
 `acts_pipeline_tests/data/simulator_bodies.json` holds, for every TRADING symbol, the SHA-256 of
 the bodies of a fixed sequence of `Market.depth` requests (several instants, including a minute
@@ -79,17 +84,18 @@ def _differing(actual: dict[str, str], expected: dict[str, str]) -> list[str]:
     return [symbol for symbol in expected if actual[symbol] != expected[symbol]]
 
 
-def test_depth_bodies_are_unchanged():
+def test_change_detector_depth_bodies_match_the_recorded_digests():
     assert _differing(depth_digests(dumped_depth), golden()["depth"]) == []
 
 
-def test_depth_json_is_the_same_text():
-    """What the HTTP layer sends (`depth_json`) is the serialised `depth`, digit for digit."""
+def test_change_detector_depth_json_matches_the_recorded_digests():
+    """What the HTTP layer sends (`depth_json`) is the serialised `depth`, digit for digit: both
+    give the recorded digests."""
     rendered = depth_digests(lambda market, symbol, limit, at: market.depth_json(symbol, limit, at=at))
     assert _differing(rendered, golden()["depth"]) == []
 
 
-def test_klines_bodies_are_unchanged():
+def test_change_detector_klines_bodies_match_the_recorded_digests():
     assert _differing(klines_digests(), golden()["klines"]) == []
 
 
