@@ -29,6 +29,8 @@ from acts_pipeline.exchange import BinanceExchange, klines_weight
 from acts_pipeline.klines_budget import pace_klines_request
 from acts_pipeline.features import compute_features
 from acts_pipeline.models import OrderBookSnapshot
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.io_manager import COLLECTION_METADATA_KEY
 from acts_pipeline.ui_metadata import minute_table
 from acts_pipeline.partitions import Cell, cells_of, format_minute, minute_close, minute_symbol_partitions
 
@@ -51,7 +53,7 @@ def _minutes(cells: list[Cell]) -> dict[datetime, list[str]]:
     partitions_def=minute_symbol_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=EXCHANGE_RETRY_POLICY,
-    metadata={"mongo_collection": "order_book_snapshots"},
+    metadata={COLLECTION_METADATA_KEY: ORDER_BOOK_SNAPSHOTS},
     # In a minute run the in-process executor starts the highest priority first: the book must
     # be taken at the close, before klines and features use the run's time.
     op_tags={"dagster/priority": "10"},
@@ -113,7 +115,7 @@ def order_book_snapshot(
 @asset(
     partitions_def=minute_symbol_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    metadata={"mongo_collection": "order_book_features"},
+    metadata={COLLECTION_METADATA_KEY: ORDER_BOOK_FEATURES},
     group_name="binance_spot",
     kinds={"python", "pandas", "mongodb"},
 )
@@ -143,7 +145,7 @@ def order_book_features(context: AssetExecutionContext, order_book_snapshot: lis
     partitions_def=minute_symbol_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=EXCHANGE_RETRY_POLICY,
-    metadata={"mongo_collection": "klines_1m"},
+    metadata={COLLECTION_METADATA_KEY: KLINES_1M},
     group_name="binance_spot",
     kinds={"python", "pandas", "mongodb"},
 )

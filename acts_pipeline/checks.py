@@ -26,7 +26,8 @@ from acts_pipeline.assets import order_book_features, order_book_snapshot
 from acts_pipeline.capture import CaptureClock
 from acts_pipeline.partitions import Cell, cells_of, floor_minute, format_minute, minute_symbol_partitions
 from acts_pipeline.quality import coverage, feature_problems, minute_spans, snapshot_problems
-from acts_pipeline.storage import MongoResource
+from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.symbols import registered_symbols
 
 #: How far back the completeness check looks. Every minute run reads the window's stored cells
@@ -64,7 +65,7 @@ def _result(problems: list[str], checked: int, what: str, severity: AssetCheckSe
              "ordered prices, and was captured after its minute's close and within the tolerance.")
 def snapshot_books_are_valid(context: AssetCheckExecutionContext, mongo: MongoResource,
                              capture_clock: CaptureClock) -> AssetCheckResult:
-    documents = mongo.get_store().find_cells("order_book_snapshots", _run_cells(context))
+    documents = mongo.get_store().find_cells(ORDER_BOOK_SNAPSHOTS, _run_cells(context))
     problems = [p for d in documents for p in snapshot_problems(d, capture_clock.tolerance)]
     return _result(problems, len(documents), "books", AssetCheckSeverity.ERROR)
 
@@ -73,7 +74,7 @@ def snapshot_books_are_valid(context: AssetCheckExecutionContext, mongo: MongoRe
              description="Every stored feature row of the run has its biases in [-1, 1], no NaN or "
              "infinity (not computable is null), and a positive spread unless flagged crossed.")
 def features_are_in_range(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
-    documents = mongo.get_store().find_cells("order_book_features", _run_cells(context))
+    documents = mongo.get_store().find_cells(ORDER_BOOK_FEATURES, _run_cells(context))
     problems = [p for d in documents for p in feature_problems(d)]
     return _result(problems, len(documents), "feature rows", AssetCheckSeverity.ERROR)
 
@@ -90,7 +91,7 @@ def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoReso
         store.record_tracked({c.symbol for c in cells}, min(c.minute for c in cells))
     end = max(c.minute for c in cells) + timedelta(minutes=1) if cells else floor_minute(datetime.now(UTC))
     tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
-    rows = coverage(tracked, store.stored_minutes("order_book_snapshots", end - COVERAGE_WINDOW, end),
+    rows = coverage(tracked, store.stored_minutes(ORDER_BOOK_SNAPSHOTS, end - COVERAGE_WINDOW, end),
                     end - COVERAGE_WINDOW, end)
     missing = [r for r in rows if r.missing]
     # Each of the run's own cells that has no snapshot is marked failed on its partition of this

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from acts_pipeline import settings
 from acts_pipeline.errors import ConfigurationError, ExchangeError
+from acts_pipeline.storage.collections import CELL_COLLECTIONS
 
 STATE_DIR_NAME = ".acts"
 
@@ -71,7 +72,7 @@ def _check_configuration() -> None:
 
 
 def _check_mongo(uri: str) -> None:
-    from acts_pipeline.storage import MongoStore
+    from acts_pipeline.storage.client import MongoStore
 
     try:
         MongoStore.connect(uri, settings.mongo_db(), timeout_ms=5000).ping()
@@ -293,12 +294,9 @@ def _warm_partition_status() -> None:
 
 
 def _store():
-    from acts_pipeline.storage import MongoStore
+    from acts_pipeline.storage.client import MongoStore
 
     return MongoStore.connect(settings.mongo_uri(), settings.mongo_db())
-
-
-COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -337,7 +335,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     print("-" * len(header))
     total_missing = 0
     listed = set()
-    for collection in [args.collection] if args.collection else COLLECTIONS:
+    for collection in [args.collection] if args.collection else CELL_COLLECTIONS:
         stored = {s: minutes for s, minutes in store.stored_minutes(collection, start, end).items() if s in symbols}
         expected_from = dict.fromkeys(symbols, start) if args.start else counted_from(tracked, stored)
         for row in coverage(expected_from, stored, start, end):
@@ -373,8 +371,7 @@ def _positive_minutes(text: str) -> int:
 
 
 def cmd_spool(args: argparse.Namespace) -> int:
-    from acts_pipeline.spool import Spool
-    from acts_pipeline.storage import flush_spool
+    from acts_pipeline.storage.durable import Spool, flush_spool
 
     spool = Spool(settings.spool_dir())
     if args.action == "status":
@@ -426,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     cover.add_argument("--end", type=_utc_minute, help="end of the explicit range, excluded (default: the last closed "
                        "minute's end)")
     cover.add_argument("--symbols", metavar="A,B", help="only these symbols (default: the registered ones)")
-    cover.add_argument("--collection", choices=COLLECTIONS, help="only this collection (default: all three)")
+    cover.add_argument("--collection", choices=CELL_COLLECTIONS, help="only this collection (default: all three)")
     cover.add_argument("--fail-on-missing", action="store_true", help="exit 1 when any cell is missing")
     cover.set_defaults(func=cmd_coverage)
 

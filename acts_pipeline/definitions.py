@@ -8,7 +8,7 @@ from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid
 from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.retention import prune_run_history, prune_run_history_hourly
 from acts_pipeline.sensors import klines_catch_up_sensor, minute_sensor
-from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline.storage.io_manager import MongoIOManager, MongoResource
 from acts_pipeline.symbol_watch import symbols_are_listed, tracked_symbols
 
 mongo = MongoResource()

@@ -42,7 +42,9 @@ from acts_pipeline.partitions import (
     symbol_partitions,
 )
 from acts_pipeline.quality import coverage
-from acts_pipeline.storage import MongoResource, StorageError
+from acts_pipeline.storage.client import StorageError
+from acts_pipeline.storage.collections import KLINES_1M
+from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.symbol_watch import WatchState, watch
 from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
 
@@ -215,7 +217,7 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     try:
         store = mongo.get_store()
         tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
-        gap = klines_gap(tracked, store.stored_minutes("klines_1m", start, end), start, end)
+        gap = klines_gap(tracked, store.stored_minutes(KLINES_1M, start, end), start, end)
     except StorageError as exc:
         # An outage is a skipped tick, not a failed one.
         return SkipReason(f"MongoDB unavailable, klines gaps not checked: {exc}")

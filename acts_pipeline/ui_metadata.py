@@ -17,7 +17,8 @@ from typing import Any
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from acts_pipeline.documents import as_utc
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.handlers import as_utc
 
 #: The features shown per cell: top of book, the spread, the bias near and deeper in the book,
 #: and the quoted notional within 10 and 50 bps of the mid on each side.
@@ -69,11 +70,11 @@ def snapshot_metadata(document: Mapping[str, Any]) -> dict[str, float | int]:
 
 def cell_metadata(collection: str, document: Mapping[str, Any]) -> dict[str, float | int]:
     """The numbers shown on one stored cell of `collection`."""
-    if collection == "order_book_snapshots":
+    if collection == ORDER_BOOK_SNAPSHOTS:
         return snapshot_metadata(document)
-    if collection == "order_book_features":
+    if collection == ORDER_BOOK_FEATURES:
         return _fields(document, FEATURE_FIELDS)
-    if collection == "klines_1m":
+    if collection == KLINES_1M:
         return _fields(document, KLINE_FIELDS)
     return {}
 

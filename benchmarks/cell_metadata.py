@@ -112,7 +112,7 @@ def baseline_code(n_symbols: int) -> Iterator[None]:
     """The product as before aa86761, for the runs inside the block (see the module doc)."""
     from dagster import AssetExecutionContext, AssetObservation
 
-    import acts_pipeline.storage as storage
+    import acts_pipeline.storage.io_manager as storage
     from acts_pipeline.assets import order_book_features
 
     writes: dict[str, tuple[Any, int]] = {}  # collection -> (last WriteResult, documents in it)

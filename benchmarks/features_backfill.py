@@ -49,7 +49,7 @@ START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - t
 
 
 def seed_snapshots(uri: str, database: str, symbols: list[str], hours: float) -> int:
-    from acts_pipeline.documents import SnapshotHandler
+    from acts_pipeline.storage.handlers import SnapshotHandler
     from acts_pipeline.storage import MongoStore
 
     rng = np.random.default_rng(20261126)

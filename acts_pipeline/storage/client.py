@@ -1,62 +1,35 @@
-"""MongoDB storage: a small client that knows the database, and the Dagster I/O manager.
+"""The MongoDB client: it connects, ensures each collection's indexes on first use, upserts
+documents in one bulk round trip, and reads cells back. It knows documents, not Python types
+(`handlers`) nor Dagster (`io_manager`).
 
-Roles are kept apart as in Dagster's own database I/O managers:
-
-- `MongoStore` knows MongoDB: it connects, ensures each collection's unique `(symbol, minute)`
-  index on first use, upserts documents in one bulk round trip, and reads cells back.
-- `acts_pipeline.documents` converts between Python types and documents.
-- `MongoIOManager` maps an asset and its partitions to cells of a collection, named by the
-  asset's `mongo_collection` metadata.
-
-Writes are upserts by `(symbol, minute)`: re-running a partition (a retry, a backfill, a
-re-execution from the UI) replaces its documents, never duplicates them, and leaves every other
-cell as it was.
+Writes are upserts by each collection's unique key (`collections`): re-running a partition (a
+retry, a backfill, a re-execution from the UI) replaces its documents, never duplicates them,
+and leaves every other cell as it was.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pymongo
-from dagster import ConfigurableIOManager, Failure, ConfigurableResource, InputContext, OutputContext
-from pydantic import PrivateAttr
-from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from acts_pipeline import settings
-from acts_pipeline.cell_status import cell_events, events_are_per_cell
-from acts_pipeline.documents import as_utc, handler_for
-from acts_pipeline.partitions import Cell, cells_of
-from acts_pipeline.spool import Spool
-from acts_pipeline.ui_metadata import cell_metadata
+from acts_pipeline.partitions import Cell
+from acts_pipeline.storage.collections import CELL_KEY, SYMBOL_REGISTRY, spec_of
+from acts_pipeline.storage.handlers import as_utc
 
-log = logging.getLogger(__name__)
-
-COLLECTION_METADATA_KEY = "mongo_collection"
-#: Output metadata an asset adds to say why cells of its range have no document.
-FAILED_CELLS_METADATA_KEY = "failed_cells"
-UNIQUE_KEY = [("symbol", ASCENDING), ("minute", ASCENDING)]
-#: Cell collections are also indexed by `minute` alone: a minute (or a range of minutes) for
-#: all symbols is what the minute run reads back and what the checks count.
-MINUTE_INDEX = [("minute", ASCENDING)]
 #: Up to this many symbols, a cell read names them (`$in`); beyond, it reads the minutes' range
 #: by the minute index and keeps the wanted cells. A long `$in` makes the embedded server test
 #: every document against every symbol: 500 symbols of one minute took 3.9 s of its CPU, the
 #: minute range 0.28 s. MongoDB serves both shapes from an index.
 FEW_SYMBOLS = 50
-#: symbol -> the first minute a run collected it for: coverage counts a symbol from there.
-SYMBOL_REGISTRY = "symbol_registry"
-#: The unique key of each collection that is not keyed by (symbol, minute).
-_UNIQUE_KEYS = {SYMBOL_REGISTRY: [("symbol", ASCENDING)]}
 
 
 class StorageError(RuntimeError):
@@ -108,15 +81,15 @@ class MongoStore:
             self.database.client.admin.command("ping")
 
     def collection(self, name: str) -> Collection:
-        """The collection, with its indexes ensured on first use in this process: the unique key,
-        and for cell collections the minute index."""
+        """The collection, with its indexes (`collections.spec_of`) ensured on first use in this
+        process."""
         collection = self.database[name]
         if name not in self._indexed:
-            key = _UNIQUE_KEYS.get(name, UNIQUE_KEY)
+            spec = spec_of(name)
             with _reported(f"creating the indexes of {name}"):
-                collection.create_index(key, unique=True, name="_".join(field for field, _ in key) + "_unique")
-                if key == UNIQUE_KEY:
-                    collection.create_index(MINUTE_INDEX, name="minute")
+                collection.create_index(list(spec.unique_key), unique=True, name=spec.unique_index_name)
+                for index_name, key in spec.indexes.items():
+                    collection.create_index(list(key), name=index_name)
             self._indexed.add(name)
         return collection
 
@@ -150,6 +123,11 @@ class MongoStore:
         documents.sort(key=lambda d: (as_utc(d["minute"]), d["symbol"]))
         return documents
 
+    def find_all(self, name: str) -> list[dict[str, Any]]:
+        """Every document of a cell collection, ordered by symbol then minute."""
+        with _reported(f"reading {name}"):
+            return list(self.collection(name).find({}, {"_id": False}).sort(list(CELL_KEY)))
+
     def record_tracked(self, symbols: Iterable[str], minute: datetime) -> None:
         """Note `minute` as the first collected minute of each symbol, unless it has an earlier one."""
         requests = [UpdateOne({"symbol": s}, {"$min": {"tracked_since": minute}}, upsert=True) for s in symbols]
@@ -171,141 +149,3 @@ class MongoStore:
             for document in cursor:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
         return minutes
-
-
-class MongoResource(ConfigurableResource):
-    """The MongoDB database ACTS stores into. Unset fields come from `ACTS_MONGO_URI` and
-    `ACTS_MONGO_DB` when the resource is built."""
-
-    uri: str | None = None
-    database: str | None = None
-    timeout_ms: int = 5000
-
-    _store: MongoStore | None = PrivateAttr(default=None)
-
-    def get_store(self) -> MongoStore:
-        if self._store is None:
-            self._store = MongoStore.connect(
-                self.uri or settings.mongo_uri(), self.database or settings.mongo_db(), timeout_ms=self.timeout_ms)
-        return self._store
-
-
-def _collection_of(context: OutputContext | InputContext, metadata: Mapping[str, Any] | None) -> str:
-    name = (metadata or {}).get(COLLECTION_METADATA_KEY)
-    if not name:
-        key = context.asset_key.to_user_string() if context.has_asset_key else "this output"
-        raise ValueError(
-            f"{key} has no '{COLLECTION_METADATA_KEY}' metadata: the MongoDB I/O manager needs it "
-            "to know which collection the asset lives in"
-        )
-    return str(name)
-
-
-def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None) -> int:
-    """Write every pending spooled batch, oldest first; returns how many were written."""
-    written = 0
-    for batch in spool.pending():
-        if batch.path == skip:
-            continue
-        store.upsert(batch.collection, batch.documents)
-        spool.done(batch.path)
-        written += 1
-        log.info("wrote spooled batch %s (%d documents)", batch.path.name, len(batch.documents))
-    return written
-
-
-def _failure_reasons(context: OutputContext) -> dict[str, str]:
-    """Why the step produced no document for some cells: the `failed_cells` output metadata
-    (`minute|symbol` -> reason) the assets add."""
-    failed = context.output_metadata.get(FAILED_CELLS_METADATA_KEY)
-    data = getattr(failed, "data", failed)
-    return dict(data) if isinstance(data, Mapping) else {}
-
-
-class MongoIOManager(ConfigurableIOManager):
-    """Stores each asset partition's documents in the asset's MongoDB collection, one document
-    per (minute, symbol) cell, and loads a partition range back for downstream assets."""
-
-    mongo: MongoResource
-    #: Where batches wait until MongoDB has them; unset: `ACTS_SPOOL_DIR` (see settings).
-    spool_dir: str | None = None
-    #: How long one write keeps trying while MongoDB is down before the step gives up (the
-    #: batch stays spooled and the next run that reaches MongoDB writes it).
-    write_patience_seconds: float = 240.0
-    retry_interval_seconds: float = 3.0
-
-    def _spool(self) -> Spool:
-        return Spool(Path(self.spool_dir) if self.spool_dir else settings.spool_dir())
-
-    def _write_durably(self, collection: str, documents: list[dict[str, Any]]) -> WriteResult:
-        """Spool the batch, write older spooled batches then this one, and unspool it.
-
-        MongoDB being down is waited out for `write_patience_seconds`; the documents are on
-        disk from the first moment, so giving up loses nothing.
-        """
-        spool = self._spool()
-        path = spool.put(collection, documents)
-        store = self.mongo.get_store()
-        give_up_at = time.monotonic() + self.write_patience_seconds
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                flush_spool(store, spool, skip=path)
-                result = store.upsert(collection, documents)
-                break
-            except StorageError as exc:
-                if time.monotonic() + self.retry_interval_seconds > give_up_at:
-                    # Not retried as a step: the batch is safe on disk, and a retried snapshot
-                    # step would fetch (and spool) a later book for the same minute.
-                    raise Failure(
-                        f"{exc}; gave up after {attempt} attempts over {self.write_patience_seconds:g} s. "
-                        f"The documents are kept in {path} and will be written by the next run that "
-                        "reaches MongoDB (or `acts-pipeline spool flush`)", allow_retries=False) from None
-                log.warning("MongoDB write failed (%s); retrying in %g s, batch kept in %s",
-                            exc, self.retry_interval_seconds, path)
-                time.sleep(self.retry_interval_seconds)
-        spool.done(path)
-        return result
-
-    def handle_output(self, context: OutputContext, obj: Any):
-        if obj is None:
-            return
-        collection = _collection_of(context, context.definition_metadata)
-        documents = handler_for(type(obj)).to_documents(obj)
-        cells = [Cell(as_utc(d["minute"]), d["symbol"]) for d in documents]
-        if context.has_asset_partitions:
-            # A document outside the run's partitions would be data labelled with a cell this
-            # run was never asked for: refuse it rather than store it.
-            allowed = set(cells_of(context.asset_partition_keys))
-            stray = [c for c in cells if c not in allowed]
-            if stray:
-                raise ValueError(
-                    f"{context.asset_key.to_user_string()} produced {len(stray)} documents outside the "
-                    f"run's partitions, e.g. {stray[0]}")
-        else:
-            allowed = set(cells)
-        result = self._write_durably(collection, documents)
-        log.info("%s: %d inserted, %d replaced", collection, result.inserted, result.replaced)
-        summary = {"collection": collection, "documents_written": result.written,
-                   "inserted": result.inserted, "replaced": result.replaced,
-                   "cells_without_data": len(allowed) - len(set(cells))}
-        if events_are_per_cell(context):
-            # Each cell shows its own data; the write counts are the run's, in its log.
-            stored = {cell: cell_metadata(collection, doc) for cell, doc in zip(cells, documents, strict=True)}
-            missing = sorted(allowed - stored.keys())
-            yield from cell_events(context, stored, missing, _failure_reasons(context))
-        else:
-            context.add_output_metadata(summary)
-
-    def load_input(self, context: InputContext) -> Any:
-        upstream = context.upstream_output
-        collection = _collection_of(context, upstream.definition_metadata if upstream else None)
-        handler = handler_for(context.dagster_type.typing_type)
-        store = self.mongo.get_store()
-        if context.has_asset_partitions:
-            documents = store.find_cells(collection, cells_of(context.asset_partition_keys))
-        else:
-            documents = list(store.collection(collection).find({}, {"_id": False}).sort(UNIQUE_KEY))
-        return handler.from_documents(documents)
-

@@ -1,6 +1,8 @@
 """Conversion between in-memory data and MongoDB documents: the I/O manager's type handlers.
 
-Each handler knows one Python type. `to_documents` makes BSON-ready dicts (every one carries
+Each handler knows the Python types in its `supported_types`, and is chosen by the EXACT type an
+asset declares (as Dagster's `DbIOManager` chooses a `DbTypeHandler`): `list[OrderBookSnapshot]`
+is stored as snapshots, a list of anything else is refused, never guessed. `to_documents` makes BSON-ready dicts (every one carries
 `symbol` and `minute`, the unique key), `from_documents` rebuilds the type from stored documents.
 Floats that could not be computed (NaN) and pandas' missing values are stored as null: a reader
 never has to tell NaN, 0 and missing apart.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args, get_origin
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,8 @@ from acts_pipeline.models import OrderBook, OrderBookSnapshot
 
 
 class TypeHandler(Protocol):
-    handled_type: type
+    #: The exact types this handler stores and loads (a generic alias names its items: `list[X]`).
+    supported_types: tuple[Any, ...]
 
     def to_documents(self, obj: Any) -> list[dict[str, Any]]: ...
 
@@ -59,9 +62,12 @@ class SnapshotHandler:
     can reach single levels (`bids.0.0` is the best bid) instead of an opaque blob.
     """
 
-    handled_type = list
+    supported_types = (list[OrderBookSnapshot],)
 
     def to_documents(self, obj: Sequence[OrderBookSnapshot]) -> list[dict[str, Any]]:
+        strangers = {type(s).__name__ for s in obj if not isinstance(s, OrderBookSnapshot)}
+        if strangers:
+            raise TypeError(f"a list[OrderBookSnapshot] output holds {', '.join(sorted(strangers))} items")
         return [
             {
                 "symbol": s.symbol,
@@ -93,7 +99,7 @@ class SnapshotHandler:
 class DataFrameHandler:
     """`pandas.DataFrame` (one row per cell, `symbol` and `minute` columns) <-> documents."""
 
-    handled_type = pd.DataFrame
+    supported_types = (pd.DataFrame,)
 
     def to_documents(self, obj: pd.DataFrame) -> list[dict[str, Any]]:
         missing = {"symbol", "minute"} - set(obj.columns)
@@ -116,12 +122,33 @@ class DataFrameHandler:
 HANDLERS: tuple[TypeHandler, ...] = (DataFrameHandler(), SnapshotHandler())
 
 
-def handler_for(python_type: Any) -> TypeHandler:
-    """The handler of an output object's or input annotation's type."""
-    origin = getattr(python_type, "__origin__", python_type)
+def _exact(python_type: Any) -> Any:
+    """`python_type` in one spelling: Dagster hands `typing.List[X]` where code writes `list[X]`."""
+    origin = get_origin(python_type)
+    return (origin, get_args(python_type)) if origin is not None else python_type
+
+
+def _handlers_by_type() -> dict[Any, TypeHandler]:
+    by_type: dict[Any, TypeHandler] = {}
     for handler in HANDLERS:
-        if isinstance(origin, type) and issubclass(origin, handler.handled_type):
-            return handler
-    raise TypeError(
-        f"the MongoDB I/O manager stores pandas.DataFrame and list[OrderBookSnapshot], not {python_type!r}"
-    )
+        for supported in handler.supported_types:
+            if _exact(supported) in by_type:
+                raise TypeError(f"two type handlers for {supported!r}")
+            by_type[_exact(supported)] = handler
+    return by_type
+
+
+_BY_TYPE = _handlers_by_type()
+STORED_TYPES = "pandas.DataFrame and list[OrderBookSnapshot]"
+
+
+def handler_for(python_type: Any) -> TypeHandler:
+    """The handler of exactly `python_type` (an output's or input's declared type); any other
+    type, a bare `list` or a list of anything but `OrderBookSnapshot` included, is refused."""
+    try:
+        handler = _BY_TYPE.get(_exact(python_type))
+    except TypeError:  # an unhashable "type"
+        handler = None
+    if handler is None:
+        raise TypeError(f"the MongoDB I/O manager stores {STORED_TYPES}, not {python_type!r}")
+    return handler

@@ -138,3 +138,25 @@ def test_documents_outside_the_runs_partitions_are_refused(mongo, instance):
                          resources={"io_manager": MongoIOManager(mongo=mongo)}, raise_on_error=False)
     assert not result.success
     assert stored(mongo) == []
+
+
+
+@asset(partitions_def=minute_symbol_partitions, metadata={"mongo_collection": "io_test"})
+def dicts() -> list[dict]:
+    return [{"symbol": "BTCUSDT", "minute": MINUTE_A}]
+
+
+@asset(partitions_def=minute_symbol_partitions, metadata={"mongo_collection": "io_test"})
+def unannotated():
+    return [{"symbol": "BTCUSDT", "minute": MINUTE_A}]
+
+
+@pytest.mark.parametrize(("refused", "named"), [(dicts, "typing.List[dict]"), (unannotated, "<class 'list'>")])
+def test_a_list_of_anything_but_snapshots_is_refused_naming_its_type(mongo, instance, refused, named):
+    result = materialize([refused], instance=instance, partition_key=minute_key(MINUTE_A, "BTCUSDT"),
+                         resources={"io_manager": MongoIOManager(mongo=mongo)}, raise_on_error=False)
+    assert not result.success
+    [failure] = [e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure)
+    assert f"stores pandas.DataFrame and list[OrderBookSnapshot], not {named}" in message
+    assert stored(mongo) == []

@@ -13,8 +13,7 @@ from acts_pipeline.assets import order_book_snapshot
 from acts_pipeline.partitions import minute_range_tags
 from acts_devkit.servers import start_test_mongo
 from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
-from acts_pipeline.spool import Spool
-from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline.storage import MongoIOManager, MongoResource, Spool
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
 

@@ -6,13 +6,14 @@ parsing tests.
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from acts_pipeline.documents import (
+from acts_pipeline.storage.handlers import (
     DataFrameHandler,
     SnapshotHandler,
     as_utc,
@@ -191,13 +192,26 @@ def test_dataframe_without_the_key_columns_is_refused():
 def test_handler_for_the_stored_types():
     assert isinstance(handler_for(pd.DataFrame), DataFrameHandler)
     assert isinstance(handler_for(list[OrderBookSnapshot]), SnapshotHandler)
-    assert isinstance(handler_for(list), SnapshotHandler)  # the type of an output list
+    # Dagster hands an annotated output's type as typing.List[...]
+    assert isinstance(handler_for(typing.List[OrderBookSnapshot]), SnapshotHandler)  # noqa: UP006
 
 
-@pytest.mark.parametrize("unsupported", [dict, dict[str, int], pd.Series, np.ndarray, int, "DataFrame", None])
+class NotASnapshot:
+    """An unrelated item type (a subclass of `object`)."""
+
+
+# A bare list, or a list of anything else, is not taken for snapshots: its items are unknown.
+@pytest.mark.parametrize("unsupported", [dict, dict[str, int], pd.Series, np.ndarray, int, "DataFrame", None,
+                                         list, list[int], list[dict], typing.List[NotASnapshot],  # noqa: UP006
+                                         list[OrderBookSnapshot | None], tuple[OrderBookSnapshot]])
 def test_handler_for_an_unsupported_type_says_what_is_stored(unsupported):
     with pytest.raises(TypeError) as raised:
         handler_for(unsupported)
     message = str(raised.value)
     assert repr(unsupported) in message
     assert "pandas.DataFrame" in message and "list[OrderBookSnapshot]" in message
+
+
+def test_a_snapshot_list_holding_something_else_is_refused():
+    with pytest.raises(TypeError, match="holds dict items"):
+        SnapshotHandler().to_documents([made_up_snapshot(), {"symbol": "BTCUSDT"}])

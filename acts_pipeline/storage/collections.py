@@ -1,0 +1,57 @@
+"""Every MongoDB collection ACTS writes, named once: its unique key and its indexes.
+
+The names are the public contract of the data (README, "Where the data lands"); code refers to
+them only through the constants here. No pymongo import: the command line reads the names
+without loading the driver (`1` is `pymongo.ASCENDING`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ASCENDING = 1
+
+ORDER_BOOK_SNAPSHOTS = "order_book_snapshots"
+ORDER_BOOK_FEATURES = "order_book_features"
+KLINES_1M = "klines_1m"
+#: symbol -> `tracked_since`, the first minute a run stored snapshots for it: the minute each
+#: symbol's coverage is counted from.
+SYMBOL_REGISTRY = "symbol_registry"
+
+#: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
+CELL_COLLECTIONS = (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES, KLINES_1M)
+
+Index = tuple[tuple[str, int], ...]
+
+#: Writing a cell again replaces it: every cell collection is unique by (symbol, minute).
+CELL_KEY: Index = (("symbol", ASCENDING), ("minute", ASCENDING))
+#: Cell collections are also indexed by `minute` alone: a minute (or a range of minutes) for all
+#: symbols is what the minute run reads back and what the checks count.
+MINUTE_INDEX: Index = (("minute", ASCENDING),)
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What MongoDB must hold for a collection before it is written: the unique key (the key
+    every upsert replaces by) and further indexes by name."""
+
+    unique_key: Index
+    indexes: dict[str, Index] = field(default_factory=dict)
+
+    @property
+    def unique_index_name(self) -> str:
+        return "_".join(name for name, _ in self.unique_key) + "_unique"
+
+
+CELLS = CollectionSpec(unique_key=CELL_KEY, indexes={"minute": MINUTE_INDEX})
+_SPECS = {
+    ORDER_BOOK_SNAPSHOTS: CELLS,
+    ORDER_BOOK_FEATURES: CELLS,
+    KLINES_1M: CELLS,
+    SYMBOL_REGISTRY: CollectionSpec(unique_key=(("symbol", ASCENDING),)),
+}
+
+
+def spec_of(name: str) -> CollectionSpec:
+    """The spec of `name`; any other collection an asset names is a collection of cells."""
+    return _SPECS.get(name, CELLS)
