@@ -43,6 +43,8 @@ class LocalExchange:
 
     url: str = ""
     delay: Callable[[str], float] = lambda symbol: 0.0
+    #: With it, each request is held (up to 10 s) until `hold_until(self)` is true, then delayed.
+    hold_until: Callable[[LocalExchange], bool] | None = None
     body_pause: Callable[[str], float] | None = None
     malformed: set[str] = field(default_factory=set)
     in_flight: int = 0
@@ -63,6 +65,9 @@ class LocalExchange:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            held_until = time.monotonic() + 10
+            while self.hold_until is not None and not self.hold_until(self) and time.monotonic() < held_until:
+                await asyncio.sleep(0.002)
             await asyncio.sleep(self.delay(symbol))
         finally:
             self.in_flight -= 1
@@ -119,6 +124,16 @@ def local_exchange() -> Iterator[LocalExchange]:
     thread.join(10)
 
 
+def assert_served_book(result, symbol: str) -> None:
+    """`result` is the book LocalExchange served, parsed: BOOK's numbers, under `symbol`."""
+    assert isinstance(result, TimedBook), result
+    book = result.book
+    assert (book.symbol, book.last_update_id) == (symbol, 7)
+    assert book.bids.tolist() == [[1.0, 2.0], [0.99, 1.0]]
+    assert book.asks.tolist() == [[1.01, 3.0]]
+    assert result.requested_at <= result.captured_at
+
+
 def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == LOOP_THREAD]
 
@@ -150,13 +165,20 @@ def no_leaks(caplog) -> Iterator[list[warnings.WarningMessage]]:
 
 @pytest.mark.parametrize(("max_workers", "books"), [(1, 6), (4, 40), (32, 100)])
 def test_in_flight_requests_never_exceed_max_workers(local_exchange, max_workers, books):
+    # Each request is held until max_workers are in flight (or all the rest are), however slowly
+    # a loaded machine opens the connections, then answered 50 ms later: time for a request
+    # beyond the bound to arrive too.
+    local_exchange.hold_until = lambda exchange: exchange.in_flight >= min(max_workers, books - len(exchange.weights_sent))
     local_exchange.delay = lambda symbol: 0.05
     client = ExchangeClient(local_exchange.api_url, max_workers=max_workers)
     try:
         results = client.order_books(symbols(books), deadline=time.time() + 20)
     finally:
         client.close()
-    assert all(isinstance(r, TimedBook) and r.attempts == 1 for r in results.values())
+    assert sorted(results) == symbols(books)
+    for symbol, result in results.items():
+        assert_served_book(result, symbol)
+        assert result.attempts == 1
     assert local_exchange.max_in_flight == max_workers  # reached, never passed
     assert len(local_exchange.connections) <= max_workers  # one pool, no more connections than that
 
@@ -204,7 +226,8 @@ def test_weight_headers_are_taken_from_each_requests_own_response(local_exchange
         results = client.order_books(list(delays), deadline=time.time() + 10)
     finally:
         client.close()
-    assert all(isinstance(r, TimedBook) for r in results.values())
+    for symbol, result in results.items():
+        assert_served_book(result, symbol)
     assert results["S007USDT"].attempts == results["S031USDT"].attempts == 2
     assert len(local_exchange.weights_sent) == 62
     # Every response's header observed once, none twice, none missed...
@@ -222,18 +245,21 @@ def test_a_request_waiting_for_a_slot_past_the_deadline_is_never_sent(local_exch
     not sent at all (its book could only arrive after the deadline)."""
     local_exchange.delay = lambda symbol: 2.0 if symbol == "AAAUSDT" else 0.0
     client = ExchangeClient(local_exchange.api_url, max_workers=1)
-    started = time.time()
-    deadline = started + 0.5
     try:
+        client.order_books(["S000USDT"], deadline=time.time() + 5)  # the loop up, so A is sent at once
+        deadline = time.time() + 0.5
         results = client.order_books(["AAAUSDT", "BBBUSDT"], deadline=deadline)
+        returned = time.time()
     finally:
         client.close()
-    assert time.time() <= deadline + 0.15
+    # Back at the deadline, not when A's book would have come (1.5 s after it): a wide margin
+    # for a loaded machine, and still far from waiting for A.
+    assert returned < deadline + 1.0
     assert isinstance(results["AAAUSDT"], ExchangeServerError)
     assert "no response within" in str(results["AAAUSDT"])
     assert isinstance(results["BBBUSDT"], ExchangeServerError)
     assert "deadline passed before the request could be sent" in str(results["BBBUSDT"])
-    assert local_exchange.requests == {"AAAUSDT": 1}
+    assert local_exchange.requests == {"S000USDT": 1, "AAAUSDT": 1}
 
 
 def test_a_malformed_body_is_retried_and_the_book_is_honestly_timed(local_exchange):
@@ -249,7 +275,8 @@ def test_a_malformed_body_is_retried_and_the_book_is_honestly_timed(local_exchan
         ended = time.time()
     finally:
         client.close()
-    assert isinstance(timed, TimedBook) and timed.attempts == 2
+    assert_served_book(timed, "S000USDT")
+    assert timed.attempts == 2
     assert started <= timed.requested_at.timestamp() <= timed.captured_at.timestamp() <= ended
 
 
@@ -262,7 +289,7 @@ def test_the_loop_starts_on_first_use_lives_until_close_and_leaks_nothing(local_
     client.close()  # ...so closing is a no-op
     assert loop_threads() == []
 
-    assert isinstance(client.order_books(["S000USDT"], deadline=time.time() + 5)["S000USDT"], TimedBook)
+    assert_served_book(client.order_books(["S000USDT"], deadline=time.time() + 5)["S000USDT"], "S000USDT")
     [thread] = loop_threads()
     assert thread.daemon
     session = client._runtime.client.session
@@ -275,7 +302,7 @@ def test_the_loop_starts_on_first_use_lives_until_close_and_leaks_nothing(local_
     client.close()  # twice is fine
 
     # Usable again: a new loop and session.
-    assert isinstance(client.order_books(["S001USDT"], deadline=time.time() + 5)["S001USDT"], TimedBook)
+    assert_served_book(client.order_books(["S001USDT"], deadline=time.time() + 5)["S001USDT"], "S001USDT")
     assert len(loop_threads()) == 1
     client.close()
     assert loop_threads() == []
@@ -301,31 +328,40 @@ def test_order_books_may_be_called_from_a_thread_running_its_own_loop(local_exch
         results = asyncio.run(inside_a_coroutine())
     finally:
         client.close()
-    assert all(isinstance(r, TimedBook) for r in results.values())
+    assert sorted(results) == symbols(3)
+    for symbol, result in results.items():
+        assert_served_book(result, symbol)
 
 
 def test_a_retry_after_holds_requests_back_without_blocking_the_loop(local_exchange):
     """While the gate waits out a Retry-After, the loop keeps answering: the wait is an
-    `asyncio.sleep`, not a `time.sleep` on the loop's thread."""
+    `asyncio.sleep`, not a `time.sleep` on the loop's thread. Checked by order, not by speed: with
+    the fetch's five tasks on the loop, waiting, a coroutine sent to the loop comes back before
+    the block ends and before the exchange has seen any of their requests."""
     client = ExchangeClient(local_exchange.api_url)
     try:
         client.order_books(["S000USDT"], deadline=time.time() + 5)  # loop up
         loop = client._runtime.loop
-        client.gate.block(0.8, banned=False)
-        lifted = time.time() + 0.8
+        lifted = time.time() + 1.5
+        client.gate.block_until(lifted, banned=False)
         outcome: dict = {}
         fetcher = threading.Thread(
-            target=lambda: outcome.update(client.order_books(symbols(5), deadline=time.time() + 5)))
+            target=lambda: outcome.update(client.order_books(symbols(5), deadline=lifted + 5)))
         fetcher.start()
-        round_trips = []
-        while fetcher.is_alive() and time.time() < lifted - 0.1:
-            sent = time.time()
-            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5)
-            round_trips.append(time.time() - sent)
-            time.sleep(0.05)
+
+        async def fetch_tasks() -> list[str]:
+            return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("order book "))
+
+        waiting: list[str] = []
+        while not waiting and fetcher.is_alive():
+            waiting = asyncio.run_coroutine_threadsafe(fetch_tasks(), loop).result(10)
+            answered_at, seen = time.time(), dict(local_exchange.requests)
         fetcher.join(10)
     finally:
         client.close()
-    assert len(round_trips) >= 5 and max(round_trips) < 0.1, round_trips
-    assert all(isinstance(r, TimedBook) and r.requested_at.timestamp() >= lifted - 0.01
-               for r in outcome.values()), outcome
+    assert waiting == [f"order book {symbol}" for symbol in symbols(5)]
+    assert answered_at < lifted and seen == {"S000USDT": 1}, (answered_at - lifted, seen)
+    assert sorted(outcome) == symbols(5)
+    for symbol, result in outcome.items():
+        assert_served_book(result, symbol)
+        assert result.requested_at.timestamp() >= lifted - 0.001  # not one sent before the block ended
