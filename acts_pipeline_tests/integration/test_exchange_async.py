@@ -292,7 +292,7 @@ def test_the_loop_starts_on_first_use_lives_until_close_and_leaks_nothing(local_
     assert_served_book(client.order_books(["S000USDT"], deadline=time.time() + 5)["S000USDT"], "S000USDT")
     [thread] = loop_threads()
     assert thread.daemon
-    session = client._runtime.client.session
+    session = client.transport.session
     client.order_books(symbols(5), deadline=time.time() + 5)
     assert loop_threads() == [thread]
 
@@ -341,7 +341,7 @@ def test_a_retry_after_holds_requests_back_without_blocking_the_loop(local_excha
     client = ExchangeClient(local_exchange.api_url)
     try:
         client.order_books(["S000USDT"], deadline=time.time() + 5)  # loop up
-        loop = client._runtime.loop
+        loop = client.transport.loop
         lifted = time.time() + 1.5
         client.gate.block_until(lifted, banned=False)
         outcome: dict = {}

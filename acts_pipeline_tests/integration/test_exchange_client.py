@@ -1,9 +1,8 @@
 """`ExchangeClient` against the offline simulator as a real process over HTTP: books, klines,
 exchangeInfo, every fault kind, Retry-After, bans and the weight budget.
 
-A book is fetched two ways: `order_book` (synchronous, python-binance's `Client`) and
-`order_books` (asyncio, python-binance's `AsyncClient` on the client's event loop). The fault
-matrix runs against both (the `fetch` fixture): they must give the same outcomes."""
+Every request goes through the client's one asyncio transport; a single book is
+`order_books([symbol])` (the `fetch` fixture), its error raised."""
 
 from __future__ import annotations
 
@@ -42,18 +41,16 @@ Fetch = Callable[..., TimedBook]
 
 
 def fetch_alone(client: ExchangeClient, symbol: str, *, deadline: float | None = None) -> TimedBook:
-    """One book through `order_books` (the asyncio path), raising its error as `order_book` does."""
+    """One book through `order_books`, its error raised."""
     result = client.order_books([symbol], deadline=deadline)[symbol]
     if isinstance(result, ExchangeError):
         raise result
     return result
 
 
-@pytest.fixture(params=["order_book", "order_books"])
-def fetch(request) -> Fetch:
-    """`fetch(client, symbol, deadline=...)`: one book through the synchronous or the asyncio path."""
-    if request.param == "order_book":
-        return lambda client, symbol, *, deadline=None: client.order_book(symbol, deadline=deadline)
+@pytest.fixture
+def fetch() -> Fetch:
+    """`fetch(client, symbol, deadline=...)`: one book, its error raised."""
     return fetch_alone
 
 
@@ -343,15 +340,11 @@ def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator, 
     assert depth_requests(banned, "BTCUSDT") - depth_requests(before, "BTCUSDT") == 1
     assert banned["banned_for"] > 25  # the simulator really banned this IP
 
-    # While the ban runs, no request at all leaves the client, for any symbol, by either path.
-    for symbol, how in [("BTCUSDT", "order_book"), ("ETHUSDT", "order_book"),
-                        ("BTCUSDT", "order_books"), ("ETHUSDT", "order_books")]:
+    # While the ban runs, no request at all leaves the client, for any symbol.
+    for symbol in ["BTCUSDT", "ETHUSDT"]:
         started = time.time()
         with pytest.raises(BannedError) as raised:
-            if how == "order_book":
-                client.order_book(symbol, deadline=started + 1)
-            else:
-                fetch_alone(client, symbol, deadline=started + 1)
+            fetch_alone(client, symbol, deadline=started + 1)
         assert time.time() - started < 0.2
         assert abs(raised.value.until - error.until) < timedelta(milliseconds=50)
     results = client.order_books(["ETHBTC", "LTCBTC", "NKNUSDT"], deadline=time.time() + 1)
