@@ -2,7 +2,9 @@
 in range, and is any (minute, symbol) cell missing over the recent window.
 
 They run in every minute run after their asset (and can be run alone from the UI). Each reads
-what was stored in MongoDB, so it reports the data as it really is, whatever the run said.
+what was stored in MongoDB, so it reports the data as it really is, whatever the run said. They
+only read: the minute each symbol is counted from (`tracked_since`) is written with the
+snapshots, by the MongoDB I/O manager.
 
 They are partitioned like their assets. An unpartitioned check of a partitioned asset depends on
 it through an all-partitions mapping, and Dagster then lists every partition key of the asset to
@@ -87,8 +89,6 @@ def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoReso
     store = mongo.get_store()
     cells = _run_cells(context)
     registered = set(registered_symbols(context.instance))
-    if cells:
-        store.record_tracked({c.symbol for c in cells}, min(c.minute for c in cells))
     end = max(c.minute for c in cells) + timedelta(minutes=1) if cells else floor_minute(datetime.now(UTC))
     tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
     rows = coverage(tracked, store.stored_minutes(ORDER_BOOK_SNAPSHOTS, end - COVERAGE_WINDOW, end),

@@ -20,6 +20,8 @@ SYMBOL_REGISTRY = "symbol_registry"
 
 #: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
 CELL_COLLECTIONS = (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES, KLINES_1M)
+#: The collection whose stored batches start a symbol's coverage (`SYMBOL_REGISTRY`).
+TRACKING_COLLECTION = ORDER_BOOK_SNAPSHOTS
 
 Index = tuple[tuple[str, int], ...]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from pydantic import PrivateAttr
 from acts_pipeline import settings
 from acts_pipeline.cell_status import cell_events, events_are_per_cell
 from acts_pipeline.partitions import Cell, cells_of
-from acts_pipeline.storage.client import MongoStore
+from acts_pipeline.storage.client import MongoStore, StorageError
+from acts_pipeline.storage.collections import TRACKING_COLLECTION
 from acts_pipeline.storage.durable import DurableWriter, Spool, WriteGaveUp
 from acts_pipeline.storage.handlers import as_utc, handler_for
 from acts_pipeline.ui_metadata import cell_metadata
@@ -77,6 +79,14 @@ def _failure_reasons(context: OutputContext) -> dict[str, str]:
     return dict(data) if isinstance(data, Mapping) else {}
 
 
+def _first_minutes(cells: set[Cell]) -> dict[str, datetime]:
+    firsts: dict[str, datetime] = {}
+    for cell in cells:
+        if cell.symbol not in firsts or cell.minute < firsts[cell.symbol]:
+            firsts[cell.symbol] = cell.minute
+    return firsts
+
+
 class MongoIOManager(ConfigurableIOManager):
     """Stores each asset partition's documents in the asset's MongoDB collection, one document
     per (minute, symbol) cell, and loads a partition range back for downstream assets."""
@@ -93,6 +103,20 @@ class MongoIOManager(ConfigurableIOManager):
         spool = Spool(Path(self.spool_dir) if self.spool_dir else settings.spool_dir())
         return DurableWriter(self.mongo.get_store(), spool, patience=self.write_patience_seconds,
                              retry_interval=self.retry_interval_seconds)
+
+    def _record_tracked(self, cells: set[Cell]) -> None:
+        """Each symbol of a stored batch of snapshots counts from the batch's first minute (an
+        earlier one already noted stays): every cell the run was asked for, so a symbol whose
+        first minute failed shows that gap."""
+        by_minute: dict[datetime, list[str]] = {}
+        for symbol, minute in _first_minutes(cells).items():
+            by_minute.setdefault(minute, []).append(symbol)
+        try:
+            for minute, symbols in by_minute.items():
+                self.mongo.get_store().record_tracked(symbols, minute)
+        except StorageError as exc:
+            # The snapshots are stored; a later run notes its own minute.
+            log.warning("first minutes of %d symbols not noted: %s", len(cells), exc)
 
     def handle_output(self, context: OutputContext, obj: Any):
         if obj is None:
@@ -122,6 +146,8 @@ class MongoIOManager(ConfigurableIOManager):
             # would fetch (and spool) a later book for the same minute.
             raise Failure(str(exc), allow_retries=False) from None
         log.info("%s: %d inserted, %d replaced", collection, result.inserted, result.replaced)
+        if collection == TRACKING_COLLECTION and documents:
+            self._record_tracked(allowed)
         summary = {"collection": collection, "documents_written": result.written,
                    "inserted": result.inserted, "replaced": result.replaced,
                    "cells_without_data": len(allowed) - len(set(cells))}
