@@ -1,8 +1,9 @@
 """The daily retention job deletes finished runs older than the retention period, and only those."""
 
-import time
+from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, asset, materialize
+from dagster._core.storage.runs.schema import RunsTable
 
 from acts_pipeline.retention import prune_run_history
 
@@ -12,14 +13,21 @@ def tiny() -> int:
     return 1
 
 
+def set_created(instance: DagsterInstance, run_id: str, when: datetime) -> None:
+    """Dagster stamps a run's creation time itself: move it to `when` (stored as naive UTC)."""
+    with instance.run_storage.connect() as conn:
+        conn.execute(RunsTable.update().where(RunsTable.c.run_id == run_id)
+                     .values(create_timestamp=when.astimezone(UTC).replace(tzinfo=None)))
+
+
 def test_old_finished_runs_are_deleted_and_recent_ones_kept():
+    # Ages set, not waited for: a run created three days ago and one created now, a day kept.
     with DagsterInstance.ephemeral() as instance:
         old = materialize([tiny], instance=instance).run_id
-        time.sleep(4)
         recent = materialize([tiny], instance=instance).run_id
-        # keep 2 s: the old run (4+ s) goes, the recent one (well under 2 s) stays
+        set_created(instance, old, datetime.now(UTC) - timedelta(days=3))
         result = prune_run_history.execute_in_process(
-            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"keep_days": 2 / 86400}}}})
+            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"keep_days": 1}}}})
         assert result.success
         remaining = {r.run_id for r in instance.get_runs()}
         assert old not in remaining and not instance.all_logs(old)
