@@ -114,12 +114,11 @@ def test_order_books_of_20_real_symbols_concurrently(client, simulator):
     info = client.exchange_info()
     symbols = [name for name, symbol in info.items() if symbol.trading][:20]
     assert len(symbols) == 20
-    # Every answer takes 0.3 s: one after another they would take 6 s.
-    simulator.set_faults([{"endpoint": "depth", "kind": "latency", "delay": 0.3, "times": 20}])
+    # Every answer takes 1 s: one after another they would take 20 s.
+    simulator.set_faults([{"endpoint": "depth", "kind": "latency", "delay": 1.0, "times": 20}])
     before = simulator.stats()
     started = time.time()
-    results = client.order_books(symbols, deadline=started + 10)
-    elapsed = time.time() - started
+    results = client.order_books(symbols, deadline=started + 15)
     after = simulator.stats()
     assert list(results) == symbols
     for symbol, result in results.items():
@@ -128,8 +127,10 @@ def test_order_books_of_20_real_symbols_concurrently(client, simulator):
         assert len(result.book.bids) > 0 and len(result.book.asks) > 0
     assert all(depth_requests(after, s) - depth_requests(before, s) == 1 for s in symbols)
     assert fired(after, "latency") - fired(before, "latency") == 20
-    # All 20 at once (up to max_workers = 32 in flight): one wave of 0.3 s.
-    assert elapsed < 1.0
+    # All 20 at once (up to max_workers = 32 in flight): every request had left before the
+    # first answer (1 s after its request) came back. Order, not speed: a loaded machine may
+    # be slow, it cannot reorder these.
+    assert max(r.requested_at for r in results.values()) < min(r.captured_at for r in results.values())
 
 
 def test_order_books_keep_at_most_max_workers_in_flight(simulator):
@@ -145,11 +146,15 @@ def test_order_books_keep_at_most_max_workers_in_flight(simulator):
     finally:
         client.close()
     assert all(isinstance(result, TimedBook) for result in results.values()), results
-    assert 1.2 <= elapsed < 2.5
+    assert elapsed >= 1.2  # four waves of 0.3 s at least: the bound holds
     # The (n+1)-th wave of 5 was only sent once the n-th had been answered, 0.3 s later.
     starts = sorted(result.requested_at.timestamp() - started for result in results.values())
     for wave in range(4):
         assert all(t >= 0.3 * wave - 0.01 for t in starts[5 * wave:5 * wave + 5]), starts
+    # ...and the first wave was all 5 (no fewer in flight than allowed): five requests had left
+    # before the first answer came back.
+    first_answer = min(result.captured_at for result in results.values())
+    assert sum(result.requested_at < first_answer for result in results.values()) == 5
 
 
 def test_one_unknown_symbol_does_not_spoil_the_others(client, simulator):
@@ -300,7 +305,7 @@ def test_a_crossed_book_is_malformed_and_retried_until_the_deadline(client, simu
     assert "NKNUSDT" in str(raised.value) and "crossed" in str(raised.value)
     requests_made = depth_requests(after, "NKNUSDT") - depth_requests(before, "NKNUSDT")
     assert requests_made >= 3  # retried: 0.2 s backoff, doubling, within 1.5 s
-    assert ended <= deadline + 0.2
+    assert ended <= deadline + 0.5  # and not past the deadline (a margin for a loaded machine)
 
 
 def test_a_crossed_book_once_is_followed_by_a_good_one(client, simulator, fetch):
@@ -333,7 +338,7 @@ def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator, 
     banned = simulator.stats()
 
     error = raised.value
-    assert elapsed < 1.0  # not 30 s of sleeping, not even the 5 s to the deadline
+    assert elapsed < 3.0  # not 30 s of sleeping, not even the 5 s to the deadline
     assert "until" in str(error) and "418" in str(error)
     assert error.retry_after == 30
     assert abs(error.until.timestamp() - (started + 30)) < 2
@@ -344,8 +349,8 @@ def test_a_ban_fails_fast_and_nothing_is_sent_until_it_lifts(client, simulator, 
     for symbol in ["BTCUSDT", "ETHUSDT"]:
         started = time.time()
         with pytest.raises(BannedError) as raised:
-            fetch_alone(client, symbol, deadline=started + 1)
-        assert time.time() - started < 0.2
+            fetch_alone(client, symbol, deadline=started + 2)
+        assert time.time() - started < 1.5  # refused, not waited out to the deadline
         assert abs(raised.value.until - error.until) < timedelta(milliseconds=50)
     results = client.order_books(["ETHBTC", "LTCBTC", "NKNUSDT"], deadline=time.time() + 1)
     assert all(isinstance(r, BannedError) for r in results.values())
@@ -363,12 +368,12 @@ def test_a_timeout_is_a_server_error(simulator, fetch):
     try:
         with pytest.raises(ExchangeServerError) as raised:
             fetch(client, "ETHBTC", deadline=deadline)
+        ended = time.time()
     finally:
         client.close()
-    ended = time.time()
     assert "no response within" in str(raised.value) and "ETHBTC" in str(raised.value)
     assert ended - started >= 2.0  # two 1 s timeouts at least
-    assert ended <= deadline + 0.2
+    assert ended <= deadline + 0.5  # an attempt past the deadline would wait its whole 1 s
     tries = fired(simulator.stats(), "timeout") - fired(before, "timeout")
     assert tries >= 2
 
@@ -383,9 +388,11 @@ def test_a_request_never_outlives_the_deadline(simulator, fetch):
     try:
         with pytest.raises(ExchangeServerError, match="no response within"):
             fetch(client, "LTCBTC", deadline=deadline)
+        ended = time.time()
     finally:
         client.close()
-    assert time.time() <= deadline + 0.15
+    # A second attempt given its whole 1 s would end near deadline + 0.7.
+    assert ended <= deadline + 0.4
 
 
 def closed_port() -> int:
@@ -456,14 +463,14 @@ def test_the_client_stops_at_its_weight_budget_before_the_exchange_says_429(fetc
     with running_simulator("--weight-limit", "60") as simulator:
         client = ExchangeClient(simulator.api_url, weight_limit=60, weight_budget_fraction=0.8)
         try:
-            wait_for_minute_headroom(6)  # the budget counts within one wall-clock minute
+            wait_for_minute_headroom(15)  # the budget counts within one wall-clock minute
             books = 0
-            started = time.time()
             with pytest.raises(RateLimitedError) as raised:
                 while books < 20:
-                    fetch(client, "BTCUSDT", deadline=time.time() + 3)
+                    started = time.time()
+                    fetch(client, "BTCUSDT", deadline=started + 3)
                     books += 1
-            elapsed = time.time() - started
+            elapsed = time.time() - started  # of the refused fetch alone
         finally:
             client.close()
         stats = simulator.stats()
