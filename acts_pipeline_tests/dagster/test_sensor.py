@@ -124,13 +124,14 @@ def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, mon
 def test_klines_catch_up_sensor_skips_while_mongodb_is_down(instance):
     """Found by benchmarks/soak.py: during a DB outage the sensor's reads raise pymongo's own
     ServerSelectionTimeoutError, which made every tick fail instead of being skipped."""
-    from acts_pipeline.processes import free_port
     from acts_pipeline.storage import MongoResource
+    from acts_pipeline_tests.ports import refusing_port
 
     instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
-    mongo = MongoResource(uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", database="acts",
-                          timeout_ms=200)
-    result, _ = klines_catch_up_tick(instance, mongo)
+    with refusing_port() as port:
+        mongo = MongoResource(uri=f"mongodb://127.0.0.1:{port}/?directConnection=true", database="acts",
+                              timeout_ms=200)
+        result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, SkipReason)
     assert "MongoDB unavailable" in result.skip_message
 

@@ -19,6 +19,7 @@ from acts_pipeline.window_reload import (
     window_start_message,
 )
 from acts_pipeline_tests.fakes import GraphqlWebserver
+from acts_pipeline_tests.ports import refusing_port
 
 
 def test_the_reload_is_ten_seconds_past_every_hour_and_always_ahead():
@@ -72,11 +73,10 @@ def test_a_failed_reload_says_which_location_and_why(body, message):
 
 
 def test_an_unreachable_webserver_is_named():
-    from acts_pipeline.processes import free_port
-
-    url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ReloadError, match=f"could not reach the Dagster webserver at {url}"):
-        reload_code_locations(url, timeout=2)
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(ReloadError, match=f"could not reach the Dagster webserver at {url}"):
+            reload_code_locations(url, timeout=2)
 
 
 ASSET_NODES = {"data": {"assetNodes": [
@@ -230,7 +230,6 @@ def test_the_hourly_reloader_reloads_and_warms_at_the_moment_and_logs_it():
 
 
 def test_the_hourly_reloader_logs_a_failure_and_carries_on():
-    from acts_pipeline.processes import free_port
-
-    message = first_hourly_log(f"http://127.0.0.1:{free_port()}")
+    with refusing_port() as port:
+        message = first_hourly_log(f"http://127.0.0.1:{port}")
     assert message.startswith("warning: hourly reload failed (could not reach the Dagster webserver")
