@@ -108,6 +108,8 @@ def test_a_day_of_catch_up_at_500_symbols_keeps_every_minute_within_half_the_lim
 
     def sleep(seconds):
         clock.sleep(seconds)
+        if clock.at - start > 15 * 60:
+            raise AssertionError("the catch-up still waits after 15 minutes")
         minute = int(clock.at // 60)
         if minute not in books_fetched:  # the minute run fetches its books in its first second
             books_fetched.add(minute)
@@ -120,7 +122,7 @@ def test_a_day_of_catch_up_at_500_symbols_keeps_every_minute_within_half_the_lim
         exchange.send(BINANCE_KLINES_WEIGHT)
         clock.at += 0.05  # the request's round trip
     assert max(exchange.spent.values()) <= HALF_THE_LIMIT
-    assert len(exchange.spent) <= 6, "spread over a few minutes"
+    assert len(exchange.spent) <= 10, "spread over a few minutes"
     assert sum(exchange.spent.values()) == len(exchange.spent) * books + requests * BINANCE_KLINES_WEIGHT
 
 
