@@ -4,7 +4,7 @@ allows."""
 
 from pathlib import Path
 
-from acts_pipeline.processes import ChildProcess, start_embedded_mongo
+from acts_pipeline.platform.processes import ChildProcess, start_embedded_mongo
 
 TEST_COMMANDS = "--enable-test-commands"
 

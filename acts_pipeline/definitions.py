@@ -2,14 +2,14 @@
 
 from dagster import Definitions, in_process_executor
 
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.capture import CaptureClock
-from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
+from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.orchestration.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.retention import prune_run_history, prune_run_history_hourly
-from acts_pipeline.sensors import klines_catch_up_sensor, minute_sensor
+from acts_pipeline.orchestration.retention import prune_run_history, prune_run_history_hourly
+from acts_pipeline.orchestration.sensors import klines_catch_up_sensor, minute_sensor
 from acts_pipeline.storage.io_manager import MongoIOManager, MongoResource
-from acts_pipeline.symbol_watch import symbols_are_listed, tracked_symbols
+from acts_pipeline.orchestration.symbol_watch import symbols_are_listed, tracked_symbols
 
 mongo = MongoResource()
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from acts_pipeline.errors import ConfigurationError
+from acts_pipeline.core.errors import ConfigurationError
 
 DEFAULT_BINANCE_API_URL = "https://api.binance.com/api"
 DEFAULT_MONGO_DB = "acts"

@@ -12,7 +12,7 @@ import pytest
 
 # The tests take their minutes from yesterday (acts_pipeline_tests/dates.py), so the partition
 # window of this session reaches back 48 hours, whatever the shell has set; it is read when
-# `acts_pipeline.partitions` is first imported, after this. The end-to-end tests start the
+# `acts_pipeline.orchestration.partitions` is first imported, after this. The end-to-end tests start the
 # platform in a clean environment, with the default window.
 os.environ.pop("ACTS_PARTITION_WINDOW_DAYS", None)
 os.environ["ACTS_PARTITION_WINDOW_HOURS"] = "48"

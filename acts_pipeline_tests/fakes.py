@@ -13,11 +13,11 @@ from pathlib import Path
 import mongomock
 from pydantic import PrivateAttr
 
-from acts_pipeline.capture import CaptureClock
-from acts_pipeline.errors import ExchangeError, UnknownSymbolError
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.core.errors import ExchangeError, UnknownSymbolError
 from acts_pipeline.exchange import BinanceExchange, TimedBook, WeightGate
-from acts_pipeline.models import Kline, SymbolInfo
-from acts_pipeline.parsing import parse_depth
+from acts_pipeline.core.models import Kline, SymbolInfo
+from acts_pipeline.core.parsing import parse_depth
 from acts_pipeline.storage import MongoResource, MongoStore
 
 CAPTURES = Path(__file__).resolve().parent.parent / "acts_simulator" / "data" / "binance"

@@ -15,7 +15,7 @@ import pymongo
 import pytest
 
 from acts_devkit.servers import start_test_mongo
-from acts_pipeline.processes import ChildProcess, mongo_uri_of
+from acts_pipeline.platform.processes import ChildProcess, mongo_uri_of
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ observation per failed cell), in the same instance, alternated.
     python benchmarks/cell_metadata.py [--symbols 100] [--minutes 2] [--lead 30] [--warm-up 1] [--keep]
 
 - **Servers**: the offline exchange simulator and the embedded MongoDB-compatible server, each
-  its own process (`acts_pipeline.processes`); `ACTS_BINANCE_API_URL` and `ACTS_MONGO_URI` point
+  its own process (`acts_pipeline.platform.processes`); `ACTS_BINANCE_API_URL` and `ACTS_MONGO_URI` point
   at them.
 - **Instance**: a temporary DAGSTER_HOME holding a copy of the project's `dagster.yaml` (its
   `BatchedSqliteEventLogStorage`), with `DAGSTER_EVENT_BATCH_SIZE=10000` as `acts-pipeline dev`
@@ -113,7 +113,7 @@ def baseline_code(n_symbols: int) -> Iterator[None]:
     from dagster import AssetExecutionContext, AssetObservation
 
     import acts_pipeline.storage.io_manager as storage
-    from acts_pipeline.assets import order_book_features
+    from acts_pipeline.orchestration.assets import order_book_features
 
     writes: dict[str, tuple[Any, int]] = {}  # collection -> (last WriteResult, documents in it)
     real_upsert = storage.MongoStore.upsert
@@ -237,7 +237,7 @@ def read_shard(home: Path, figures: RunFigures) -> None:
 def next_start(lead: timedelta) -> datetime:
     """Sleep until `lead` before the close of the next minute that still has that much left;
     return that minute."""
-    from acts_pipeline.partitions import floor_minute, minute_close
+    from acts_pipeline.core.cells import floor_minute, minute_close
 
     now = datetime.now(UTC)
     minute = floor_minute(now)
@@ -252,11 +252,11 @@ def next_start(lead: timedelta) -> datetime:
 def minute_run(instance, home: Path, variant: str, symbols: list[str], lead: timedelta) -> RunFigures:
     from dagster import materialize
 
-    from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-    from acts_pipeline.capture import CaptureClock
+    from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+    from acts_pipeline.orchestration.capture import CaptureClock
     from acts_pipeline.exchange import BinanceExchange
-    from acts_pipeline.partitions import format_minute
-    from acts_pipeline.sensors import minute_run_request
+    from acts_pipeline.core.cells import format_minute
+    from acts_pipeline.orchestration.sensors import minute_run_request
     from acts_pipeline.storage import MongoIOManager, MongoResource
 
     before = history_db_bytes(home)
@@ -383,8 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir()
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
 
-    from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
-    from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
+    from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
+    from acts_pipeline.platform.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
     import dagster
 
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                            "ACTS_MONGO_URI": mongo_uri_of(mongo), "ACTS_SPOOL_DIR": str(tmp / "spool")})
         from dagster import DagsterInstance
 
-        from acts_pipeline.partitions import symbol_partitions
+        from acts_pipeline.orchestration.partitions import symbol_partitions
 
         with DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions(symbol_partitions.name, symbols)

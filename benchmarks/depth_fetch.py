@@ -52,7 +52,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
-from acts_pipeline.errors import ExchangeError, ExchangeServerError  # noqa: E402
+from acts_pipeline.core.errors import ExchangeError, ExchangeServerError  # noqa: E402
 from acts_pipeline.exchange import (  # noqa: E402
     DEFAULT_MAX_IN_FLIGHT,
     ExchangeClient,
@@ -60,9 +60,9 @@ from acts_pipeline.exchange import (  # noqa: E402
     WeightGate,
     depth_weight,
 )
-from acts_pipeline.parsing import parse_depth  # noqa: E402
+from acts_pipeline.core.parsing import parse_depth  # noqa: E402
 from acts_pipeline.settings import DEFAULT_DEPTH_LIMIT  # noqa: E402
-from acts_pipeline.processes import simulator_api_url, start_simulator  # noqa: E402
+from acts_pipeline.platform.processes import simulator_api_url, start_simulator  # noqa: E402
 
 DEADLINE_SECONDS = 10.0  # the platform's default capture tolerance
 OLD, NEW = "threaded (old)", "asyncio (new)"

@@ -8,7 +8,7 @@ levels per side (as `ACTS_DEPTH_LIMIT=100` returns them), with its prices rescal
 factor (order kept) and every quantity jittered, from a numpy RNG with a fixed seed. Then, in the
 same run, it times:
 
-(a) `acts_pipeline.features.compute_features` on the whole batch of snapshots (best of 3), and
+(a) `acts_pipeline.core.features.compute_features` on the whole batch of snapshots (best of 3), and
     on a 500-book batch, the size of one minute's run for 500 symbols;
 (b) the obvious alternative a data scientist would write: a DataFrame with one row per book
     whose `bids`/`asks` columns hold `[price, qty]` lists (the shape they have in MongoDB), and
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acts_pipeline.features import BAND_BPS, DEPTH_LEVELS, FEATURE_COLUMNS, compute_features
-from acts_pipeline.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.core.features import BAND_BPS, DEPTH_LEVELS, FEATURE_COLUMNS, compute_features
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEPTH_CAPTURES_DIR = PROJECT_DIR / "acts_simulator" / "data" / "binance" / "depth"

@@ -16,7 +16,7 @@ What it does, all on this machine:
 Each configuration runs in its own process. It prints one table: cells, runs, seconds, cells/s,
 and the ratio. The range runs' cost used to be dominated by Dagster writing one materialization
 event per cell (about 12 ms each on Dagster's SQLite storage, which opens a connection per event);
-`acts_pipeline.event_log` writes each output's cells in one transaction. The range starts at
+`acts_pipeline.platform.event_log` writes each output's cells in one transaction. The range starts at
 yesterday's midnight UTC; the runs load the definitions with a 48-hour partition window
 (`ACTS_PARTITION_WINDOW_HOURS=48`), as the README says to widen it for a backfill older than the
 default 6 hours.
@@ -40,9 +40,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from acts_pipeline.models import OrderBook, OrderBookSnapshot  # noqa: E402
-from acts_pipeline.parsing import parse_depth  # noqa: E402
-from acts_pipeline.partitions import format_minute, parse_minute  # noqa: E402
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot  # noqa: E402
+from acts_pipeline.core.parsing import parse_depth  # noqa: E402
+from acts_pipeline.core.cells import format_minute
+from acts_pipeline.core.cells import parse_minute  # noqa: E402
 
 DEPTH = ROOT / "acts_simulator" / "data" / "binance" / "depth"
 START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -85,11 +86,11 @@ def backfill(uri: str, database: str, symbols: list[str], hours: float, runs: in
     warnings.filterwarnings("ignore")
     from dagster import materialize
 
-    from acts_pipeline.assets import order_book_features, order_book_snapshot
-    from acts_pipeline.capture import CaptureClock
+    from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+    from acts_pipeline.orchestration.capture import CaptureClock
     from acts_pipeline.exchange import BinanceExchange
-    from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
-    from acts_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
+    from acts_pipeline.orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
     from acts_pipeline.storage import MongoIOManager, MongoResource
 
     minutes = int(hours * 60)
@@ -142,7 +143,7 @@ def product_instance():
 
 
 def run_child(uri, database, symbols, hours, runs, cells_limit=0) -> dict:
-    from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
+    from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
 
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ACTS_PARTITION_WINDOW_DAYS")}
     env[EVENT_BATCH_SIZE_VARIABLE] = EVENT_BATCH_SIZE
@@ -169,7 +170,7 @@ def main() -> None:
                                   spec["cells_limit"])))
         return
 
-    from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
+    from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo
 
     symbols = [f"SYM{i:03d}USDT" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -72,9 +72,9 @@ from _platform import (  # noqa: E402
     symbols_for,
 )
 
-from acts_pipeline.processes import free_port  # noqa: E402
+from acts_pipeline.platform.processes import free_port  # noqa: E402
 
-RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.sensors.RUN_LEAD
+RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.orchestration.sensors.RUN_LEAD
 WINDOW_OFFSET = timedelta(seconds=25)  # the window starts 5 s before a minute's run is requested
 COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status creationTime startTime endTime
@@ -176,7 +176,7 @@ def symbols_registered(dagster_home: Path) -> int:
 
     if not (dagster_home / "dagster.yaml").exists():
         return 0
-    # The instance's event log storage (acts_pipeline.event_log) keeps its files under DAGSTER_HOME.
+    # The instance's event log storage (acts_pipeline.platform.event_log) keeps its files under DAGSTER_HOME.
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         return len(instance.get_dynamic_partitions("symbols"))

@@ -20,8 +20,8 @@ from dagster import (
 
 import acts_pipeline.definitions as product  # the module: a second Definitions at module scope is refused
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.partitions import format_minute
-from acts_pipeline.sensors import MINUTE_ASSETS, due_minute, symbols_to_collect
+from acts_pipeline.core.cells import format_minute
+from acts_pipeline.orchestration.sensors import MINUTE_ASSETS, due_minute, symbols_to_collect
 
 
 @sensor(

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import pymongo
 
-from acts_pipeline.partitions import format_minute
-from acts_pipeline.processes import (
+from acts_pipeline.core.cells import format_minute
+from acts_pipeline.platform.processes import (
     ChildProcess,
     free_port,
     mongo_uri_of,
@@ -65,7 +65,7 @@ from acts_pipeline.processes import (
     start_embedded_mongo,
     start_simulator,
 )
-from acts_pipeline.quality import feature_problems, snapshot_problems
+from acts_pipeline.core.quality import feature_problems, snapshot_problems
 
 PROJECT = Path(__file__).resolve().parents[1]
 MINUTE = timedelta(minutes=1)

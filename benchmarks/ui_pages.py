@@ -6,7 +6,7 @@ size of the minute partition window, with a seeded event log, through the real w
 What it does:
 
 1. A fresh temporary DAGSTER_HOME with the repo's `dagster.yaml` (so the event log is
-   `acts_pipeline.event_log.BatchedSqliteEventLogStorage`), N TRADING symbols of the simulator's
+   `acts_pipeline.platform.event_log.BatchedSqliteEventLogStorage`), N TRADING symbols of the simulator's
    real exchangeInfo (USDT-quoted first) registered as the dynamic partitions "symbols", and a
    history of H hours of minute runs seeded as the product writes them: one run record per minute
    (job, tags and asset selection of `minute_sensor`'s request; its STARTING, START and SUCCESS
@@ -56,7 +56,7 @@ What it does:
    the window's start, so the first partition query in each column rebuilds the cache from all the
    seeded events, as the first one after each hourly reload of the rolling window would. The
    product rebuilds it right after the reload with one `partitionStats` query of every asset
-   (`acts_pipeline.window_reload.WARM_QUERY`); so does this script, timed, after the code location
+   (`acts_pipeline.platform.window_reload.WARM_QUERY`); so does this script, timed, after the code location
    loads ("warm-up"), unless `--no-warm-up`. The cold figures are the first calls after it.
 4. Event-log growth: bytes on disk under DAGSTER_HOME/history (runs.db, index shard, run shards;
    WAL checkpointed) added by the seeding, per seeded cell and per day at N symbols x 1440
@@ -112,7 +112,7 @@ from _platform import (  # noqa: E402
     symbols_for,
 )
 
-from acts_pipeline.processes import free_port  # noqa: E402
+from acts_pipeline.platform.processes import free_port  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 WEBAPP_CHUNKS = "dagster_webserver/webapp/build/_next/static/chunks"
@@ -268,7 +268,7 @@ def cell_metadata(asset: str, minute: datetime, n_symbols: int, index: int) -> d
     `ui_metadata.cell_metadata` of a document shaped like the real ones (a 100-level book, a
     feature row, a candle). `n_symbols` is kept for the callers; the metadata no longer carries
     the batch's write counts."""
-    from acts_pipeline.ui_metadata import FEATURE_FIELDS, cell_metadata as product_cell_metadata
+    from acts_pipeline.storage.ui_metadata import FEATURE_FIELDS, cell_metadata as product_cell_metadata
 
     price = 100.0 + index
     captured = minute + timedelta(seconds=60.02 + (index % 50) * 0.011)
@@ -294,8 +294,9 @@ def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, .
     from dagster._core.execution.plan.handle import StepHandle
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-    from acts_pipeline.partitions import SYMBOLS_PARTITIONS_NAME, Cell, format_minute
-    from acts_pipeline.sensors import minute_run_request
+    from acts_pipeline.core.cells import Cell, format_minute
+    from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
+    from acts_pipeline.orchestration.sensors import minute_run_request
 
     result = Seeded()
     started = time.perf_counter()
@@ -377,13 +378,13 @@ def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, .
 
 def prune_oldest_hour(home: Path, seeded: Seeded) -> str:
     """Delete the seeded minute runs of the oldest hour, one `delete_run` each, as the hourly
-    retention job (`acts_pipeline.retention.delete_old_runs`) does when that hour leaves the
+    retention job (`acts_pipeline.orchestration.retention.delete_old_runs`) does when that hour leaves the
     window; the time it took and the bytes on disk before and after (SQLite keeps freed pages
     for reuse: the files do not shrink, later writes fill them)."""
     os.environ["DAGSTER_HOME"] = str(home)
     from dagster import DagsterInstance, RunsFilter
 
-    from acts_pipeline.partitions import format_minute
+    from acts_pipeline.core.cells import format_minute
 
     oldest = {format_minute(seeded.first_minute + timedelta(minutes=m)) for m in range(60)}
     instance = DagsterInstance.get()
@@ -701,9 +702,9 @@ def measure_window(hours: int, cwd: Path, home: Path, documents: dict[str, str],
         window.load_s = server.wait_loaded()
         log(f"{hours} h window: code location loaded in {window.load_s:.1f} s (port {server.port})")
         if warm_up:
-            # What the product does after each hourly reload (acts_pipeline/window_reload.py): one
+            # What the product does after each hourly reload (acts_pipeline/platform/window_reload.py): one
             # partitionStats query of every asset rebuilds the status caches before a user comes.
-            from acts_pipeline.window_reload import WARM_QUERY
+            from acts_pipeline.platform.window_reload import WARM_QUERY
 
             t0 = time.perf_counter()
             body, _ = server.post({"query": WARM_QUERY}, timeout=HEAVY_TIMEOUT)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from acts_pipeline import settings
-from acts_pipeline.errors import ExchangeError
+from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange.rate_limits import (
     DEFAULT_WEIGHT_LIMIT,
     EXCHANGE_INFO_WEIGHT,
@@ -26,8 +26,8 @@ from acts_pipeline.exchange.rate_limits import (
     depth_weight,
 )
 from acts_pipeline.exchange.transport import DEFAULT_MAX_IN_FLIGHT, Transport
-from acts_pipeline.models import Kline, OrderBook, SymbolInfo
-from acts_pipeline.parsing import datetime_to_ms, parse_depth, parse_exchange_info, parse_klines
+from acts_pipeline.core.models import Kline, OrderBook, SymbolInfo
+from acts_pipeline.core.parsing import datetime_to_ms, parse_depth, parse_exchange_info, parse_klines
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from acts_pipeline.errors import BannedError, RateLimitedError
+from acts_pipeline.core.errors import BannedError, RateLimitedError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ coroutine, and every retry goes through `Transport.retrying`, so each rule is wr
 - **The deadline.** A request that could only be sent after its deadline is not sent; its timeout
   is cut to the time left; a response that still arrives after the deadline is an error.
 - **Typed errors.** Statuses, Binance error codes, bodies that are not JSON, timeouts and dropped
-  connections become the `acts_pipeline.errors` classes, which say whether a retry can help; a
+  connections become the `acts_pipeline.core.errors` classes, which say whether a retry can help; a
   429 or 418 blocks the gate for its `Retry-After`.
 - **Retries.** Jittered exponential backoff (0.2 s, 0.4 s, ...), at least a `Retry-After`, never
   past the deadline, only for errors a retry can cure.
@@ -48,7 +48,7 @@ import yarl
 from binance.base_client import BaseClient
 
 from acts_pipeline import settings
-from acts_pipeline.errors import (
+from acts_pipeline.core.errors import (
     BannedError,
     ExchangeError,
     ExchangeRequestError,

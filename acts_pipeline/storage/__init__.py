@@ -8,7 +8,7 @@
   partitions to cells of a collection.
 
 The per-cell materialization and failure events of range runs live apart, in
-`acts_pipeline.cell_status`. The public names are importable from here; each is loaded with its
+`acts_pipeline.storage.cell_events`. The public names are importable from here; each is loaded with its
 own module on first use, so reading `collections` (the command line) does not load Dagster.
 """
 

@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from acts_pipeline.partitions import Cell
+from acts_pipeline.core.cells import Cell
 from acts_pipeline.storage.collections import CELL_KEY, SYMBOL_REGISTRY, spec_of
 from acts_pipeline.storage.handlers import as_utc
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol, get_args, get_origin
 import numpy as np
 import pandas as pd
 
-from acts_pipeline.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 
 
 class TypeHandler(Protocol):

@@ -17,13 +17,13 @@ from dagster import ConfigurableIOManager, ConfigurableResource, Failure, InputC
 from pydantic import PrivateAttr
 
 from acts_pipeline import settings
-from acts_pipeline.cell_status import cell_events, events_are_per_cell
-from acts_pipeline.partitions import Cell, cells_of
+from acts_pipeline.storage.cell_events import cell_events, events_are_per_cell
+from acts_pipeline.core.cells import Cell, cells_of
 from acts_pipeline.storage.client import MongoStore, StorageError
 from acts_pipeline.storage.collections import TRACKING_COLLECTION
 from acts_pipeline.storage.durable import DurableWriter, Spool, WriteGaveUp
 from acts_pipeline.storage.handlers import as_utc, handler_for
-from acts_pipeline.ui_metadata import cell_metadata
+from acts_pipeline.storage.ui_metadata import cell_metadata
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@ and every resource they need swapped for fakes except `mongo`, which the test ch
 
 from dagster import Definitions, build_sensor_context
 
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.capture import CaptureClock
-from acts_pipeline.sensors import klines_catch_up_sensor
+from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.orchestration.sensors import klines_catch_up_sensor
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.fakes import FakeClient, fake_exchange
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags
+from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, minute_key, recent_minute
 from acts_pipeline_tests.fakes import (
@@ -99,7 +99,7 @@ def test_a_symbol_the_exchange_refuses_costs_that_symbol_alone_in_every_asset(in
     every symbol while one refused symbol was registered."""
     from dagster import AssetKey
 
-    from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
+    from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 
     client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
     tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
@@ -143,7 +143,7 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
     materialized, for the snapshot and for its features; the others are materialized."""
     from dagster import AssetKey, DagsterEventType
 
-    from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
+    from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 
     client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
     tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
@@ -177,7 +177,7 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
 
 
 def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance, mongo):
-    from acts_pipeline.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
+    from acts_pipeline.orchestration.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
 
     checks = [snapshot_books_are_valid, features_are_in_range, snapshots_are_complete]
     clock = FixedClock(at=JUST_AFTER_CLOSE)

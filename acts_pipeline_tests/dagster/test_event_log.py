@@ -12,10 +12,10 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.test_utils import instance_for_test
 
-from acts_pipeline.assets import order_book_features, order_book_snapshot
-from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
-from acts_pipeline.event_log import EVENT_BATCH_SIZE_VARIABLE, BatchedSqliteEventLogStorage
-from acts_pipeline.partitions import minute_range_tags
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
+from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE_VARIABLE, BatchedSqliteEventLogStorage
+from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, minute_key, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
@@ -133,7 +133,7 @@ def test_a_minute_run_stores_its_cell_events_in_batches(tmp_path, monkeypatch):
         original(self, events)
 
     monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", spy)
-    overrides = {"event_log_storage": {"module": "acts_pipeline.event_log", "class": "BatchedSqliteEventLogStorage",
+    overrides = {"event_log_storage": {"module": "acts_pipeline.platform.event_log", "class": "BatchedSqliteEventLogStorage",
                                        "config": {"base_dir": str(tmp_path / "events")}}}
     with instance_for_test(overrides=overrides) as instance:
         instance.add_dynamic_partitions("symbols", list(CAPTURED_SYMBOLS))

@@ -10,8 +10,8 @@ import math
 import pytest
 from dagster import DagsterInstance, materialize
 
-from acts_pipeline.assets import order_book_features, order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager, MongoResource
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange

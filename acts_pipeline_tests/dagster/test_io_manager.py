@@ -15,7 +15,8 @@ from dagster import (
     materialize,
 )
 
-from acts_pipeline.partitions import cells_of, minute_range_tags, minute_symbol_partitions
+from acts_pipeline.core.cells import cells_of
+from acts_pipeline.orchestration.partitions import minute_range_tags, minute_symbol_partitions
 from acts_pipeline.storage import MongoIOManager, MongoResource
 from acts_pipeline_tests.dates import minute_key, recent_minute
 from acts_pipeline_tests.fakes import MongomockResource

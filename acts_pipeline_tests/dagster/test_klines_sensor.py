@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason
 
-from acts_pipeline.assets import klines_1m
-from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, KLINES_WEIGHT_BUDGET
-from acts_pipeline.partitions import floor_minute, minute_partitions_start
-from acts_pipeline.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, minute_run_request
+from acts_pipeline.orchestration.assets import klines_1m
+from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, KLINES_WEIGHT_BUDGET
+from acts_pipeline.core.cells import floor_minute
+from acts_pipeline.orchestration.partitions import minute_partitions_start
+from acts_pipeline.orchestration.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, minute_run_request
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
 from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
@@ -125,7 +126,7 @@ def test_a_klines_run_waits_for_the_next_minute_once_the_weight_budget_is_spent(
     cell."""
     from dagster import materialize
 
-    from acts_pipeline.partitions import minute_range_tags
+    from acts_pipeline.orchestration.partitions import minute_range_tags
     from acts_pipeline_tests.dates import iso_instant, recent_minute
     from acts_pipeline_tests.fakes import FixedClock
 

@@ -4,7 +4,7 @@ they do not hold `max_concurrent_runs` slots for ever."""
 
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, job, op
 
-from acts_pipeline.cli import _fail_orphaned_runs
+from acts_pipeline.platform.cli import _fail_orphaned_runs
 
 
 @op

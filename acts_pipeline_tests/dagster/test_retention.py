@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from dagster import DagsterInstance, asset, materialize
 from dagster._core.storage.runs.schema import RunsTable
 
-from acts_pipeline.retention import prune_run_history
+from acts_pipeline.orchestration.retention import prune_run_history
 
 
 @asset

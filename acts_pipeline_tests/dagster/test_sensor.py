@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, Definitions, SensorResult, SkipReason, build_sensor_context
 
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.sensors import due_minute, minute_run_request, minute_sensor
-from acts_pipeline.symbols import registered_symbols
-from acts_pipeline.capture import CaptureClock
+from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.sensors import due_minute, minute_run_request, minute_sensor
+from acts_pipeline.orchestration.symbols import registered_symbols
+from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import minute_key, recent_minute
 from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
@@ -74,7 +74,7 @@ def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_k
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
     minute = recent_minute(10, 0)
     seconds = {"now": minute + timedelta(seconds=10)}
-    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    monkeypatch.setattr("acts_pipeline.orchestration.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
     evaluate(instance, monkeypatch)  # registered outside the sensor: first checked against the exchange
     seconds["now"] = minute + timedelta(seconds=45)
     first = evaluate(instance, monkeypatch)
@@ -87,7 +87,7 @@ def test_tick_near_the_close_requests_the_minute_and_later_ticks_reuse_the_run_k
 
 
 def test_klines_gap_starts_each_symbol_at_its_first_collected_minute():
-    from acts_pipeline.sensors import klines_gap
+    from acts_pipeline.orchestration.sensors import klines_gap
 
     start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     end = start + timedelta(hours=2)
@@ -144,7 +144,7 @@ def test_a_symbol_added_in_the_ui_is_checked_and_a_refused_one_removed_before_an
     instance.add_dynamic_partitions("symbols", ["NOPE", "LRCBTC"])  # what the UI's Add partition does
     minute = recent_minute(10, 0)
     seconds = {"now": minute + timedelta(seconds=5)}
-    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    monkeypatch.setattr("acts_pipeline.orchestration.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
     result = evaluate(instance, monkeypatch)
     [delete] = [r for r in result.dynamic_partitions_requests if type(r).__name__ == "DeleteDynamicPartitionsRequest"]
     assert list(delete.partition_keys) == ["NOPE"]
@@ -162,7 +162,7 @@ def test_a_symbol_registered_in_the_ui_waits_for_the_check_when_the_run_is_due(i
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "NKNUSDT"])
     minute = recent_minute(10, 0)
     seconds = {"now": minute + timedelta(seconds=5)}
-    monkeypatch.setattr("acts_pipeline.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    monkeypatch.setattr("acts_pipeline.orchestration.sensors.datetime", type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
     evaluate(instance, monkeypatch)
     instance.add_dynamic_partitions("symbols", ["NOPE"])
     seconds["now"] = minute + timedelta(seconds=40)

@@ -3,8 +3,8 @@ against the exchange now, names the refused ones, and removes nothing."""
 
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
 
-from acts_pipeline.symbol_watch import symbols_are_listed, tracked_symbols
-from acts_pipeline.symbols import registered_symbols
+from acts_pipeline.orchestration.symbol_watch import symbols_are_listed, tracked_symbols
+from acts_pipeline.orchestration.symbols import registered_symbols
 from acts_pipeline_tests.fakes import FakeClient, fake_exchange
 
 

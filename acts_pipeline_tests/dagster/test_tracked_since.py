@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from acts_pipeline.assets import order_book_features, order_book_snapshot
-from acts_pipeline.checks import snapshots_are_complete
-from acts_pipeline.partitions import minute_range_tags
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.checks import snapshots_are_complete
+from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import (

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pymongo
 import pytest
 
-from acts_pipeline.processes import free_port
+from acts_pipeline.platform.processes import free_port
 from acts_devkit.platform import clean_env, project_copy, start_dev
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -63,7 +63,7 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
                 # the reloaded code location.
                 # (no --url: run from the project folder, it finds the webserver dev runs)
                 reloaded = subprocess.run(
-                    [sys.executable, "-m", "acts_pipeline.cli", "reload-code"],
+                    [sys.executable, "-m", "acts_pipeline.platform.cli", "reload-code"],
                     cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120)
                 assert reloaded.returncode == 0, reloaded.stderr
                 assert reloaded.stdout.startswith("reloaded code location(s) acts_pipeline in "), reloaded.stdout

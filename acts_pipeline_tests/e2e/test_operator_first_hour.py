@@ -11,7 +11,7 @@ import pymongo
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
 
-from acts_pipeline.processes import free_port
+from acts_pipeline.platform.processes import free_port
 from acts_devkit.platform import clean_env, project_copy, start_dev
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance
 
-from acts_pipeline import cli
+from acts_pipeline.platform import cli
 from acts_pipeline.storage import MongoStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

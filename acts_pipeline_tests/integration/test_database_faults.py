@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
-from acts_pipeline.assets import order_book_snapshot
-from acts_pipeline.partitions import minute_range_tags
+from acts_pipeline.orchestration.assets import order_book_snapshot
+from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_devkit.servers import start_test_mongo
-from acts_pipeline.processes import mongo_uri_of, start_embedded_mongo
+from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo
 from acts_pipeline.storage import MongoIOManager, MongoResource, Spool
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange

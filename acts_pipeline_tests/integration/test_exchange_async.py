@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from acts_pipeline.errors import ExchangeServerError, MalformedResponseError
+from acts_pipeline.core.errors import ExchangeServerError, MalformedResponseError
 from acts_pipeline.exchange import ExchangeClient, TimedBook
 
 pytestmark = pytest.mark.integration

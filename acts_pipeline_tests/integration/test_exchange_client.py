@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from acts_pipeline.errors import (
+from acts_pipeline.core.errors import (
     BannedError,
     ExchangeError,
     ExchangeServerError,

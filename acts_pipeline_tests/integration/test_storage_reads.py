@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from acts_pipeline.partitions import Cell
+from acts_pipeline.core.cells import Cell
 from acts_pipeline.storage import FEW_SYMBOLS, SYMBOL_REGISTRY, MongoStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from acts_pipeline.errors import ExchangeServerError
+from acts_pipeline.core.errors import ExchangeServerError
 from acts_pipeline.exchange import ExchangeClient, TimedBook, Transport, WeightGate
 from acts_pipeline.exchange.transport import rest_url
 

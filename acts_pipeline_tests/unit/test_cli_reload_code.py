@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from acts_pipeline import cli
+from acts_pipeline.platform import cli
 from acts_pipeline_tests.fakes import GraphqlWebserver
 from acts_pipeline_tests.unit.test_window_reload import answer
 

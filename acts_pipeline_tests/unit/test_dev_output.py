@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from acts_pipeline.dev_output import DagsterOutput, plain, shown_lines
+from acts_pipeline.platform.dev_output import DagsterOutput, plain, shown_lines
 
 CAPTURED = (Path(__file__).resolve().parents[1] / "data" / "dagster_dev_output.txt").read_text().splitlines()
 NOISE = ("will not be used to configure Dagster", "Use 'dg dev' instead", "BetaWarning", "PreviewWarning",
@@ -46,10 +46,10 @@ REAL_FORMAT_ERRORS = [
     "2026-12-01 00:06:05 +0000 - dagster - ERROR - __anonymous_asset_job_minute_sensor - e4501027 - 13254 - "
     "order_book_snapshot - STEP_FAILURE - Execution of step \"order_book_snapshot\" failed.",
     "",
-    "acts_pipeline.errors.BannedError: no request to Binance before 00:09:00 UTC",
+    "acts_pipeline.core.errors.BannedError: no request to Binance before 00:09:00 UTC",
     "",
     "Stack Trace:",
-    '  File "/work/main/acts_pipeline/assets.py", line 120, in order_book_snapshot',
+    '  File "/work/main/acts_pipeline/orchestration/assets.py", line 120, in order_book_snapshot',
     # a warning of the project's own, in the run log
     "\x1b[32m2026-12-01 00:06:05 +0000\x1b[0m - dagster - \x1b[34mWARNING\x1b[0m - __anonymous_asset_job_minute_sensor - "
     "e4501027 - order_book_snapshot - 429 from Binance: no request before 00:06:09",

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from acts_pipeline.errors import BannedError, RateLimitedError
+from acts_pipeline.core.errors import BannedError, RateLimitedError
 from acts_pipeline.exchange import SharedBlock, WeightGate
 
 START = 1_800_000_010.0  # 10 s into a wall-clock minute

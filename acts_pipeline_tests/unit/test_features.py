@@ -2,7 +2,7 @@
 
 `reference_features` below recomputes every field from the raw `[price, quantity]` strings one
 level at a time, in `decimal.Decimal` (exact) or plain Python floats, with none of the
-vectorised machinery of `acts_pipeline.features`. The real Binance captures and the made-up
+vectorised machinery of `acts_pipeline.core.features`. The real Binance captures and the made-up
 books of `acts_pipeline_tests/data/made_up_books/` are checked against it.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import acts_pipeline.features as features_module
-from acts_pipeline.features import (
+import acts_pipeline.core.features as features_module
+from acts_pipeline.core.features import (
     BAND_BPS,
     DEPTH_LEVELS,
     FEATURE_COLUMNS,
@@ -29,7 +29,7 @@ from acts_pipeline.features import (
     compute_features,
     features_of_book,
 )
-from acts_pipeline.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 DEPTH_CAPTURES_DIR = TESTS_DIR.parent / "acts_simulator" / "data" / "binance" / "depth"

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from acts_pipeline.features import BAND_BPS, DEPTH_LEVELS, FEATURE_COLUMNS, book_features
-from acts_pipeline.models import OrderBook
+from acts_pipeline.core.features import BAND_BPS, DEPTH_LEVELS, FEATURE_COLUMNS, book_features
+from acts_pipeline.core.models import OrderBook
 from acts_pipeline_tests.unit.test_features import assert_features_match, reference_features
 
 MAX_LEVELS = 150

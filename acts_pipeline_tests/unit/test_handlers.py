@@ -20,7 +20,7 @@ from acts_pipeline.storage.handlers import (
     bson_value,
     handler_for,
 )
-from acts_pipeline.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 
 MINUTE = datetime(2026, 11, 26, 13, 54, tzinfo=UTC)
 

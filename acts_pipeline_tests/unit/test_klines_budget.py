@@ -1,11 +1,11 @@
-"""How klines share the request weight with the minute's books (acts_pipeline/klines_budget.py)."""
+"""How klines share the request weight with the minute's books (acts_pipeline/orchestration/klines_budget.py)."""
 
 from collections import Counter
 
 import pytest
 
 from acts_pipeline.exchange import depth_weight
-from acts_pipeline.klines_budget import (
+from acts_pipeline.orchestration.klines_budget import (
     BOOKS_BURST_SECONDS,
     KLINES_WEIGHT_BUDGET,
     klines_in_minute_run,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from acts_pipeline.errors import MalformedResponseError
-from acts_pipeline.parsing import (
+from acts_pipeline.core.errors import MalformedResponseError
+from acts_pipeline.core.parsing import (
     datetime_to_ms,
     ms_to_datetime,
     parse_depth,

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from acts_pipeline.quality import counted_from, coverage, feature_problems, minute_spans, snapshot_problems
+from acts_pipeline.core.quality import counted_from, coverage, feature_problems, minute_spans, snapshot_problems
 
 M = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 CLOSE = M + timedelta(minutes=1)

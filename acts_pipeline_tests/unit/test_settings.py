@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from acts_pipeline import settings
-from acts_pipeline.errors import ConfigurationError
+from acts_pipeline.core.errors import ConfigurationError
 
 # ---- defaults --------------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetCheckEvaluation, AssetMaterialization
 
-from acts_pipeline.errors import ExchangeServerError
-from acts_pipeline.models import SymbolInfo
-from acts_pipeline.symbol_watch import FIRST_MINUTE_GRACE, RECHECK_EVERY, WatchState, watch
+from acts_pipeline.core.errors import ExchangeServerError
+from acts_pipeline.core.models import SymbolInfo
+from acts_pipeline.orchestration.symbol_watch import FIRST_MINUTE_GRACE, RECHECK_EVERY, WatchState, watch
 
 NOW = datetime(2026, 11, 30, 12, 0, 10, tzinfo=UTC)
 LISTED = {s: SymbolInfo(s, "TRADING", s[:3], s[3:]) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from acts_pipeline.ui_metadata import FEATURE_FIELDS, cell_metadata, minute_table
+from acts_pipeline.storage.ui_metadata import FEATURE_FIELDS, cell_metadata, minute_table
 
 MINUTE = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from acts_pipeline.errors import BannedError, RateLimitedError
+from acts_pipeline.core.errors import BannedError, RateLimitedError
 from acts_pipeline.exchange import WeightGate
 
 START = 1_800_000_010.0  # 10 s into a wall-clock minute (1_800_000_000 is a multiple of 60)
@@ -254,7 +254,7 @@ def test_the_count_starts_again_each_wall_clock_minute(fake):
 
 def test_a_ban_seen_by_one_process_holds_back_the_next_ones(tmp_path):
     """Each minute runs in a new process: the ban must outlive the process that received it."""
-    from acts_pipeline.errors import BannedError
+    from acts_pipeline.core.errors import BannedError
     from acts_pipeline.exchange import SharedBlock, WeightGate
 
     now = [1_000_000.0]

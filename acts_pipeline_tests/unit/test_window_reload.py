@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from acts_pipeline.retention import retention_cutoff
-from acts_pipeline.window_reload import (
+from acts_pipeline.orchestration.retention import retention_cutoff
+from acts_pipeline.platform.window_reload import (
     RELOAD_OFFSET,
     HourlyReloader,
     ReloadError,
@@ -35,7 +35,7 @@ def test_the_reload_is_ten_seconds_past_every_hour_and_always_ahead():
 
 def test_retention_keeps_the_partition_window_by_default():
     now = datetime(2026, 11, 26, 13, 5, tzinfo=UTC)
-    from acts_pipeline.partitions import PARTITION_WINDOW_HOURS
+    from acts_pipeline.orchestration.partitions import PARTITION_WINDOW_HOURS
 
     assert retention_cutoff(now, None) == datetime(2026, 11, 26, 13, tzinfo=UTC) - timedelta(hours=PARTITION_WINDOW_HOURS)
     assert retention_cutoff(now, 1.5) == now - timedelta(days=1.5)

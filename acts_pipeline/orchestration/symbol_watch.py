@@ -42,11 +42,11 @@ from dagster import (
     asset_check,
 )
 
-from acts_pipeline.errors import ExchangeError
+from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange
-from acts_pipeline.models import SymbolInfo
-from acts_pipeline.partitions import format_minute, minute_close, parse_minute
-from acts_pipeline.symbols import refusals, registered_symbols
+from acts_pipeline.core.models import SymbolInfo
+from acts_pipeline.core.cells import format_minute, minute_close, parse_minute
+from acts_pipeline.orchestration.symbols import refusals, registered_symbols
 
 TRACKED_SYMBOLS = AssetKey("tracked_symbols")
 SYMBOLS_ARE_LISTED = "symbols_are_listed"

@@ -19,7 +19,7 @@ from dagster import (
     op,
 )
 
-from acts_pipeline.partitions import PARTITION_WINDOW_HOURS, window_start
+from acts_pipeline.orchestration.partitions import PARTITION_WINDOW_HOURS, window_start
 
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dagster import DagsterInstance
 
 from acts_pipeline.exchange import ExchangeClient
-from acts_pipeline.models import SymbolInfo
-from acts_pipeline.partitions import SYMBOLS_PARTITIONS_NAME
+from acts_pipeline.core.models import SymbolInfo
+from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
 from acts_pipeline.settings import parse_symbols
 
 

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from acts_pipeline import settings
-from acts_pipeline.errors import ConfigurationError, ExchangeError
+from acts_pipeline.core.cells import MINUTE_FORMAT
+from acts_pipeline.core.errors import ConfigurationError, ExchangeError
 from acts_pipeline.storage.collections import CELL_COLLECTIONS
 
 STATE_DIR_NAME = ".acts"
@@ -81,8 +82,8 @@ def _check_mongo(uri: str) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from acts_pipeline.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
-    from acts_pipeline.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
+    from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
+    from acts_pipeline.platform.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
@@ -113,7 +114,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _check_mongo(env["ACTS_MONGO_URI"])
         env["DAGSTER_HOME"] = os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
         # Run processes hand each output's cell materializations to the event log as one batch
-        # (acts_pipeline/event_log.py); a value set by the user wins.
+        # (acts_pipeline/platform/event_log.py); a value set by the user wins.
         env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
         # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
@@ -132,9 +133,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _run_dagster(project: Path, env: dict[str, str], port: int, log_path: Path) -> int:
     """`dagster dev` until it exits or Ctrl-C; its exit code. Its output goes to `log_path`, and
-    to the terminal only what a person should read (acts_pipeline/dev_output.py)."""
-    from acts_pipeline.dev_output import DagsterOutput
-    from acts_pipeline.window_reload import HourlyReloader
+    to the terminal only what a person should read (acts_pipeline/platform/dev_output.py)."""
+    from acts_pipeline.platform.dev_output import DagsterOutput
+    from acts_pipeline.platform.window_reload import HourlyReloader
 
     _say(f"Dagster UI on http://127.0.0.1:{port} (instance: {env['DAGSTER_HOME']})")
     _say(f"Dagster's full output goes to {log_path}; its warnings and errors show here. Ctrl-C stops ACTS.")
@@ -147,7 +148,7 @@ def _run_dagster(project: Path, env: dict[str, str], port: int, log_path: Path) 
          "-h", "127.0.0.1", "-p", str(port)],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     output = DagsterOutput(dagster.stdout, log_path, show=_say).start()
-    # Moves the rolling partition window every hour (acts_pipeline/window_reload.py).
+    # Moves the rolling partition window every hour (acts_pipeline/platform/window_reload.py).
     reloader = HourlyReloader(f"http://127.0.0.1:{port}", log=_say).start()
     try:
         code = dagster.wait()
@@ -248,7 +249,7 @@ def _instance():
 
 def cmd_symbols(args: argparse.Namespace) -> int:
     from acts_pipeline.exchange import ExchangeClient
-    from acts_pipeline.symbols import SymbolError, add_symbols, registered_symbols, remove_symbols
+    from acts_pipeline.orchestration.symbols import SymbolError, add_symbols, registered_symbols, remove_symbols
 
     instance = _instance()
     if args.action == "list":
@@ -281,7 +282,7 @@ def _warm_partition_status() -> None:
     """After a symbol change, have the webserver rebuild the partition status caches (keyed by the
     partitions definition, which the symbols are part of), so that no page pays for it. The
     change itself is done: a webserver that cannot be reached is a warning, not a failure."""
-    from acts_pipeline.window_reload import ReloadError, warm_up
+    from acts_pipeline.platform.window_reload import ReloadError, warm_up
 
     url = settings.webserver_url()
     if url is None:
@@ -303,9 +304,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     """Per symbol and collection: expected, stored and missing minutes. Over the last N closed
     minutes each symbol counts from when it was first collected or first stored (so a backfill
     shows as stored); over an explicit --start/--end every minute is expected."""
-    from acts_pipeline.partitions import floor_minute
-    from acts_pipeline.quality import counted_from, coverage, minute_spans
-    from acts_pipeline.symbols import registered_symbols
+    from acts_pipeline.core.cells import floor_minute
+    from acts_pipeline.core.quality import counted_from, coverage, minute_spans
+    from acts_pipeline.orchestration.symbols import registered_symbols
 
     # Up to the last closed minute. Its run stores it within seconds of the close; until then it
     # is listed missing, which is what MongoDB holds at that moment.
@@ -352,7 +353,7 @@ def _utc_minute(text: str) -> datetime:
     """A minute given on the command line, UTC: `2026-11-30T10:00` (ISO 8601; an offset is
     converted) or the partition key format `2026-11-30-10:00` (as the UI shows minutes)."""
     try:
-        moment = datetime.strptime(text, "%Y-%m-%d-%H:%M")  # partitions.MINUTE_FORMAT, without importing Dagster
+        moment = datetime.strptime(text, MINUTE_FORMAT)
     except ValueError:
         try:
             moment = datetime.fromisoformat(text)
@@ -383,7 +384,7 @@ def cmd_spool(args: argparse.Namespace) -> int:
 
 
 def cmd_reload_code(args: argparse.Namespace) -> int:
-    from acts_pipeline.window_reload import ReloadError, reload_and_warm
+    from acts_pipeline.platform.window_reload import ReloadError, reload_and_warm
 
     try:
         print(reload_and_warm(args.url or settings.webserver_url() or DEFAULT_WEBSERVER_URL))

@@ -22,7 +22,7 @@ variable, or on Postgres, events are stored one by one as usual.
 Configure it in `dagster.yaml` in place of the default SQLite event log:
 
     event_log_storage:
-      module: acts_pipeline.event_log
+      module: acts_pipeline.platform.event_log
       class: BatchedSqliteEventLogStorage
 
 `base_dir` defaults to `$DAGSTER_HOME/history/runs`, where the default storage keeps it, so an

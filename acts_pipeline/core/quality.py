@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from acts_pipeline.features import BAND_BPS, DEPTH_LEVELS
-from acts_pipeline.partitions import format_minute, minute_close
+from acts_pipeline.core.features import BAND_BPS, DEPTH_LEVELS
+from acts_pipeline.core.cells import format_minute, minute_close
 
 MINUTE = timedelta(minutes=1)
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from dagster import ConfigurableResource
 
 from acts_pipeline import settings
-from acts_pipeline.errors import TooLateError
-from acts_pipeline.partitions import format_minute, minute_close
+from acts_pipeline.core.errors import TooLateError
+from acts_pipeline.core.cells import format_minute, minute_close
 
 
 class CaptureClock(ConfigurableResource):

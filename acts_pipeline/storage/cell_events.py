@@ -46,7 +46,7 @@ from dagster._core.events import (
 )
 from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
 
-from acts_pipeline.partitions import Cell
+from acts_pipeline.core.cells import Cell
 
 #: Put on a run's tags to have its asset events emitted per cell by the MongoDB I/O manager.
 PER_CELL_EVENTS_TAGS = {EXTERNALLY_MANAGED_ASSETS_TAG: "true"}

@@ -1,7 +1,7 @@
 """Moving the rolling partition window: reload the code location every hour.
 
 The minute partitions start `ACTS_PARTITION_WINDOW_HOURS` whole hours before the hour the code
-location was loaded (`acts_pipeline.partitions`). The webserver and the daemon keep the
+location was loaded (`acts_pipeline.orchestration.partitions`). The webserver and the daemon keep the
 definitions they loaded, so the start moves only when the code location is reloaded: every hour,
 ten seconds past the hour, through the webserver's GraphQL `reloadWorkspace` mutation (what the
 UI's "Reload all" button sends). `acts-pipeline dev` does it by itself; a production deployment

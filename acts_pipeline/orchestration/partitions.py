@@ -1,32 +1,21 @@
-"""The minute x symbol partitions, and the helpers that turn partition keys into cells.
+"""The minute x symbol partitions of the minute assets, and the run tags of a range run.
 
-A *cell* is one (minute, symbol) pair: the unit of data in every collection. Partition keys read
-`2026-11-26-13:54|BTCUSDT` (Dagster orders dimensions by name: `minute`, then `symbol`).
+A partition is a cell (`acts_pipeline.core.cells`); its key reads `2026-11-26-13:54|BTCUSDT`
+(Dagster orders dimensions by name: `minute`, then `symbol`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
-from dagster import (
-    DynamicPartitionsDefinition,
-    MultiPartitionKey,
-    MultiPartitionsDefinition,
-    TimeWindowPartitionsDefinition,
-)
+from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, TimeWindowPartitionsDefinition
 
 from acts_pipeline import settings
+from acts_pipeline.core.cells import MINUTE_FORMAT, format_minute, parse_minute
 
-MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
 SYMBOLS_PARTITIONS_NAME = "symbols"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-def format_minute(minute: datetime) -> str:
-    return minute.astimezone(UTC).strftime(MINUTE_FORMAT)
 
 
 def window_start(now: datetime, hours: int) -> datetime:
@@ -59,50 +48,8 @@ symbol_partitions = DynamicPartitionsDefinition(name=SYMBOLS_PARTITIONS_NAME)
 minute_symbol_partitions = MultiPartitionsDefinition({"minute": minute_partitions, "symbol": symbol_partitions})
 
 
-class Cell(NamedTuple):
-    """One (minute, symbol) partition; `minute` is the window start, timezone-aware UTC."""
-
-    minute: datetime
-    symbol: str
-
-    @property
-    def partition_key(self) -> MultiPartitionKey:
-        return MultiPartitionKey({"minute": format_minute(self.minute), "symbol": self.symbol})
-
-    def __str__(self) -> str:
-        return f"{format_minute(self.minute)}|{self.symbol}"
-
-
 def minute_partitions_start() -> datetime:
     return parse_minute(PARTITIONS_START)
-
-
-def parse_minute(key: str) -> datetime:
-    return datetime.strptime(key, MINUTE_FORMAT).replace(tzinfo=UTC)
-
-
-def floor_minute(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
-
-
-def minute_close(minute: datetime) -> datetime:
-    return minute + timedelta(minutes=1)
-
-
-def cell_of(partition_key: str | MultiPartitionKey) -> Cell:
-    """The cell of a `minute|symbol` partition key (a `MultiPartitionKey` or its string)."""
-    if isinstance(partition_key, MultiPartitionKey):
-        dims = partition_key.keys_by_dimension
-        return Cell(parse_minute(dims["minute"]), dims["symbol"])
-    minute, sep, symbol = str(partition_key).partition("|")
-    if not sep or not symbol:
-        raise ValueError(f"not a minute|symbol partition key: {partition_key!r}")
-    return Cell(parse_minute(minute), symbol)
-
-
-def cells_of(partition_keys: Iterable[str | MultiPartitionKey]) -> list[Cell]:
-    """Cells of many keys, sorted by minute then symbol (Dagster hands them over unordered)."""
-    return sorted({cell_of(key) for key in partition_keys})
 
 
 def minute_range_tags(minute: datetime, symbols: list[str], last_minute: datetime | None = None) -> dict[str, str]:

@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acts_pipeline.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 
 DEPTH_LEVELS: tuple[int, ...] = (1, 5, 10, 20, 50, 100)
 """Values of `k`: the depth features sum the best `k` levels of each side."""

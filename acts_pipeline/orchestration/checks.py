@@ -24,13 +24,14 @@ from dagster import (
     asset_check,
 )
 
-from acts_pipeline.assets import order_book_features, order_book_snapshot
-from acts_pipeline.capture import CaptureClock
-from acts_pipeline.partitions import Cell, cells_of, floor_minute, format_minute, minute_symbol_partitions
-from acts_pipeline.quality import coverage, feature_problems, minute_spans, snapshot_problems
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.core.cells import Cell, cells_of, floor_minute, format_minute
+from acts_pipeline.orchestration.partitions import minute_symbol_partitions
+from acts_pipeline.core.quality import coverage, feature_problems, minute_spans, snapshot_problems
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.storage.io_manager import MongoResource
-from acts_pipeline.symbols import registered_symbols
+from acts_pipeline.orchestration.symbols import registered_symbols
 
 #: How far back the completeness check looks. Every minute run reads the window's stored cells
 #: (at 500 symbols, 7,500 documents for 15 minutes; an hour was 30,000 a minute and doubled the

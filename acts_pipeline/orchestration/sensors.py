@@ -27,26 +27,19 @@ from dagster import (
 )
 
 from acts_pipeline import settings
-from acts_pipeline.assets import klines_1m, order_book_features, order_book_snapshot
-from acts_pipeline.cell_status import PER_CELL_EVENTS_TAGS
-from acts_pipeline.errors import ExchangeError
+from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
+from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
+from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange, depth_weight
-from acts_pipeline.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
-from acts_pipeline.partitions import (
-    Cell,
-    floor_minute,
-    format_minute,
-    minute_close,
-    minute_partitions_start,
-    minute_range_tags,
-    symbol_partitions,
-)
-from acts_pipeline.quality import coverage
+from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
+from acts_pipeline.core.cells import Cell, floor_minute, format_minute, minute_close
+from acts_pipeline.orchestration.partitions import minute_partitions_start, minute_range_tags, symbol_partitions
+from acts_pipeline.core.quality import coverage
 from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import KLINES_1M
 from acts_pipeline.storage.io_manager import MongoResource
-from acts_pipeline.symbol_watch import WatchState, watch
-from acts_pipeline.symbols import SymbolError, check_symbols, registered_symbols
+from acts_pipeline.orchestration.symbol_watch import WatchState, watch
+from acts_pipeline.orchestration.symbols import SymbolError, check_symbols, registered_symbols
 
 #: Request a minute's run this long before it closes (measured: ticks every 5 to 10 s, queue to
 #: start 2 to 6 s), so the run is up and waiting when the minute closes.

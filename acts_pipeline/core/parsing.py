@@ -1,4 +1,4 @@
-"""Parsers of Binance Spot REST bodies into `acts_pipeline.models` values.
+"""Parsers of Binance Spot REST bodies into `acts_pipeline.core.models` values.
 
 Binance sends prices and quantities as decimal strings; they become float64 here, once. Each
 parser validates what it reads and raises `MalformedResponseError` naming the symbol and the
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from acts_pipeline.errors import MalformedResponseError
-from acts_pipeline.models import Kline, OrderBook, SymbolInfo
+from acts_pipeline.core.errors import MalformedResponseError
+from acts_pipeline.core.models import Kline, OrderBook, SymbolInfo
 
 
 def _levels(body: Mapping[str, Any], side: str, symbol: str) -> np.ndarray:

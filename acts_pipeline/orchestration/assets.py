@@ -23,16 +23,17 @@ from dagster import (
     asset,
 )
 
-from acts_pipeline.capture import CaptureClock
-from acts_pipeline.errors import ExchangeError, TooLateError
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.core.errors import ExchangeError, TooLateError
 from acts_pipeline.exchange import BinanceExchange, klines_weight
-from acts_pipeline.klines_budget import pace_klines_request
-from acts_pipeline.features import compute_features
-from acts_pipeline.models import OrderBookSnapshot
+from acts_pipeline.orchestration.klines_budget import pace_klines_request
+from acts_pipeline.core.features import compute_features
+from acts_pipeline.core.models import OrderBookSnapshot
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.storage.io_manager import COLLECTION_METADATA_KEY
-from acts_pipeline.ui_metadata import minute_table
-from acts_pipeline.partitions import Cell, cells_of, format_minute, minute_close, minute_symbol_partitions
+from acts_pipeline.storage.ui_metadata import minute_table
+from acts_pipeline.core.cells import Cell, cells_of, format_minute, minute_close
+from acts_pipeline.orchestration.partitions import minute_symbol_partitions
 
 #: Retries of a whole step, after the client's own per-request retries gave up. Short and
 #: jittered, so a retried snapshot still lands inside the capture tolerance; a retry that would
