@@ -23,7 +23,7 @@ observation per failed cell), in the same instance, alternated.
   Each run is one wall minute. The asset checks are not run (the same events in both variants;
   leaving them out makes the ratio of the whole log larger, not smaller).
 - **Baseline** (the product before aa86761), by patching for the duration of its runs only:
-  `acts_pipeline.storage.cell_metadata` becomes a copy of the old per-cell metadata (the batch's
+  `acts_pipeline.storage.io_manager.cell_metadata` becomes a copy of the old per-cell metadata (the batch's
   write summary `collection, documents_written, inserted, replaced, cells_without_data`, merged
   with the old `_cell_metadata`: `captured_at` as an ISO string, `seconds_after_close`,
   `bids_levels`/`asks_levels`). The old code computed the summary from the bulk write's result:
@@ -36,7 +36,7 @@ observation per failed cell), in the same instance, alternated.
   `order_book_features` (the other assets' `failed_cells` metadata predates aa86761 and is
   kept). So the asset's body runs unchanged and returns the same features, as the old
   `compute_features(order_book_snapshot)` did (the table is still computed, not logged).
-  `acts_pipeline.storage.cell_events` is wrapped to drop the observation per failed cell and to
+  `acts_pipeline.storage.io_manager.cell_events` is wrapped to drop the observation per failed cell and to
   give every failed cell the one old reason, as before. Nothing else differs.
 - **Figures**, after each run: the SQLite write-ahead logs are checkpointed
   (`PRAGMA wal_checkpoint(TRUNCATE)`) and the `.db` files under `$DAGSTER_HOME/history`
@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import os
 import platform as py_platform
 import shutil
@@ -80,7 +79,8 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _platform import PROJECT, cpu_model, git_revision, load_average, log, print_grid, symbols_for  # noqa: E402
+from _platform import (  # noqa: E402
+    PROJECT, cpu_model, git_revision, history_db_bytes, load_average, log, print_grid, symbols_for)
 
 BASELINE, NEW = "baseline (write counts)", "new (the data)"
 ASSETS = ("order_book_snapshot", "order_book_features", "klines_1m")
@@ -95,7 +95,7 @@ def machine_line(label: str) -> str:
 
 
 def old_cell_metadata_of_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """`acts_pipeline.storage._cell_metadata` as it was before aa86761 (a copy)."""
+    """`acts_pipeline.storage._cell_metadata` (then in storage.py) as it was before aa86761 (a copy)."""
     metadata: dict[str, Any] = {}
     if "captured_at" in document:
         metadata["captured_at"] = document["captured_at"].isoformat()
@@ -167,23 +167,6 @@ def baseline_code(n_symbols: int) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------
 # measuring
-
-
-def checkpoint(home: Path) -> None:
-    """Fold SQLite write-ahead logs into their databases, so file sizes are the stored bytes."""
-    for path in glob.glob(str(home / "history" / "**" / "*.db"), recursive=True):
-        if os.path.exists(path + "-wal"):
-            with contextlib.closing(sqlite3.connect(path)) as conn:
-                for _ in range(50):
-                    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                    if not busy:
-                        break
-                    time.sleep(0.1)
-
-
-def history_db_bytes(home: Path) -> int:
-    checkpoint(home)
-    return sum(os.path.getsize(p) for p in glob.glob(str(home / "history" / "**" / "*.db"), recursive=True))
 
 
 @dataclass

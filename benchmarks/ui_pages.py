@@ -82,7 +82,6 @@ import platform as py_platform
 import re
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -100,6 +99,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _platform import (  # noqa: E402
     PROJECT,
+    checkpoint,
     clean_env,
     cpu_model,
     git_revision,
@@ -253,14 +253,6 @@ def history_bytes(home: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def checkpoint(home: Path) -> None:
-    """Fold SQLite write-ahead logs into their databases, so file sizes are the stored bytes."""
-    for path in glob.glob(str(home / "history" / "**" / "*.db"), recursive=True):
-        if os.path.exists(path + "-wal"):
-            with sqlite3.connect(path) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def cell_metadata(asset: str, minute: datetime, n_symbols: int, index: int) -> dict:
