@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from dagster import (
     AssetRecordsFilter,
     DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -148,6 +150,11 @@ KLINES_SETTLE = timedelta(seconds=30)
 #: documents, too many to read every minute).
 RECENT_SCAN = timedelta(hours=2)
 FULL_SCAN_EVERY = timedelta(hours=1)
+#: The tag of the catch-up runs.
+CATCH_UP_TAG = "acts/catch_up"
+#: Runs that hold their minutes: queued or under way.
+IN_PROGRESS = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+               DagsterRunStatus.STARTED]
 #: One catch-up run covers at most this many minutes (one klines request per symbol).
 KLINES_CATCH_UP_MAX_MINUTES = 1000
 
@@ -227,10 +234,16 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     collected = [s for s in symbols if s in tracked]
     if not klines_due(first, now, ride_along):
         return SkipReason(f"klines from {format_minute(first)} are fetched once due")
+    # One catch-up at a time: a batch of 500 symbols takes minutes (paced under the weight
+    # budget), and a second run over the same minutes would fetch them all again.
+    running = context.instance.get_runs(
+        filters=RunsFilter(tags={CATCH_UP_TAG: "klines"}, statuses=IN_PROGRESS), limit=1)
+    if running:
+        return SkipReason(f"klines catch-up run {running[0].run_id} is still in progress")
     # The run key changes every 10 minutes, so a catch-up that failed is tried again later.
     attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
     return RunRequest(
         run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[klines_1m.key],
-        tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, "acts/catch_up": "klines"},
+        tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, CATCH_UP_TAG: "klines"},
     )

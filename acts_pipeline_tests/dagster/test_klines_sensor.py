@@ -145,3 +145,24 @@ def test_a_klines_run_waits_for_the_next_minute_once_the_weight_budget_is_spent(
     metadata = result.asset_materializations_for_node("klines_1m")[0].metadata
     assert metadata["seconds_paused_for_weight"].value == pytest.approx(45.0, abs=0.5)
     assert mongo.get_store().collection("klines_1m").count_documents({}) == 2 * 5
+
+
+def test_no_second_catch_up_while_one_is_in_progress(heavy_books, instance):
+    """Seen at 500 symbols: a catch-up batch takes minutes, and the next tick requested a second
+    run over the same minutes (its range had grown by a minute, so its run key was new)."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    now = datetime.now(UTC)
+    since = floor_minute(now) - timedelta(minutes=30)
+    mongo = MongomockResource(database="klines_one_at_a_time")
+    first = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES + 2)
+    store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < first])
+    result, _ = klines_catch_up_tick(instance, mongo)
+    assert isinstance(result, RunRequest), result
+    running = instance.add_run(DagsterRun(job_name="__anonymous_asset_job_klines_catch_up_sensor",
+                                          status=DagsterRunStatus.STARTED, tags=result.tags))
+    result, _ = klines_catch_up_tick(instance, mongo)
+    assert isinstance(result, SkipReason) and running.run_id in result.skip_message
+    instance.report_run_failed(running)
+    result, _ = klines_catch_up_tick(instance, mongo)
+    assert isinstance(result, RunRequest), result  # a failed catch-up does not block the next
