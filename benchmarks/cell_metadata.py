@@ -244,7 +244,7 @@ def minute_run(instance, home: Path, variant: str, symbols: list[str], lead: tim
 
     before = history_db_bytes(home)
     minute = next_start(lead)
-    request = minute_run_request(minute, symbols)
+    request = minute_run_request(minute, symbols, BinanceExchange().levels())
     assets = [a for a in (order_book_snapshot, order_book_features, klines_1m) if a.key in request.asset_selection]
     mongo = MongoResource()
     started = time.monotonic()

@@ -288,6 +288,7 @@ def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, .
 
     from acts_pipeline.core.cells import Cell, format_minute
     from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
+    from acts_pipeline.exchange import BinanceExchange
     from acts_pipeline.orchestration.sensors import minute_run_request
 
     result = Seeded()
@@ -316,7 +317,7 @@ def seed(home: Path, symbols: list[str], minutes: int, seed_assets: tuple[str, .
     for i in range(minutes):
         minute = first + timedelta(minutes=i)
         key = format_minute(minute)
-        request = minute_run_request(minute, symbols)
+        request = minute_run_request(minute, symbols, BinanceExchange().levels())
         run_id = str(uuid.uuid4())
         tags = {**request.tags, "dagster/sensor_name": "minute_sensor", "dagster/run_key": key}
         instance.add_run(DagsterRun(job_name=MINUTE_JOB, run_id=run_id, status=DagsterRunStatus.NOT_STARTED,

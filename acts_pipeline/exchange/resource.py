@@ -26,11 +26,16 @@ class BinanceExchange(ConfigurableResource):
 
     _client: ExchangeClient | None = PrivateAttr(default=None)
 
+    def levels(self) -> int:
+        """Levels per side of each book: `depth_limit`, else `ACTS_DEPTH_LIMIT`. Whatever plans
+        around the books' request weight (the sensors) asks here, so it agrees with the fetch."""
+        return self.depth_limit or settings.depth_limit()
+
     def get_client(self) -> ExchangeClient:
         if self._client is None:
             self._client = ExchangeClient(
                 self.api_url or settings.binance_api_url(),
-                depth_limit=self.depth_limit or settings.depth_limit(),
+                depth_limit=self.levels(),
                 timeout_seconds=self.timeout_seconds,
                 max_workers=self.max_workers,
                 weight_budget_fraction=self.weight_budget_fraction,

@@ -49,15 +49,18 @@ RUN_LEAD = timedelta(seconds=30)
 MINUTE_ASSETS = [order_book_snapshot, order_book_features, klines_1m]
 
 
-def klines_ride_along(symbols: int) -> bool:
-    """Whether the minute run fetches the minute's klines too (see `klines_budget`)."""
-    return klines_in_minute_run(symbols, depth_weight(settings.depth_limit()))
+def klines_ride_along(symbols: int, depth_limit: int) -> bool:
+    """Whether the minute run fetches the minute's klines too, with books of `depth_limit`
+    levels (see `klines_budget`)."""
+    return klines_in_minute_run(symbols, depth_weight(depth_limit))
 
 
-def minute_run_request(minute: datetime, symbols: list[str]) -> RunRequest:
-    """The run of `minute` over every symbol (in registration order)."""
+def minute_run_request(minute: datetime, symbols: list[str], depth_limit: int) -> RunRequest:
+    """The run of `minute` over every symbol (in registration order), whose books have
+    `depth_limit` levels (the exchange resource's `levels()`)."""
     key = format_minute(minute)
-    assets = MINUTE_ASSETS if klines_ride_along(len(symbols)) else [order_book_snapshot, order_book_features]
+    assets = (MINUTE_ASSETS if klines_ride_along(len(symbols), depth_limit)
+              else [order_book_snapshot, order_book_features])
     return RunRequest(
         run_key=key,
         asset_selection=[a.key for a in assets],
@@ -119,7 +122,7 @@ def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
         partition_requests = [*partition_requests, symbol_partitions.build_delete_request(list(outcome.remove))]
     run_requests = []
     if minute is not None and outcome.collect:
-        run_requests.append(minute_run_request(minute, outcome.collect))
+        run_requests.append(minute_run_request(minute, outcome.collect, exchange.levels()))
         state.requested(minute, outcome.collect)
     context.update_cursor(state.to_cursor())
     if not (run_requests or partition_requests or outcome.asset_events):
@@ -204,12 +207,12 @@ def klines_due(first_missing: datetime, now: datetime, ride_along: bool) -> bool
     "all symbols: downtime and failed minutes of the last 24 h within the partition window, and, beyond the symbols whose "
     "klines ride along in the minute run, every symbol's klines in batches of 5 minutes.",
 )
-def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource):
+def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource, exchange: BinanceExchange):
     symbols = registered_symbols(context.instance)
     if not symbols:
         return SkipReason("no symbols registered yet")
     now = datetime.now(UTC)
-    ride_along = klines_ride_along(len(symbols))
+    ride_along = klines_ride_along(len(symbols), exchange.levels())
     end = klines_scan_end(now, ride_along)
     window_start = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
     cursor = json.loads(context.cursor) if context.cursor else {}

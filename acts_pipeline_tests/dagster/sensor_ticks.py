@@ -12,8 +12,10 @@ from acts_pipeline_tests.fakes import FakeClient, fake_exchange
 
 def klines_catch_up_tick(instance, mongo, cursor=None):
     """The sensor's result and the cursor it left."""
+    exchange = fake_exchange(FakeClient(now=None))
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
                        resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
-                                  "exchange": fake_exchange(FakeClient(now=None)), "capture_clock": CaptureClock()})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo}, cursor=cursor) as context:
+                                  "exchange": exchange, "capture_clock": CaptureClock()})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo, "exchange": exchange},
+                              cursor=cursor) as context:
         return klines_catch_up_sensor(context), context.cursor

@@ -39,9 +39,9 @@ def store_klines(mongo, since, minutes):
 
 def test_the_minute_run_leaves_klines_out_beyond_the_budget(heavy_books):
     minute = floor_minute(datetime.now(UTC))
-    assert [k.to_user_string() for k in minute_run_request(minute, SYMBOLS).asset_selection] == [
+    assert [k.to_user_string() for k in minute_run_request(minute, SYMBOLS, 5000).asset_selection] == [
         "order_book_snapshot", "order_book_features"]
-    assert "klines_1m" in [k.to_user_string() for k in minute_run_request(minute, SYMBOLS[:2]).asset_selection]
+    assert "klines_1m" in [k.to_user_string() for k in minute_run_request(minute, SYMBOLS[:2], 5000).asset_selection]
 
 
 def test_klines_wait_for_a_batch_then_come_in_one_run(heavy_books, instance):
@@ -166,3 +166,32 @@ def test_no_second_catch_up_while_one_is_in_progress(heavy_books, instance):
     instance.report_run_failed(running)
     result, _ = klines_catch_up_tick(instance, mongo)
     assert isinstance(result, RunRequest), result  # a failed catch-up does not block the next
+
+
+def test_the_sensors_plan_with_the_exchange_resources_depth_not_the_environment(instance, monkeypatch):
+    """Issue 10: the sensors read ACTS_DEPTH_LIMIT themselves while the fetch used the exchange
+    resource, so a resource configured with 5000 levels planned klines as if books weighed 5."""
+    from dagster import Definitions, build_sensor_context
+
+    from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+    from acts_pipeline.orchestration.capture import CaptureClock
+    from acts_pipeline.orchestration.sensors import minute_sensor
+    from acts_pipeline_tests.fakes import FakeExchange, _FAKE_CLIENTS
+
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "100")
+    client = FakeClient(now=None)
+    _FAKE_CLIENTS[str(id(client))] = client
+    exchange = FakeExchange(fake_id=str(id(client)), depth_limit=5000)  # 250 weight a book
+    minute = floor_minute(datetime.now(UTC))
+    defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
+                       resources={"exchange": exchange, "capture_clock": CaptureClock(),
+                                  "io_manager": MongoIOManager(mongo=MongomockResource())})
+    cursor = json.dumps({"accepted": {s: minute.isoformat() for s in SYMBOLS}, "awaiting_first": {},
+                         "rechecked_at": datetime.now(UTC).isoformat()})
+    seconds = {"now": minute + timedelta(seconds=45)}
+    monkeypatch.setattr("acts_pipeline.orchestration.sensors.datetime",
+                        type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
+    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange},
+                              cursor=cursor) as context:
+        [run] = minute_sensor(context).run_requests
+    assert [k.to_user_string() for k in run.asset_selection] == ["order_book_snapshot", "order_book_features"]

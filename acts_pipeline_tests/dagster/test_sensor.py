@@ -47,7 +47,7 @@ def test_due_minute_is_the_current_one_within_30_s_of_its_close():
 
 def test_run_request_covers_the_minute_from_first_to_last_registered_symbol():
     minute = recent_minute(10, 0)
-    request = minute_run_request(minute, ["ZZZUSDT", "BTCUSDT", "AAAUSDT"])
+    request = minute_run_request(minute, ["ZZZUSDT", "BTCUSDT", "AAAUSDT"], 100)
     assert request.run_key == minute_key(minute)
     assert request.tags["dagster/asset_partition_range_start"] == minute_key(minute, "ZZZUSDT")
     assert request.tags["dagster/asset_partition_range_end"] == minute_key(minute, "AAAUSDT")
