@@ -1,7 +1,7 @@
 """Dagster's SQLite event log, writing a batch of materializations in one transaction.
 
 A minute run at 500 symbols records 1,500 materializations (one per stored (asset, symbol) cell,
-see `cell_status`). Dagster's `SqliteEventLogStorage.store_event` writes each one with two fresh
+see `acts_pipeline.storage.cell_events`). Dagster's `SqliteEventLogStorage.store_event` writes each one with two fresh
 SQLAlchemy engines and two committed transactions (the run's shard, then the cross-run index
 shard, with its asset-key row updated every time), and the base `store_event_batch` just loops
 over it: about 8 ms of CPU per cell, 12 core-seconds a minute at 500 symbols
@@ -37,12 +37,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import Field, StringSource
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
-from dagster._serdes import ConfigurableClassData
+
+from acts_pipeline.dagster_private import (
+    ConfigurableClassData,
+    DagsterEventType,
+    EventLogEntry,
+    SqlEventLogStorageTable,
+    SqliteEventLogStorage,
+    db_result,
+)
 
 #: The environment variable Dagster reads to hand events to `store_event_batch`, and the value
 #: `acts-pipeline dev` gives it (a minute run's largest batch is one output's cells: one per symbol).

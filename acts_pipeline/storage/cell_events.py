@@ -32,21 +32,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from dagster import AssetMaterialization, AssetObservation, OutputContext
-from dagster._core.definitions.events import (
+
+from acts_pipeline.core.cells import Cell
+from acts_pipeline.dagster_private import (
+    EXTERNALLY_MANAGED_ASSETS_TAG,
+    AssetFailedToMaterializeData,
     AssetMaterializationFailure,
     AssetMaterializationFailureReason,
     AssetMaterializationFailureType,
-)
-from dagster._core.events import (
-    AssetFailedToMaterializeData,
     DagsterEvent,
     DagsterEventBatchMetadata,
     DagsterEventType,
     generate_event_batch_id,
 )
-from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
-
-from acts_pipeline.core.cells import Cell
 
 #: Put on a run's tags to have its asset events emitted per cell by the MongoDB I/O manager.
 PER_CELL_EVENTS_TAGS = {EXTERNALLY_MANAGED_ASSETS_TAG: "true"}

@@ -2,7 +2,7 @@
 
 The I/O manager maps an asset and its partitions to cells of the collection its
 `mongo_collection` metadata names, picks the type handler of the output's declared type, hands
-the documents to the durable writer, and reports what it stored per cell (`cell_status`).
+the documents to the durable writer, and reports what it stored per cell (`cell_events`).
 """
 
 from __future__ import annotations

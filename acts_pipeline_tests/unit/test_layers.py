@@ -5,14 +5,16 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "acts_pipeline"
-#: Each layer, and the layers (of acts_pipeline) it may import; `settings` is configuration, below all.
+#: Each layer, and the layers (of acts_pipeline) it may import; `settings` (configuration) and
+#: `dagster_private` (the one adapter of Dagster's private names) are below all.
 MAY_IMPORT = {
+    "dagster_private": set(),
     "core": {"core"},
     "exchange": {"core", "exchange", "settings"},
-    "storage": {"core", "storage", "settings"},
+    "storage": {"core", "storage", "settings", "dagster_private"},
     "orchestration": {"core", "exchange", "storage", "orchestration", "settings"},
     "definitions": {"core", "exchange", "storage", "orchestration", "settings"},
-    "platform": {"core", "exchange", "storage", "orchestration", "platform", "settings"},
+    "platform": {"core", "exchange", "storage", "orchestration", "platform", "settings", "dagster_private"},
     "settings": {"core"},
 }
 
@@ -46,14 +48,19 @@ def test_every_module_imports_only_its_own_layer_and_those_below():
     assert wrong == {}
 
 
-def imported_packages(path: Path) -> set[str]:
-    packages = set()
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, by its absolute name."""
+    modules = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            packages.add(node.module.split(".")[0])
+            modules.add(node.module)
         elif isinstance(node, ast.Import):
-            packages |= {alias.name.split(".")[0] for alias in node.names}
-    return packages
+            modules |= {alias.name for alias in node.names}
+    return modules
+
+
+def imported_packages(path: Path) -> set[str]:
+    return {module.split(".")[0] for module in imported_modules(path)}
 
 
 def test_the_runtime_package_imports_the_simulator_only_to_run_it_and_never_the_devkit():
@@ -61,3 +68,9 @@ def test_the_runtime_package_imports_the_simulator_only_to_run_it_and_never_the_
     assert [name for name, packages in importers.items() if "acts_devkit" in packages] == []
     # `acts-pipeline simulate-exchange` runs it; `dev --simulated` starts it as a process
     assert [name for name, packages in importers.items() if "acts_simulator" in packages] == ["platform/cli.py"]
+
+
+def test_only_the_adapter_imports_dagsters_private_modules():
+    importers = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if any(module.startswith("dagster._") for module in imported_modules(p))]
+    assert importers == ["dagster_private.py"]
