@@ -96,6 +96,12 @@ class WatchState:
                 self.accepted[symbol] = now.isoformat()
                 self.awaiting_first[symbol] = None
 
+    def forget(self, symbols) -> None:
+        """Drop what is remembered of `symbols` (removed, or no longer registered)."""
+        for symbol in symbols:
+            self.accepted.pop(symbol, None)
+            self.awaiting_first.pop(symbol, None)
+
     def requested(self, minute: datetime, symbols: list[str]) -> None:
         """Note `minute` as the first collected minute of the awaited symbols a run now covers."""
         for symbol in symbols:
@@ -124,9 +130,7 @@ def watch(registered: list[str], state: WatchState, now: datetime, *,
     `listing` fetches the exchange's symbols (None: do not call the exchange this tick);
     `stored(symbol, minute)` says whether that cell's snapshot was stored.
     """
-    for symbol in set(state.accepted) - set(registered):
-        del state.accepted[symbol]
-        state.awaiting_first.pop(symbol, None)
+    state.forget(set(state.accepted) - set(registered))
     messages: list[tuple[str, str]] = []
     events: list[AssetMaterialization | AssetCheckEvaluation] = []
     new = [s for s in registered if s not in state.accepted]
@@ -146,9 +150,7 @@ def watch(registered: list[str], state: WatchState, now: datetime, *,
             remove = {**refused_new, **delisted}
             accepted_now = [s for s in new if s not in refused_new]
             state.accept(accepted_now, now)
-            for symbol in delisted:
-                del state.accepted[symbol]
-                state.awaiting_first.pop(symbol, None)
+            state.forget(delisted)
             state.rechecked_at = now.isoformat()
             if accepted_now:
                 messages.append(("info", f"accepted by the exchange check, collected from the next minute: "
