@@ -409,3 +409,21 @@ def history_db_bytes(home: Path) -> int:
 
     checkpoint(home)
     return sum(os.path.getsize(p) for p in glob.glob(str(home / "history" / "**" / "*.db"), recursive=True))
+
+
+def machine_line(label: str) -> str:
+    return f"{label}: load average {load_average()} (1/5/15 min)"
+
+
+def print_run_header(script: str, argv: list[str]) -> None:
+    """What every figure depends on, printed before a benchmark starts: the machine, the
+    versions, the product's revision, the load, and the command line."""
+    import platform as py_platform
+
+    import dagster
+
+    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {py_platform.platform()}, "
+          f"{cpu_model()}")
+    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
+    print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
+    print(f"command: python benchmarks/{script} {' '.join(argv)}", flush=True)

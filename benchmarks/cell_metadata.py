@@ -63,7 +63,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform as py_platform
 import shutil
 import sqlite3
 import sys
@@ -80,14 +79,10 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _platform import (  # noqa: E402
-    PROJECT, cpu_model, git_revision, history_db_bytes, load_average, log, print_grid, symbols_for)
+    PROJECT, git_revision, history_db_bytes, log, machine_line, print_grid, print_run_header, symbols_for)
 
 BASELINE, NEW = "baseline (write counts)", "new (the data)"
 ASSETS = ("order_book_snapshot", "order_book_features", "klines_1m")
-
-
-def machine_line(label: str) -> str:
-    return f"{label}: load average {load_average()} (1/5/15 min)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,15 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
     from acts_pipeline.platform.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
 
-    import dagster
-
     wall = time.monotonic()
-    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {py_platform.platform()}, "
-          f"{cpu_model()}")
-    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
-    print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
-    print(f"command: python benchmarks/cell_metadata.py {' '.join(argv if argv is not None else sys.argv[1:])}",
-          flush=True)
+    print_run_header("cell_metadata.py", argv if argv is not None else sys.argv[1:])
 
     symbols = symbols_for(args.symbols)
     simulator = start_simulator(log_path=tmp / "simulator.log")

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform as py_platform
 import statistics
 import sys
 import tempfile
@@ -60,12 +59,11 @@ from _platform import (  # noqa: E402
     GroupFigures,
     ProcessSampler,
     clean_env,
-    cpu_model,
-    git_revision,
     http_json,
-    load_average,
     log,
+    machine_line,
     print_grid,
+    print_run_header,
     project_copy,
     self_cpu_seconds,
     start_dev,
@@ -409,10 +407,6 @@ def print_table(results: list[Result]) -> None:
 SAMPLE_INTERVAL = 0.5
 
 
-def machine_line(label: str) -> str:
-    return f"{label}: load average {load_average()} (1/5/15 min)"
-
-
 def main(argv: list[str] | None = None) -> int:
     global SAMPLE_INTERVAL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -427,14 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
 
-    import dagster
     harness_cpu = self_cpu_seconds()
-    print(f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
-          f"{py_platform.platform()}, {cpu_model()}")
-    print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
-    print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
-    print(f"command: python benchmarks/minute_collection.py {' '.join(argv if argv is not None else sys.argv[1:])}",
-          flush=True)
+    print_run_header("minute_collection.py", argv if argv is not None else sys.argv[1:])
     results, failed = [], 0
     for design in ("batched", "naive") if args.per_symbol_runs else ("batched",):
         if results:
