@@ -1,8 +1,11 @@
-"""The `ACTS_*` environment variables, read and validated on demand, never at import time.
+"""The `ACTS_*` environment variables: each one's default, its parser and its error message.
 
-Resources call these readers when Dagster builds them (and the CLI when it starts), so a test or
-a deployment changes configuration by changing the environment, with no module reloading. A bad
-value fails fast with a `ConfigurationError` that names the variable and never echoes a secret.
+Each setting has a parser of the raw text (`parse_depth_limit(" 500 ")`), used wherever a value
+of that setting arrives: a resource field bound to the variable with Dagster's `EnvVar`
+(`orchestration/environment.py`), the CLI, a test. Its reader (`depth_limit(environ)`) applies the
+parser to the variable; `check_environment` runs every reader, which is how the code location and
+the CLI refuse a bad value when they load, naming the variable. Nothing here runs at import time,
+and no message echoes a secret.
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def redact_uri(uri: str) -> str:
 
 
 def mongo_uri(environ: Mapping[str, str] | None = None) -> str:
-    uri = _env(environ).get("ACTS_MONGO_URI", "").strip()
+    return parse_mongo_uri(_env(environ).get("ACTS_MONGO_URI", ""))
+
+
+def parse_mongo_uri(raw: str | None) -> str:
+    uri = (raw or "").strip()
     if not uri:
         raise ConfigurationError(
             "ACTS_MONGO_URI is not set: give the MongoDB connection string, or run "
@@ -67,7 +74,11 @@ def mongo_uri(environ: Mapping[str, str] | None = None) -> str:
 
 
 def mongo_db(environ: Mapping[str, str] | None = None) -> str:
-    name = _env(environ).get("ACTS_MONGO_DB", "").strip() or DEFAULT_MONGO_DB
+    return parse_mongo_db(_env(environ).get("ACTS_MONGO_DB", ""))
+
+
+def parse_mongo_db(raw: str | None) -> str:
+    name = (raw or "").strip() or DEFAULT_MONGO_DB
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
         raise ConfigurationError(f"ACTS_MONGO_DB must be a plain database name, got {name!r}")
     return name
@@ -86,8 +97,11 @@ def _http_url(url: str, variable: str) -> str:
 
 
 def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
-    url = _env(environ).get("ACTS_BINANCE_API_URL", "").strip() or DEFAULT_BINANCE_API_URL
-    return _http_url(url, "ACTS_BINANCE_API_URL")
+    return parse_binance_api_url(_env(environ).get("ACTS_BINANCE_API_URL", ""))
+
+
+def parse_binance_api_url(raw: str | None) -> str:
+    return _http_url((raw or "").strip() or DEFAULT_BINANCE_API_URL, "ACTS_BINANCE_API_URL")
 
 
 def webserver_url(environ: Mapping[str, str] | None = None) -> str | None:
@@ -114,9 +128,16 @@ def initial_symbols(environ: Mapping[str, str] | None = None) -> tuple[str, ...]
     return parse_symbols(raw)
 
 
+DEFAULT_SYMBOLS_TEXT = ",".join(DEFAULT_SYMBOLS)
+
+
 def _whole_number(environ: Mapping[str, str] | None, variable: str, unit: str, default: int, highest: int) -> int:
     """`variable` as a whole number of `unit` in 1..`highest`; `default` when unset or blank."""
-    raw = _env(environ).get(variable, "").strip()
+    return _parse_whole_number(_env(environ).get(variable, ""), variable, unit, default, highest)
+
+
+def _parse_whole_number(raw: str | int | None, variable: str, unit: str, default: int, highest: int) -> int:
+    raw = str(raw if raw is not None else "").strip()
     if not raw:
         return default
     try:
@@ -129,27 +150,46 @@ def _whole_number(environ: Mapping[str, str] | None, variable: str, unit: str, d
 
 
 def depth_limit(environ: Mapping[str, str] | None = None) -> int:
-    return _whole_number(environ, "ACTS_DEPTH_LIMIT", "levels", DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT)
+    return parse_depth_limit(_env(environ).get("ACTS_DEPTH_LIMIT", ""))
+
+
+def parse_depth_limit(raw: str | int | None) -> int:
+    return _parse_whole_number(raw, "ACTS_DEPTH_LIMIT", "levels", DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT)
 
 
 def spool_dir(environ: Mapping[str, str] | None = None) -> Path:
     """`ACTS_SPOOL_DIR`, else `acts_spool` in `DAGSTER_HOME`, else `.acts/spool` here: a folder
     every run process of the instance shares, on a disk that survives restarts."""
     env = _env(environ)
-    if env.get("ACTS_SPOOL_DIR", "").strip():
-        return Path(env["ACTS_SPOOL_DIR"].strip())
-    if env.get("DAGSTER_HOME", "").strip():
-        return Path(env["DAGSTER_HOME"].strip()) / "acts_spool"
+    return parse_spool_dir(env.get("ACTS_SPOOL_DIR"), dagster_home=env.get("DAGSTER_HOME"))
+
+
+def parse_spool_dir(raw: str | None, *, dagster_home: str | None = None) -> Path:
+    """The spool folder `raw` names; blank: `acts_spool` in the instance's home (`dagster_home`,
+    else `DAGSTER_HOME` now), else `.acts/spool` in the working directory."""
+    if raw and raw.strip():
+        return Path(raw.strip())
+    home = dagster_home if dagster_home is not None else os.environ.get("DAGSTER_HOME", "")
+    if home.strip():
+        return Path(home.strip()) / "acts_spool"
     return Path.cwd() / ".acts" / "spool"
 
 
 def exchange_block_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where run processes share the exchange's Retry-After or ban (next to the spool)."""
-    return spool_dir(environ).parent / "acts_exchange_block.json"
+    return block_path_beside(spool_dir(environ))
+
+
+def block_path_beside(spool: Path) -> Path:
+    return spool.parent / "acts_exchange_block.json"
 
 
 def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float:
-    raw = _env(environ).get("ACTS_CAPTURE_TOLERANCE_SECONDS", "").strip()
+    return parse_capture_tolerance(_env(environ).get("ACTS_CAPTURE_TOLERANCE_SECONDS", ""))
+
+
+def parse_capture_tolerance(raw: str | float | None) -> float:
+    raw = str(raw if raw is not None else "").strip()
     if not raw:
         return DEFAULT_CAPTURE_TOLERANCE_SECONDS
     try:
@@ -185,3 +225,29 @@ def partition_window_hours(environ: Mapping[str, str] | None = None) -> int:
         return 24 * _whole_number(environ, "ACTS_PARTITION_WINDOW_DAYS", "days", 1, MAX_PARTITION_WINDOW_DAYS)
     return _whole_number(environ, "ACTS_PARTITION_WINDOW_HOURS", "hours", DEFAULT_PARTITION_WINDOW_HOURS,
                          MAX_PARTITION_WINDOW_HOURS)
+
+
+#: Every setting's reader, in the order a person reads the README's table. `check_environment`
+#: runs them all; the CLI's `dev` and the code location call it when they start.
+READERS = (mongo_db, binance_api_url, webserver_url, initial_symbols, depth_limit,
+           capture_tolerance_seconds, partition_window_hours)
+
+
+def check_environment(environ: Mapping[str, str] | None = None, *, require_mongo_uri: bool = False) -> None:
+    """Reads every `ACTS_*` setting; one `ConfigurationError` listing every bad value, if any.
+    `ACTS_MONGO_URI` is checked when set (or when `require_mongo_uri`): a code location loads
+    without it (its resource says so when a run needs the database)."""
+    env = _env(environ)
+    readers = list(READERS)
+    if require_mongo_uri or env.get("ACTS_MONGO_URI", "").strip():
+        readers.insert(0, mongo_uri)
+    problems = []
+    for reader in readers:
+        try:
+            reader(env)
+        except ConfigurationError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ConfigurationError(problems[0])
+    if problems:
+        raise ConfigurationError(f"{len(problems)} bad settings: " + "; ".join(problems))

@@ -90,10 +90,11 @@ class FakeExchange(BinanceExchange):
         return _FAKE_CLIENTS[self.fake_id]
 
 
-def fake_exchange(client: FakeClient) -> FakeExchange:
+def fake_exchange(client: FakeClient, **fields) -> FakeExchange:
+    """`fields`: other fields of `BinanceExchange`, e.g. `depth_limit=5000`."""
     fake_id = str(id(client))
     _FAKE_CLIENTS[fake_id] = client
-    return FakeExchange(fake_id=fake_id)
+    return FakeExchange(fake_id=fake_id, **fields)
 
 
 class FixedClock(CaptureClock):

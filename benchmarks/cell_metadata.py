@@ -15,7 +15,7 @@ observation per failed cell), in the same instance, alternated.
   `minute_sensor`'s request for the current minute (`minute_run_request(minute, symbols)`: at
   100 symbols the three assets; above the klines budget, snapshot and features only), its tags
   (the partition range over every symbol, the per-cell events tag) and the code location's
-  resources (`BinanceExchange()`, `CaptureClock()`, `MongoIOManager(mongo=MongoResource())`).
+  resources (`resources_from_environment()`, as the code location binds them).
   Each run starts `--lead` seconds (30, the sensor's `RUN_LEAD`) before its minute's close, so
   the snapshot step waits for the close and fetches the books then, as in the product. First
   `--warm-up` uncounted run(s) (the new code: they pay the instance's one-time rows, asset keys
@@ -231,22 +231,19 @@ def minute_run(instance, home: Path, variant: str, symbols: list[str], lead: tim
     from dagster import materialize
 
     from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
-    from acts_pipeline.orchestration.capture import CaptureClock
-    from acts_pipeline.exchange import BinanceExchange
     from acts_pipeline.core.cells import format_minute
     from acts_pipeline.orchestration.sensors import minute_run_request
-    from acts_pipeline.storage import MongoIOManager, MongoResource
+    from acts_pipeline.orchestration.environment import resources_from_environment
 
     before = history_db_bytes(home)
     minute = next_start(lead)
-    request = minute_run_request(minute, symbols, BinanceExchange().levels())
+    resources = resources_from_environment()
+    request = minute_run_request(minute, symbols, resources["exchange"].levels())
     assets = [a for a in (order_book_snapshot, order_book_features, klines_1m) if a.key in request.asset_selection]
-    mongo = MongoResource()
     started = time.monotonic()
     with baseline_code(len(symbols)) if variant == BASELINE else contextlib.nullcontext():
         result = materialize(assets, instance=instance, tags=request.tags, raise_on_error=False,
-                             resources={"exchange": BinanceExchange(), "capture_clock": CaptureClock(),
-                                        "mongo": mongo, "io_manager": MongoIOManager(mongo=mongo)})
+                             resources=resources)
     seconds = time.monotonic() - started
     figures = RunFigures(variant, minute, result.run_id, result.success, history_db_bytes(home) - before,
                          seconds=seconds)

@@ -8,6 +8,7 @@ benchmark's temporary workspace.yaml (`python_file:`); the product is not change
 from datetime import UTC, datetime
 
 from dagster import (
+    definitions,
     DefaultSensorStatus,
     Definitions,
     MultiPartitionKey,
@@ -22,6 +23,7 @@ import acts_pipeline.definitions as product  # the module: a second Definitions 
 from acts_pipeline.exchange import BinanceExchange
 from acts_pipeline.core.cells import format_minute
 from acts_pipeline.orchestration.sensors import MINUTE_ASSETS, due_minute, symbols_to_collect
+from acts_pipeline.orchestration.symbols import InitialSymbols
 
 
 @sensor(
@@ -31,8 +33,9 @@ from acts_pipeline.orchestration.sensors import MINUTE_ASSETS, due_minute, symbo
     default_status=DefaultSensorStatus.RUNNING,
     description="Benchmark only: one run per (minute, symbol), 30 s before the minute closes.",
 )
-def minute_sensor_per_symbol(context: SensorEvaluationContext, exchange: BinanceExchange):
-    registration = symbols_to_collect(context, exchange)
+def minute_sensor_per_symbol(context: SensorEvaluationContext, exchange: BinanceExchange,
+                             initial_symbols: InitialSymbols):
+    registration = symbols_to_collect(context, exchange, initial_symbols)
     if isinstance(registration, SkipReason):
         return registration
     symbols, partition_requests = registration
@@ -56,14 +59,17 @@ def minute_sensor_per_symbol(context: SensorEvaluationContext, exchange: Binance
     )
 
 
-# Everything of the product's code location (assets, asset checks, resources, executor, jobs,
-# schedules) but its sensors, which are replaced by the per-symbol one.
-defs = Definitions(
-    assets=list(product.defs.assets or []),
-    asset_checks=list(product.defs.asset_checks or []),
-    jobs=list(product.defs.jobs or []),
-    schedules=list(product.defs.schedules or []),
-    sensors=[minute_sensor_per_symbol],
-    resources=dict(product.defs.resources or {}),
-    executor=product.defs.executor,
-)
+@definitions
+def defs() -> Definitions:
+    """Everything of the product's code location (assets, asset checks, resources bound to the
+    environment, executor, jobs, schedules) but its sensors, replaced by the per-symbol one."""
+    product_defs = product.defs()
+    return Definitions(
+        assets=list(product_defs.assets or []),
+        asset_checks=list(product_defs.asset_checks or []),
+        jobs=list(product_defs.jobs or []),
+        schedules=list(product_defs.schedules or []),
+        sensors=[minute_sensor_per_symbol],
+        resources=dict(product_defs.resources or {}),
+        executor=product_defs.executor,
+    )

@@ -1,9 +1,13 @@
-"""`BinanceExchange`: the Dagster resource that builds an `ExchangeClient` from configuration."""
+"""`BinanceExchange`: the Dagster resource that builds an `ExchangeClient` from its fields.
+
+The code location binds each field to its `ACTS_*` variable (`orchestration/environment.py`);
+values are parsed here by the settings' own parsers, so a bad one names the variable.
+"""
 
 from __future__ import annotations
 
 from dagster import ConfigurableResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from acts_pipeline import settings
 from acts_pipeline.exchange.client import ExchangeClient
@@ -11,35 +15,44 @@ from acts_pipeline.exchange.transport import DEFAULT_MAX_IN_FLIGHT
 
 
 class BinanceExchange(ConfigurableResource):
-    """Binance Spot market data (order books, klines, exchangeInfo) over its REST API.
+    """Binance Spot market data (order books, klines, exchangeInfo) over its REST API."""
 
-    Fields left unset are read from the environment when the resource is built:
-    `ACTS_BINANCE_API_URL` (the REST base URL, e.g. the offline simulator's) and `ACTS_DEPTH_LIMIT`.
-    """
-
-    api_url: str | None = None
-    depth_limit: int | None = None
-    timeout_seconds: float = 5.0
-    #: The most order-book requests in flight at once.
-    max_workers: int = DEFAULT_MAX_IN_FLIGHT
-    weight_budget_fraction: float = 0.8
+    api_url: str = Field(
+        default=settings.DEFAULT_BINANCE_API_URL,
+        description="REST base URL of Binance Spot, e.g. the offline simulator's "
+        "(ACTS_BINANCE_API_URL).")
+    depth_limit: int = Field(
+        default=settings.DEFAULT_DEPTH_LIMIT,
+        description="Levels per side of each order book, 1..5000 (ACTS_DEPTH_LIMIT). Binance "
+        "charges 5 weight per book up to 100 levels, 25 up to 500, 50 up to 1000, 250 above.")
+    spool_dir: str | None = Field(
+        default=None,
+        description="The spool folder (ACTS_SPOOL_DIR); the file through which every run process "
+        "shares a Retry-After or an IP ban lies beside it. Unset: acts_spool in DAGSTER_HOME.")
+    timeout_seconds: float = Field(
+        default=5.0, description="Longest wait for one HTTP response; cut to the minute's capture deadline.")
+    max_workers: int = Field(
+        default=DEFAULT_MAX_IN_FLIGHT, description="The most order-book requests in flight at once.")
+    weight_budget_fraction: float = Field(
+        default=0.8, description="Share of Binance's per-minute request weight (6000) ACTS lets itself "
+        "spend; the rest is headroom for other clients on the same IP.")
 
     _client: ExchangeClient | None = PrivateAttr(default=None)
 
     def levels(self) -> int:
-        """Levels per side of each book: `depth_limit`, else `ACTS_DEPTH_LIMIT`. Whatever plans
-        around the books' request weight (the sensors) asks here, so it agrees with the fetch."""
-        return self.depth_limit or settings.depth_limit()
+        """Levels per side of each book. Whatever plans around the books' request weight (the
+        sensors) asks here, so it agrees with the fetch."""
+        return settings.parse_depth_limit(self.depth_limit)
 
     def get_client(self) -> ExchangeClient:
         if self._client is None:
             self._client = ExchangeClient(
-                self.api_url or settings.binance_api_url(),
+                settings.parse_binance_api_url(self.api_url),
                 depth_limit=self.levels(),
                 timeout_seconds=self.timeout_seconds,
                 max_workers=self.max_workers,
                 weight_budget_fraction=self.weight_budget_fraction,
-                shared_block_path=settings.exchange_block_path(),
+                shared_block_path=settings.block_path_beside(settings.parse_spool_dir(self.spool_dir)),
             )
         return self._client
 

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from acts_pipeline import settings
 from acts_pipeline.core.errors import TooLateError
@@ -18,12 +19,15 @@ from acts_pipeline.core.cells import format_minute, minute_close
 
 
 class CaptureClock(ConfigurableResource):
-    """The wall clock of snapshot capture, with the tolerance after a minute's close.
+    """The wall clock of snapshot capture, with the tolerance after a minute's close."""
 
-    `tolerance_seconds` unset means `ACTS_CAPTURE_TOLERANCE_SECONDS` (default 10 s).
-    """
-
-    tolerance_seconds: float | None = None
+    #: Text, not a float: Dagster's `EnvVar` binds text and whole numbers only, and the variable
+    #: takes fractions ("2.5"). Parsed by the setting's own parser, whose message names it.
+    tolerance_seconds: str = Field(
+        default=f"{settings.DEFAULT_CAPTURE_TOLERANCE_SECONDS:g}",
+        description="Seconds after a minute's close during which its book may still be taken, "
+        "0.5..50 (ACTS_CAPTURE_TOLERANCE_SECONDS). Later, the minute stays a gap: Binance serves only "
+        "the current book.")
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -33,8 +37,7 @@ class CaptureClock(ConfigurableResource):
 
     @property
     def tolerance(self) -> timedelta:
-        seconds = self.tolerance_seconds
-        return timedelta(seconds=settings.capture_tolerance_seconds() if seconds is None else seconds)
+        return timedelta(seconds=settings.parse_capture_tolerance(self.tolerance_seconds))
 
     def deadline(self, minute: datetime) -> datetime:
         """The last moment a book may arrive and still be labelled with `minute`."""

@@ -28,7 +28,6 @@ from dagster import (
     sensor,
 )
 
-from acts_pipeline import settings
 from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 from acts_pipeline.core.errors import ExchangeError
@@ -41,7 +40,7 @@ from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import KLINES_1M
 from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.orchestration.symbol_watch import WatchState, watch
-from acts_pipeline.orchestration.symbols import SymbolError, check_symbols, registered_symbols
+from acts_pipeline.orchestration.symbols import InitialSymbols, SymbolError, check_symbols, registered_symbols
 
 #: Request a minute's run this long before it closes (measured: ticks every 5 to 10 s, queue to
 #: start 2 to 6 s), so the run is up and waiting when the minute closes.
@@ -69,7 +68,7 @@ def minute_run_request(minute: datetime, symbols: list[str], depth_limit: int) -
     )
 
 
-def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchange):
+def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchange, initial: InitialSymbols):
     """The registered symbols, in registration order, and the request that registers them. On
     first start (none registered) they are ACTS_SYMBOLS, checked against the exchange; a
     `SkipReason` if those cannot be checked or are refused."""
@@ -77,7 +76,7 @@ def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchan
     if symbols:
         return symbols, []
     try:
-        symbols = check_symbols(exchange.get_client(), settings.initial_symbols())
+        symbols = check_symbols(exchange.get_client(), initial.parsed())
     except (ExchangeError, SymbolError) as exc:
         return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
     context.log.info(f"registering initial symbols {', '.join(symbols)}")
@@ -100,8 +99,8 @@ def due_minute(now: datetime) -> datetime | None:
     "too) against exchangeInfo before collecting it, removes refused ones, and reports both on "
     "tracked_symbols.",
 )
-def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange):
-    registration = symbols_to_collect(context, exchange)
+def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange, initial_symbols: InitialSymbols):
+    registration = symbols_to_collect(context, exchange, initial_symbols)
     if isinstance(registration, SkipReason):
         return registration
     symbols, partition_requests = registration

@@ -8,16 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dagster import DagsterInstance
+from dagster import ConfigurableResource, DagsterInstance
+from pydantic import Field
 
 from acts_pipeline.exchange import ExchangeClient
 from acts_pipeline.core.models import SymbolInfo
 from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
-from acts_pipeline.settings import parse_symbols
+from acts_pipeline.settings import DEFAULT_SYMBOLS_TEXT, parse_symbols
 
 
 class SymbolError(ValueError):
     """A symbol was refused: malformed, unknown to the exchange, or not trading."""
+
+
+class InitialSymbols(ConfigurableResource):
+    """The symbols the minute sensor registers on the first start, when none are registered yet."""
+
+    symbols: str = Field(
+        default=DEFAULT_SYMBOLS_TEXT,
+        description="Comma-separated Binance Spot symbols, e.g. BTCUSDT,ETHUSDT (ACTS_SYMBOLS); each is "
+        "checked against exchangeInfo before it is registered. Later symbols are added in the UI or "
+        "with `acts-pipeline symbols add`.")
+
+    def parsed(self) -> tuple[str, ...]:
+        return parse_symbols(self.symbols)
 
 
 def registered_symbols(instance: DagsterInstance) -> list[str]:

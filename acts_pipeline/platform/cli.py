@@ -63,13 +63,9 @@ def _use_running_platform() -> None:
 
 
 def _check_configuration() -> None:
-    """Fail at start-up, naming the variable, rather than in the first run."""
-    settings.depth_limit()
-    settings.initial_symbols()
-    settings.binance_api_url()
-    settings.mongo_db()
-    settings.capture_tolerance_seconds()
-    settings.partition_window_hours()
+    """Fail at start-up, naming the variable, rather than in the first run (or the code
+    location's load, which checks the same)."""
+    settings.check_environment()
 
 
 def _check_mongo(uri: str) -> None:

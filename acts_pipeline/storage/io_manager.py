@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableIOManager, ConfigurableResource, Failure, InputContext, OutputContext
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from acts_pipeline import settings
 from acts_pipeline.storage.cell_events import cell_events, events_are_per_cell
@@ -34,19 +33,21 @@ FAILED_CELLS_METADATA_KEY = "failed_cells"
 
 
 class MongoResource(ConfigurableResource):
-    """The MongoDB database ACTS stores into. Unset fields come from `ACTS_MONGO_URI` and
-    `ACTS_MONGO_DB` when the resource is built."""
+    """The MongoDB database ACTS stores into."""
 
-    uri: str | None = None
-    database: str | None = None
-    timeout_ms: int = 5000
+    uri: str | None = Field(
+        default=None,
+        description="MongoDB connection string, mongodb:// or mongodb+srv:// (ACTS_MONGO_URI; "
+        "`acts-pipeline dev` starts an embedded server and sets it). Never shown: bind it with EnvVar.")
+    database: str = Field(default=settings.DEFAULT_MONGO_DB, description="Database name (ACTS_MONGO_DB).")
+    timeout_ms: int = Field(default=5000, description="Server selection and socket timeout of each operation.")
 
     _store: MongoStore | None = PrivateAttr(default=None)
 
     def get_store(self) -> MongoStore:
         if self._store is None:
             self._store = MongoStore.connect(
-                self.uri or settings.mongo_uri(), self.database or settings.mongo_db(), timeout_ms=self.timeout_ms)
+                settings.parse_mongo_uri(self.uri), settings.parse_mongo_db(self.database), timeout_ms=self.timeout_ms)
         return self._store
 
 
@@ -92,15 +93,18 @@ class MongoIOManager(ConfigurableIOManager):
     per (minute, symbol) cell, and loads a partition range back for downstream assets."""
 
     mongo: MongoResource
-    #: Where batches wait until MongoDB has them; unset: `ACTS_SPOOL_DIR` (see settings).
-    spool_dir: str | None = None
-    #: How long one write keeps trying while MongoDB is down before the step gives up (the
-    #: batch stays spooled and the next run that reaches MongoDB writes it).
-    write_patience_seconds: float = 240.0
-    retry_interval_seconds: float = 3.0
+    spool_dir: str | None = Field(
+        default=None,
+        description="Where batches wait on disk until MongoDB has them (ACTS_SPOOL_DIR); shared by "
+        "every run process of the instance. Unset: acts_spool in DAGSTER_HOME.")
+    write_patience_seconds: float = Field(
+        default=240.0,
+        description="How long one write keeps trying while MongoDB is down before the step gives up "
+        "(the batch stays spooled, and the next run that reaches MongoDB writes it).")
+    retry_interval_seconds: float = Field(default=3.0, description="Pause between two write attempts.")
 
     def _writer(self) -> DurableWriter:
-        spool = Spool(Path(self.spool_dir) if self.spool_dir else settings.spool_dir())
+        spool = Spool(settings.parse_spool_dir(self.spool_dir))
         return DurableWriter(self.mongo.get_store(), spool, patience=self.write_patience_seconds,
                              retry_interval=self.retry_interval_seconds)
 

@@ -10,9 +10,9 @@ from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.fakes import FakeClient, fake_exchange
 
 
-def klines_catch_up_tick(instance, mongo, cursor=None):
-    """The sensor's result and the cursor it left."""
-    exchange = fake_exchange(FakeClient(now=None))
+def klines_catch_up_tick(instance, mongo, cursor=None, depth_limit=100):
+    """The sensor's result and the cursor it left, books being `depth_limit` levels a side."""
+    exchange = fake_exchange(FakeClient(now=None), depth_limit=depth_limit)
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
                        resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
                                   "exchange": exchange, "capture_clock": CaptureClock()})

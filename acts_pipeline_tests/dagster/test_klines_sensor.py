@@ -20,9 +20,9 @@ SYMBOLS = [f"S{i:02d}USDT" for i in range(12)]
 
 
 @pytest.fixture
-def heavy_books(monkeypatch):
+def heavy_books():
     """5000 levels a side: 250 weight a book, so 12 symbols no longer leave room for klines."""
-    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "5000")
+    return 5000
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_klines_wait_for_a_batch_then_come_in_one_run(heavy_books, instance):
     mongo = MongomockResource(database="klines_batches_wait")
     recent = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES - 2)
     store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < recent])
-    result, _ = klines_catch_up_tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo, depth_limit=heavy_books)
     assert isinstance(result, SkipReason), result
     assert "fetched once due" in result.skip_message
 
@@ -58,7 +58,7 @@ def test_klines_wait_for_a_batch_then_come_in_one_run(heavy_books, instance):
     first = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES + 2)
     store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < first])
     before = datetime.now(UTC)
-    result, _ = klines_catch_up_tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo, depth_limit=heavy_books)
     after = datetime.now(UTC)
     assert isinstance(result, RunRequest), result
     assert result.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|{SYMBOLS[0]}"
@@ -157,14 +157,14 @@ def test_no_second_catch_up_while_one_is_in_progress(heavy_books, instance):
     mongo = MongomockResource(database="klines_one_at_a_time")
     first = floor_minute(now) - timedelta(minutes=KLINES_BATCH_MINUTES + 2)
     store_klines(mongo, since, [since + timedelta(minutes=i) for i in range(30) if since + timedelta(minutes=i) < first])
-    result, _ = klines_catch_up_tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo, depth_limit=heavy_books)
     assert isinstance(result, RunRequest), result
     running = instance.add_run(DagsterRun(job_name="__anonymous_asset_job_klines_catch_up_sensor",
                                           status=DagsterRunStatus.STARTED, tags=result.tags))
-    result, _ = klines_catch_up_tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo, depth_limit=heavy_books)
     assert isinstance(result, SkipReason) and running.run_id in result.skip_message
     instance.report_run_failed(running)
-    result, _ = klines_catch_up_tick(instance, mongo)
+    result, _ = klines_catch_up_tick(instance, mongo, depth_limit=heavy_books)
     assert isinstance(result, RunRequest), result  # a failed catch-up does not block the next
 
 
@@ -176,22 +176,24 @@ def test_the_sensors_plan_with_the_exchange_resources_depth_not_the_environment(
     from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
     from acts_pipeline.orchestration.capture import CaptureClock
     from acts_pipeline.orchestration.sensors import minute_sensor
+    from acts_pipeline.orchestration.symbols import InitialSymbols
     from acts_pipeline_tests.fakes import FakeExchange, _FAKE_CLIENTS
 
-    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "100")
     client = FakeClient(now=None)
     _FAKE_CLIENTS[str(id(client))] = client
     exchange = FakeExchange(fake_id=str(id(client)), depth_limit=5000)  # 250 weight a book
     minute = floor_minute(datetime.now(UTC))
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
                        resources={"exchange": exchange, "capture_clock": CaptureClock(),
+                                  "initial_symbols": InitialSymbols(),
                                   "io_manager": MongoIOManager(mongo=MongomockResource())})
     cursor = json.dumps({"accepted": {s: minute.isoformat() for s in SYMBOLS}, "awaiting_first": {},
                          "rechecked_at": datetime.now(UTC).isoformat()})
     seconds = {"now": minute + timedelta(seconds=45)}
     monkeypatch.setattr("acts_pipeline.orchestration.sensors.datetime",
                         type("D", (), {"now": staticmethod(lambda tz=None: seconds["now"])}))
-    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange},
+    with build_sensor_context(instance=instance, definitions=defs,
+                              resources={"exchange": exchange, "initial_symbols": InitialSymbols()},
                               cursor=cursor) as context:
         [run] = minute_sensor(context).run_requests
     assert [k.to_user_string() for k in run.asset_selection] == ["order_book_snapshot", "order_book_features"]

@@ -10,7 +10,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def ui_names() -> dict[str, set[str]]:
-    repository = defs.get_repository_def()
+    repository = defs().get_repository_def()
     return {
         "asset": {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()},
         "check": {key.name for key in repository.asset_graph.asset_check_keys},

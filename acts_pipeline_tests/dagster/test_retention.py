@@ -42,7 +42,7 @@ def test_the_scheduled_job_succeeds_with_the_code_locations_resources():
 
     with DagsterInstance.ephemeral() as instance:
         materialize([tiny], instance=instance)
-        job = defs.get_job_def("prune_run_history")
+        job = defs().get_job_def("prune_run_history")
         result = job.execute_in_process(
             instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"keep_days": 0.0}}}})
         assert result.success

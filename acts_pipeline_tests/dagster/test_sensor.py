@@ -8,7 +8,7 @@ from dagster import DagsterInstance, Definitions, SensorResult, SkipReason, buil
 
 from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.orchestration.sensors import due_minute, minute_run_request, minute_sensor
-from acts_pipeline.orchestration.symbols import registered_symbols
+from acts_pipeline.orchestration.symbols import InitialSymbols, registered_symbols
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import minute_key, recent_minute
@@ -27,12 +27,13 @@ CURSORS: dict[int, str | None] = {}
 
 def evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NKNUSDT"):
     """One tick, with the cursor the previous tick on this instance left (as the daemon keeps it)."""
-    monkeypatch.setenv("ACTS_SYMBOLS", symbols_env)
     exchange = fake_exchange(FakeClient(now=None))
+    initial = InitialSymbols(symbols=symbols_env)
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
-                       resources={"exchange": exchange, "capture_clock": CaptureClock(),
+                       resources={"exchange": exchange, "capture_clock": CaptureClock(), "initial_symbols": initial,
                                   "io_manager": MongoIOManager(mongo=MongomockResource())})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"exchange": exchange},
+    with build_sensor_context(instance=instance, definitions=defs,
+                              resources={"exchange": exchange, "initial_symbols": initial},
                               cursor=CURSORS.get(id(instance))) as context:
         result = minute_sensor(context)
         CURSORS[id(instance)] = context.cursor

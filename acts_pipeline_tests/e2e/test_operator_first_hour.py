@@ -27,6 +27,18 @@ def add_partition(platform, symbol: str) -> None:
     assert result["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", result
 
 
+def resource_page(platform, name: str) -> dict[str, tuple[str, str]]:
+    """What the UI's resource page shows: each configured field, its value and whether it is
+    a value or an environment variable, and each field's description."""
+    details = platform.graphql(f"""{{ topLevelResourceDetailsOrError(resourceSelector: {{
+        repositoryLocationName: "acts_pipeline", repositoryName: "__repository__", resourceName: "{name}" }}) {{
+        __typename ... on ResourceDetails {{ configFields {{ name description }} configuredValues {{ key value type }} }}
+        ... on PythonError {{ message }} }} }}""")["topLevelResourceDetailsOrError"]
+    assert details["__typename"] == "ResourceDetails", details
+    assert all(field["description"] for field in details["configFields"]), details["configFields"]
+    return {v["key"]: (v["value"], v["type"]) for v in details["configuredValues"]}
+
+
 def wait_for(condition, timeout: float, what: str, platform):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,6 +59,12 @@ def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
         platform.wait_for_webserver(120)
         platform.wait_for_location(120)
         db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        # The resource pages name the variables each setting comes from (issue 10, part 3).
+        exchange, mongo = resource_page(platform, "exchange"), resource_page(platform, "mongo")
+        assert exchange["api_url"] == ("ACTS_BINANCE_API_URL", "ENV_VAR"), exchange
+        assert exchange["depth_limit"][1] == "VALUE", exchange  # unset: the default, shown as a value
+        assert mongo["uri"] == ("ACTS_MONGO_URI", "ENV_VAR"), mongo
+        assert resource_page(platform, "initial_symbols")["symbols"] == ("ACTS_SYMBOLS", "ENV_VAR")
         # The platform's instance, read beside it (its event log storage finds its files by DAGSTER_HOME)
         monkeypatch.setenv("DAGSTER_HOME", str(cwd / ".acts" / "dagster_home"))
         instance = DagsterInstance.get()

@@ -1,0 +1,117 @@
+"""One configuration path (issue 10, part 3): every `ACTS_*` setting reaches the code as a
+resource field, bound with `EnvVar` when set; a bad value stops the code location's load with
+the variable's name; every field says what it is."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import ConfigurableResource, EnvVar, asset, materialize
+
+from acts_pipeline import settings
+from acts_pipeline.core.errors import ConfigurationError
+from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline.orchestration.environment import BINDINGS, resources_from_environment
+from acts_pipeline.orchestration.symbols import InitialSymbols
+from acts_pipeline.storage.io_manager import MongoIOManager, MongoResource
+
+SETTINGS_SOURCE = Path(settings.__file__).read_text()
+#: Settings that are not a resource's: the CLI's webserver URL, and the partition window, which
+#: shapes the asset definitions themselves (read when the partitions module is imported).
+NOT_RESOURCE_SETTINGS = {"ACTS_DAGSTER_WEBSERVER_URL", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS"}
+
+
+def test_every_setting_the_code_reads_is_bound_to_a_resource_field():
+    read = set(re.findall(r'"(ACTS_[A-Z_]+)"', SETTINGS_SOURCE))
+    bound = {variable for fields in BINDINGS.values() for variable, _ in fields.values()}
+    assert read - NOT_RESOURCE_SETTINGS == bound
+
+
+@pytest.mark.parametrize("resource", [BinanceExchange, MongoResource, MongoIOManager, CaptureClock, InitialSymbols])
+def test_every_field_is_described(resource: type[ConfigurableResource]):
+    undescribed = [name for name, field in resource.model_fields.items()
+                   if name != "mongo" and not (field.description or "").strip()]
+    assert undescribed == []
+
+
+def test_set_variables_are_bound_with_envvar_and_unset_ones_keep_the_default():
+    env = {"ACTS_MONGO_URI": "mongodb://user:secret@db.example/", "ACTS_DEPTH_LIMIT": "20",
+           "ACTS_CAPTURE_TOLERANCE_SECONDS": "2.5", "ACTS_SYMBOLS": "NKNUSDT", "ACTS_BINANCE_API_URL": "  "}
+    resources = resources_from_environment(env)
+    exchange = resources["exchange"]
+    assert isinstance(exchange.depth_limit, int) and exchange.depth_limit.env_var_name == "ACTS_DEPTH_LIMIT"
+    assert exchange.api_url == settings.DEFAULT_BINANCE_API_URL  # blank: the default, as a value
+    assert not isinstance(exchange.api_url, EnvVar)
+    assert isinstance(resources["mongo"].uri, EnvVar) and "secret" not in repr(resources["mongo"])
+    assert resources["mongo"].database == "acts"
+    assert isinstance(resources["capture_clock"].tolerance_seconds, EnvVar)
+    assert isinstance(resources["initial_symbols"].symbols, EnvVar)
+
+
+def test_a_run_reads_the_bound_variables_when_it_starts(monkeypatch):
+    @asset
+    def configured(exchange: BinanceExchange, capture_clock: CaptureClock, initial_symbols: InitialSymbols):
+        return exchange.levels(), capture_clock.tolerance.total_seconds(), initial_symbols.parsed()
+
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", " 20 ")
+    monkeypatch.setenv("ACTS_CAPTURE_TOLERANCE_SECONDS", "2.5")
+    monkeypatch.setenv("ACTS_SYMBOLS", "nknusdt, BTCUSDT")
+    resources = resources_from_environment()
+    resources.pop("io_manager"), resources.pop("mongo")
+    result = materialize([configured], resources=resources)
+    assert result.output_for_node("configured") == (20, 2.5, ("NKNUSDT", "BTCUSDT"))
+
+    for name in ("ACTS_DEPTH_LIMIT", "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_SYMBOLS"):
+        monkeypatch.delenv(name)
+    resources = resources_from_environment()
+    resources.pop("io_manager"), resources.pop("mongo")
+    result = materialize([configured], resources=resources)
+    assert result.output_for_node("configured") == (100, 10.0, ("BTCUSDT", "ETHUSDT"))
+
+
+def test_a_bad_value_in_a_field_names_the_variable_too():
+    with pytest.raises(ConfigurationError, match="ACTS_DEPTH_LIMIT must be between 1 and 5000, got 0"):
+        BinanceExchange(depth_limit=0).levels()
+    with pytest.raises(ConfigurationError, match="ACTS_CAPTURE_TOLERANCE_SECONDS must be a number of seconds"):
+        CaptureClock(tolerance_seconds="soon").tolerance  # noqa: B018
+    with pytest.raises(ConfigurationError, match="ACTS_MONGO_URI is not set"):
+        MongoResource().get_store()
+
+
+def test_loading_the_definitions_refuses_bad_values_naming_each_variable(monkeypatch):
+    from acts_pipeline.definitions import defs
+
+    monkeypatch.setenv("ACTS_DEPTH_LIMIT", "lots")
+    monkeypatch.setenv("ACTS_MONGO_URI", "http://user:secret@db.example/")
+    with pytest.raises(ConfigurationError) as raised:
+        defs()
+    message = str(raised.value)
+    assert "ACTS_DEPTH_LIMIT must be a whole number of levels, got 'lots'" in message
+    assert "ACTS_MONGO_URI must start with mongodb://" in message and "secret" not in message
+    monkeypatch.delenv("ACTS_DEPTH_LIMIT")
+    monkeypatch.delenv("ACTS_MONGO_URI")
+    assert defs().resources["exchange"].depth_limit == 100
+
+
+def test_importing_the_definitions_reads_no_resource_setting(tmp_path):
+    """With a bad value set, the import succeeds (the load, which Dagster does next, fails)."""
+    code = "import acts_pipeline.definitions as d; print(type(d.defs).__name__)"
+    env = {"ACTS_DEPTH_LIMIT": "lots", "PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "LazyDefinitions"
+
+
+def test_dagster_itself_refuses_to_load_the_code_location_with_a_bad_value(tmp_path):
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {"ACTS_CAPTURE_TOLERANCE_SECONDS": "99", "PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("")
+    done = subprocess.run([str(dagster), "definitions", "validate", "-m", "acts_pipeline.definitions"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0
+    assert "ACTS_CAPTURE_TOLERANCE_SECONDS must be between 0.5 and 50, got 99.0" in done.stdout + done.stderr
