@@ -37,6 +37,7 @@ import json
 import math
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,6 +46,24 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+
+from acts_simulator.book import (
+    CAPTURED_RATES,
+    FULL_EVERY_MINUTES,
+    MAX_LEVELS,
+    MIN_RATE,
+    RATE_RANGE,
+    SIDE_SLACK,
+    SLOT_MS,
+    BookState,
+    Checkpoint,
+    DepthEvent,
+    SymbolModel,
+    SymbolTrack,
+    diff_arrays,
+    full_copy,
+    state_at_checkpoint,
+)
 
 Clock = Callable[[], float]
 
@@ -80,6 +99,20 @@ SLOT_VOLATILITY = 0.0003  # the 100 ms noise on top of the interpolated path
 SLOTS_PER_SECOND = 10
 QUANTITY_JITTER = 0.3
 MIN_TICKS_PER_PRICE = 1000
+
+
+#: How far back `true_book` reaches (checkpoints older than this are dropped).
+DEFAULT_RETENTION_SECONDS = 30 * 60.0
+#: A book not advanced for longer than this is born again rather than replayed (see `_track`).
+DEFAULT_CATCH_UP_SECONDS = 10 * 60.0
+
+
+class BookUnavailable(LookupError):
+    """A past book the simulator no longer has: before the book's birth or past the retention."""
+
+    def __init__(self, symbol: str, at_ms: int, oldest_ms: int) -> None:
+        super().__init__(f"{symbol} at {at_ms}: the oldest book kept is at {oldest_ms}")
+        self.symbol, self.at_ms, self.oldest_ms = symbol, at_ms, oldest_ms
 
 
 class InvalidSymbol(LookupError):
@@ -236,6 +269,21 @@ class _DecimalFormat:
         columns = self.columns(units)
         flat = columns[0].tolist() if len(columns) == 1 else np.stack(columns, axis=1).ravel().tolist()
         return (",".join([self.pattern] * len(units)) % tuple(flat)).split(",")
+
+
+def _level_list(spec: SymbolSpec, levels: list[tuple[int, int]]) -> str:
+    """(tick, steps) pairs as the JSON text inside a level list: `["0.35130000","6195.00000000"]`."""
+    if not levels:
+        return ""
+    ticks, steps = zip(*levels)
+    return ",".join([f'["{p}","{q}"]' for p, q in zip(spec.prices(ticks), spec.quantities(steps))])
+
+
+def _copy_state(state: BookState, next_slot: int) -> BookState:
+    return BookState(
+        (array("q", state.keys[0]), array("q", state.keys[1])), (array("q", state.qtys[0]), array("q", state.qtys[1])),
+        state.u, state.last_e, next_slot,
+    )
 
 
 def _float_string(value: float, decimals: int) -> str:
@@ -439,7 +487,16 @@ class Market:
     state is the last `lastUpdateId` served per symbol, kept so that it strictly increases.
     """
 
-    def __init__(self, captures: Captures | None = None, *, seed: int = 0, clock: Clock = time.time):
+    def __init__(
+        self,
+        captures: Captures | None = None,
+        *,
+        seed: int = 0,
+        clock: Clock = time.time,
+        epoch: float | None = None,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        catch_up_seconds: float = DEFAULT_CATCH_UP_SECONDS,
+    ):
         self.captures = captures or load_captures()
         self.seed = seed
         self.clock = clock
@@ -456,12 +513,15 @@ class Market:
         self._book_constants: dict[str, _BookConstants] = {}
         # symbol -> (hour, the log path of that hour at each minute start, as `log_walk` has it)
         self._hour_paths: dict[str, tuple[int, np.ndarray]] = {}
-        self._last_update_ids: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.epoch_ms = (int(clock() * 1000) if epoch is None else int(epoch * 1000)) // MINUTE_MS * MINUTE_MS
+        self.retention_ms = int(retention_seconds * 1000)
+        self.catch_up_ms = int(catch_up_seconds * 1000)
+        self._tracks: dict[str, SymbolTrack] = {}
+        self._lock = threading.RLock()
 
     @classmethod
-    def from_captures(cls, *, seed: int = 0, clock: Clock = time.time) -> Market:
-        return cls(load_captures(), seed=seed, clock=clock)
+    def from_captures(cls, *, seed: int = 0, clock: Clock = time.time, **options: Any) -> Market:
+        return cls(load_captures(), seed=seed, clock=clock, **options)
 
     # ---- symbols -----------------------------------------------------------------------------
 
@@ -602,10 +662,11 @@ class Market:
             self._book_constants[symbol] = constants
         return constants
 
-    def _book(self, symbol: str, t: float, limit: int) -> tuple[np.ndarray, ...]:
-        """(bid ticks, bid steps, ask ticks, ask steps) at time `t`, best first, `limit` a side."""
+    def _template_book(self, symbol: str, t: float, limit: int) -> tuple[np.ndarray, ...]:
+        """The captured book rescaled to the price at `t` (a book's birth): (bid ticks, bid
+        steps, ask ticks, ask steps), best first, `limit` a side."""
         c = self._constants(symbol)
-        mid = self.price_at(symbol, t)
+        mid = self.price_at(symbol, t, slot_noise=False)
         price_scale = mid / c.template_mid / c.tick
         # Keep the captured USD notional of each level.
         quantity_scale = c.template_mid_usd / (mid * c.quote_usd) / c.step
@@ -649,22 +710,180 @@ class Market:
             bid_ticks, bid_steps = bid_ticks[keep], bid_steps[keep]
         return bid_ticks, bid_steps, ask_ticks, ask_steps
 
-    def _next_update_id(self, symbol: str, t: float) -> int:
+    # ---- the evolving books (see book.py) ------------------------------------------------------
+
+    def _model(self, symbol: str) -> SymbolModel:
         c = self._constants(symbol)
-        by_time = c.update_base + int(max(0.0, t - CAPTURED_AT) * c.update_rate)
+        template = c.template
+        turnover = _unit(self.seed, symbol, "turnover")  # the klines' turnover draw
+        rate = CAPTURED_RATES.get(symbol, MIN_RATE * RATE_RANGE**turnover)
+        busy = min(1.0, max(0.0, math.log(rate / MIN_RATE) / math.log(RATE_RANGE)))
+        # Template quantities by rank, in the symbol's steps, keeping the captured USD notional
+        # at the base price (a level's size does not depend on when it was added).
+        scale = c.template_mid_usd / (self.base_price(symbol) * c.quote_usd) / c.step
+        base_steps = tuple(np.maximum(template_side[:, 1] * scale, 1.0) for template_side in (template.bids, template.asks))
+        return SymbolModel(
+            self, symbol, c.spec, rate=rate, ops_mean=1.2 + 1.7 * busy,
+            offset_ms=int(_unit(self.seed, symbol, "event-offset") * SLOT_MS),
+            activity_key=_stream_key(self.seed, symbol, "activity"),
+            event_key=_stream_key(self.seed, symbol, "events"),
+            base_steps=base_steps,
+        )
+
+    def _birth(self, symbol: str, model: SymbolModel, birth_ms: int) -> SymbolTrack:
+        """The symbol's book at `birth_ms` (a minute start): its rescaled captured book."""
+        c = self._constants(symbol)
+        bid_ticks, bid_steps, ask_ticks, ask_steps = self._template_book(symbol, birth_ms / 1000, MAX_LEVELS)
+        raw_rate = model.rate * (1.0 + model.extra_ops)  # update ids a second, on average
+        u = c.update_base + int(max(0.0, birth_ms / 1000 - CAPTURED_AT) * raw_rate)
+        state = BookState(
+            (array("q", (-bid_ticks).tolist()), array("q", ask_ticks.tolist())),
+            (array("q", bid_steps.tolist()), array("q", ask_steps.tolist())),
+            u, None, model.last_slot(birth_ms) + 1,
+        )
+        counts = (len(bid_ticks), len(ask_ticks))
+        model.floor = tuple(max(min(n, 100), n - SIDE_SLACK) for n in counts)
+        model.cap = tuple(min(n + SIDE_SLACK, MAX_LEVELS) for n in counts)
+        track = SymbolTrack(model=model, state=state, birth_ms=birth_ms, until_ms=birth_ms, next_close=birth_ms + MINUTE_MS)
+        track.checkpoints.append(Checkpoint(birth_ms, u, None, full=full_copy(state)))
+        return track
+
+    def _track(self, symbol: str, at_ms: int) -> SymbolTrack:
+        """The symbol's track, born if it has none: at the market's epoch if `at_ms` is within
+        `catch_up_seconds` of it, else at the start of `at_ms`'s minute (a book is not replayed
+        through hours nobody asked about)."""
+        track = self._tracks.get(symbol)
+        if track is None:
+            self.spec(symbol)
+            birth = self.epoch_ms
+            if at_ms - birth > self.catch_up_ms or at_ms < birth:
+                birth = at_ms // MINUTE_MS * MINUTE_MS
+            track = self._tracks[symbol] = self._birth(symbol, self._model(symbol), birth)
+        return track
+
+    def _advance(self, track: SymbolTrack, to_ms: int, slots: list[int] | None = None) -> None:
+        """Apply every event with E <= to_ms to the live state, checkpointing each minute close
+        passed; `slots`, if given, are the active slots (already drawn) up to `to_ms`."""
+        if to_ms <= track.until_ms:
+            return
+        model, state = track.model, track.state
+        if to_ms - track.until_ms > self.catch_up_ms:
+            # Not advanced for longer than the catch-up: born again (see `_track`).
+            symbol, watchers, outbox = model.symbol, track.watchers, track.outbox
+            old_u = state.u
+            track = self._tracks[symbol] = self._birth(symbol, model, to_ms // MINUTE_MS * MINUTE_MS)
+            track.state.u = max(track.state.u, old_u + 1)
+            track.checkpoints[0].u = track.state.u
+            track.watchers, track.outbox = watchers, outbox
+            model, state = track.model, track.state
+        last = model.last_slot(to_ms)
+        if slots is None:
+            slots = model.active_slots(state.next_slot, last)
+        watched = track.watchers > 0
+        for slot in slots:
+            e_ms = model.event_time(slot)
+            while track.next_close < e_ms:
+                self._checkpoint(track)
+            event = model.step(state, slot, track.changed)
+            if event is not None and watched:
+                track.outbox.append(event)
+        state.next_slot = max(state.next_slot, last + 1)
+        while track.next_close <= to_ms:
+            self._checkpoint(track)
+        track.until_ms = to_ms
+
+    def _checkpoint(self, track: SymbolTrack) -> None:
+        close, state = track.next_close, track.state
+        minute = close // MINUTE_MS
+        if minute % FULL_EVERY_MINUTES == 0:
+            checkpoint = Checkpoint(close, state.u, state.last_e, full=full_copy(state))
+        else:
+            checkpoint = Checkpoint(close, state.u, state.last_e, diff=diff_arrays(track.changed))
+        track.checkpoints.append(checkpoint)
+        track.changed = ({}, {})
+        track.next_close = close + MINUTE_MS
+        # Keep the retention: drop what precedes the last full copy at or before its horizon.
+        horizon = close - self.retention_ms
+        checkpoints = track.checkpoints
+        if checkpoints[0].close_ms < horizon:
+            keep = None
+            for index, old in enumerate(checkpoints):
+                if old.close_ms > horizon:
+                    break
+                if old.full is not None:
+                    keep = index
+            for _ in range(keep or 0):
+                checkpoints.popleft()
+
+    def advance_all(self, to_ms: int | None = None) -> None:
+        """Advance every born book to `to_ms` (now by default): the server's tick does this every
+        100 ms, so that books stay current and their streams' events are ready. The activity of
+        the books that are in step is drawn in one vectorised pass."""
+        to_ms = int(self.clock() * 1000) if to_ms is None else to_ms
         with self._lock:
-            update_id = max(by_time, self._last_update_ids.get(symbol, 0) + 1)
-            self._last_update_ids[symbol] = update_id
-        return update_id
+            groups: dict[tuple[int, int], list[SymbolTrack]] = {}
+            for track in self._tracks.values():
+                if to_ms <= track.until_ms:
+                    continue
+                key = (track.state.next_slot, track.model.last_slot(to_ms))
+                groups.setdefault(key, []).append(track)
+            for (first, last), tracks in groups.items():
+                if last < first or last - first > 64 or len(tracks) < 8:
+                    for track in tracks:
+                        self._advance(track, to_ms)
+                    continue
+                count = last - first + 1
+                keys = np.array([t.model.activity_key for t in tracks], dtype=np.uint64)
+                slots = np.arange(first, last + 1, dtype=np.int64)
+                draws = _uniform_bits(np.repeat(keys, count), np.tile(slots, len(tracks))).reshape(len(tracks), count)
+                probabilities = np.array([t.model.probability for t in tracks])
+                active = draws < probabilities[:, None]
+                rows = active.any(axis=1)
+                for track, busy, row in zip(tracks, rows.tolist(), active):
+                    self._advance(track, to_ms, slots[row].tolist() if busy else [])
+
+    def _state_at(self, symbol: str, at_ms: int) -> tuple[SymbolTrack, BookState]:
+        """The book after every event with E <= at_ms: the live state when it is there, else
+        rebuilt from the checkpoints (`BookUnavailable` before the book's birth or retention)."""
+        track = self._track(symbol, at_ms)
+        if at_ms >= track.until_ms:
+            self._advance(track, at_ms)
+            return self._tracks[symbol], self._tracks[symbol].state
+        state = track.state
+        if state.last_e is None or state.last_e <= at_ms:
+            # No event between at_ms and the live state's time: the same book.
+            return track, state
+        checkpoints = track.checkpoints
+        if at_ms < checkpoints[0].close_ms:
+            raise BookUnavailable(symbol, at_ms, checkpoints[0].close_ms)
+        index = min(len(checkpoints) - 1, (at_ms - checkpoints[0].close_ms) // MINUTE_MS)
+        while checkpoints[index].close_ms > at_ms:
+            index -= 1
+        past = state_at_checkpoint(checkpoints, index, track.model)
+        track.model.replay(past, at_ms)
+        return track, past
+
+    def event_offset_ms(self, symbol: str) -> int:
+        """Where in its 100 ms slot a symbol's events are stamped (E = slot start + this)."""
+        with self._lock:
+            return self._track(symbol, int(self.clock() * 1000)).model.offset_ms
+
+    def event_rate(self, symbol: str) -> float:
+        """The symbol's mean number of diff events a second."""
+        with self._lock:
+            return self._track(symbol, int(self.clock() * 1000)).model.rate
 
     def _depth(self, symbol: str, limit: int, at: float | None) -> tuple[int, SymbolSpec, tuple[np.ndarray, ...]]:
-        t = self.clock() if at is None else at
+        at_ms = int((self.clock() if at is None else at) * 1000)
         limit = max(1, min(limit, MAX_DEPTH_LIMIT))
-        book = self._book(symbol, t, limit)
-        return self._next_update_id(symbol, t), self.specs[symbol], book
+        with self._lock:
+            track, state = self._state_at(symbol, at_ms)
+            book = (state.ticks(0, limit), state.steps(0, limit), state.ticks(1, limit), state.steps(1, limit))
+            return state.u, track.model.spec, book
 
     def depth(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> dict:
-        """The body of `GET /api/v3/depth?symbol=...&limit=...` (see `app.handle_depth`)."""
+        """The body of `GET /api/v3/depth?symbol=...&limit=...` (see `app.handle_depth`): the top
+        `limit` levels a side of the book after every event with E <= now (or `at`)."""
         update_id, spec, (bid_ticks, bid_steps, ask_ticks, ask_steps) = self._depth(symbol, limit, at)
         return {
             "lastUpdateId": update_id,
@@ -674,19 +893,96 @@ class Market:
 
     def depth_json(self, symbol: str, limit: int = DEFAULT_DEPTH_LIMIT, *, at: float | None = None) -> str:
         """`depth` as the JSON text the HTTP layer sends, written directly: the same characters
-        as `json.dumps(depth(...), separators=(",", ":"))` (and the same update id)."""
+        as `json.dumps(depth(...), separators=(",", ":"))`."""
         update_id, spec, (bid_ticks, bid_steps, ask_ticks, ask_steps) = self._depth(symbol, limit, at)
         return '{"lastUpdateId":%d,"bids":[%s],"asks":[%s]}' % (
             update_id, spec.levels_json(bid_ticks, bid_steps), spec.levels_json(ask_ticks, ask_steps))
 
+    def true_book(self, symbol: str, at_ms: int, limit: int = MAX_LEVELS) -> dict:
+        """The true book at `at_ms`: every event with E <= at_ms applied and none after, the top
+        `limit` levels a side, exactly as Binance's strings; what a correct local book holds.
+
+            {"symbol": "NKNUSDT", "at_ms": 1780272060000, "lastUpdateId": 521203388,
+             "E": 1780272059968,
+             "bids": [["0.35180000", "2512.00000000"], ...], "asks": [["0.35250000", ...], ...]}
+
+        `E` is the event time of the last event applied (null if none since the book's birth).
+        `BookUnavailable` before the book's birth or older than the retention."""
+        with self._lock:
+            track, state = self._state_at(symbol, at_ms)
+            limit = max(1, min(limit, MAX_DEPTH_LIMIT))
+            spec = track.model.spec
+            return {
+                "symbol": symbol, "at_ms": at_ms, "lastUpdateId": state.u, "E": state.last_e,
+                "bids": spec.levels(state.ticks(0, limit), state.steps(0, limit)),
+                "asks": spec.levels(state.ticks(1, limit), state.steps(1, limit)),
+            }
+
+    # ---- the diff-depth streams ------------------------------------------------------------------
+
+    def watch(self, symbol: str) -> None:
+        """Start keeping `symbol`'s events for its stream (`drain`); counted, so each `watch`
+        needs one `unwatch`. `InvalidSymbol` for a symbol with no book."""
+        with self._lock:
+            track = self._track(symbol, int(self.clock() * 1000))
+            self._advance(track, int(self.clock() * 1000))
+            self._tracks[symbol].watchers += 1
+
+    def unwatch(self, symbol: str) -> None:
+        with self._lock:
+            track = self._tracks.get(symbol)
+            if track is not None and track.watchers > 0:
+                track.watchers -= 1
+                if track.watchers == 0:
+                    track.outbox.clear()
+
+    def drain(self) -> dict[str, list[DepthEvent]]:
+        """The events of watched symbols generated since the last drain, per symbol in E order."""
+        with self._lock:
+            out = {}
+            for symbol, track in self._tracks.items():
+                if track.outbox:
+                    out[symbol] = track.outbox
+                    track.outbox = []
+            return out
+
+    def stream_events(self, symbols: Sequence[str], from_ms: int, to_ms: int) -> list[DepthEvent]:
+        """The events of `symbols` with from_ms < E <= to_ms, in E order, replayed from the
+        checkpoints: what a subscriber over that interval receives (for tests and tools)."""
+        events = []
+        with self._lock:
+            for symbol in symbols:
+                self._state_at(symbol, to_ms)  # the live book reaches to_ms (and checkpoints it)
+                track, state = self._state_at(symbol, from_ms)
+                state = _copy_state(state, track.model.last_slot(from_ms) + 1)
+                for slot in track.model.active_slots(state.next_slot, track.model.last_slot(to_ms)):
+                    event = track.model.step(state, slot, None)
+                    if event is not None:
+                        events.append(event)
+        events.sort(key=lambda e: e.event_time)
+        return events
+
+    def event_json(self, event: DepthEvent) -> str:
+        """The payload of a `<symbol>@depth@100ms` message, as Binance writes it (rendered once):
+
+            {"e":"depthUpdate","E":1633998512068,"s":"NKNUSDT","U":499869750,"u":499869752,
+             "b":[["0.35130000","6195.00000000"],["0.34750000","5548.00000000"]],"a":[]}
+
+        (the first NKNUSDT event of the real capture)."""
+        text = event.text
+        if text is None:
+            spec = self.specs[event.symbol]
+            text = event.text = '{"e":"depthUpdate","E":%d,"s":"%s","U":%d,"u":%d,"b":[%s],"a":[%s]}' % (
+                event.event_time, event.symbol, event.first_id, event.final_id,
+                _level_list(spec, event.bids), _level_list(spec, event.asks))
+        return text
+
     def book_ticker(self, symbol: str, *, at: float | None = None) -> dict:
         """The body of `GET /api/v3/ticker/bookTicker?symbol=...`: the top of `depth`'s book."""
-        t = self.clock() if at is None else at
-        bid_ticks, bid_steps, ask_ticks, ask_steps = self._book(symbol, t, 1)
-        spec = self.specs[symbol]
+        book = self.depth(symbol, 1, at=at)
         # Binance prints zeros for an empty side; a simulated side is never empty in practice.
-        (bid_price, bid_qty), *_ = spec.levels(bid_ticks, bid_steps) or [["0", "0"]]
-        (ask_price, ask_qty), *_ = spec.levels(ask_ticks, ask_steps) or [["0", "0"]]
+        (bid_price, bid_qty), *_ = book["bids"] or [["0", "0"]]
+        (ask_price, ask_qty), *_ = book["asks"] or [["0", "0"]]
         return {
             "symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty, "askPrice": ask_price, "askQty": ask_qty,
         }

@@ -6,13 +6,14 @@ they were right (the market model's behaviour is checked in test_simulator_marke
 test_simulator_http.py).
 
 `acts_pipeline_tests/data/simulator_bodies.json` holds, for every TRADING symbol, the SHA-256 of
-the bodies of a fixed sequence of `Market.depth` requests (several instants, including a minute
-that ends on the next hour, limits from 1 to 5000, two seeds, two requests at one instant for the
-`lastUpdateId` rule) serialised as `app.py` sends them, and the same for `Market.klines` of some
-symbols. The digests were written by the simulator of commit 1b91463, before the per-symbol
-constants, the per-hour price path, the book drawing only the levels it serves and
-`Market.depth_json`; each of those must give the same bytes. A deliberate change of the market
-model rewrites the file: `python -m acts_pipeline_tests.unit.test_simulator_bodies --write`.
+the bodies of a fixed sequence of `Market.depth` requests (several instants of one market's life,
+including a minute that ends on the next hour, limits from 1 to 5000, two seeds, two requests at
+one instant for the `lastUpdateId` rule) serialised as `app.py` sends them, and the same for
+`Market.klines` of some symbols. The klines digests were written by the simulator of commit
+1b91463 and have not changed since. The depth digests were rewritten when the books became one
+evolving state per symbol (diff events, issue 11 part 4): they pin that model's bytes from then
+on. A deliberate change of the market model rewrites the file:
+`python -m acts_pipeline_tests.unit.test_simulator_bodies --write`.
 """
 
 from __future__ import annotations
@@ -31,15 +32,16 @@ GOLDEN = Path(__file__).resolve().parent.parent / "data" / "simulator_bodies.jso
 _dumps = functools.partial(json.dumps, separators=(",", ":"))  # as app.py serialises
 
 # 2026-06-01 00:01:00.123 UTC (inside an hour), 00:59:59.95 (its minute ends on the next hour,
-# whose path is drawn with this one) and the instant the captures were taken.
+# whose path is drawn with this one) and the instant the captures were taken (klines only).
 T_INSIDE = 1_780_272_060.123
 T_HOUR_END = 1_780_275_599.95
 T_CAPTURED = 1_633_998_511.0
 
 
 def depth_requests(index: int) -> list[tuple[float, int]]:
-    """(instant, limit) of the requests made for the `index`-th TRADING symbol, in order."""
-    requests = [(T_INSIDE, 100), (T_HOUR_END, 100), (T_CAPTURED, 5), (T_CAPTURED, 5)]
+    """(instant, limit) of the requests made for the `index`-th TRADING symbol, in order, on a
+    market born at T_INSIDE's minute: its first books and 7.5 s of events later."""
+    requests = [(T_INSIDE, 100), (T_INSIDE + 7.5, 5), (T_INSIDE + 7.5, 5)]
     if index % 4 == 0:
         requests.append((T_INSIDE + 0.05, 1000))
     if index % 20 == 0:
@@ -47,10 +49,16 @@ def depth_requests(index: int) -> list[tuple[float, int]]:
     return requests
 
 
+def _market(seed: int, now: float) -> Market:
+    return Market(load_captures(), seed=seed, clock=lambda: now, epoch=now)
+
+
 def depth_digests(render: Callable[[Market, str, int, float], str]) -> dict[str, str]:
     """Per symbol: the digest of its requests' bodies, `render(market, symbol, limit, at)` each.
-    One market per seed for all symbols, as a running simulator has."""
-    markets = {seed: Market(load_captures(), seed=seed, clock=lambda: T_INSIDE) for seed in (0, 7)}
+    One market per seed for all symbols, as a running simulator has; the hour's end on a market
+    born in its last minute."""
+    markets = {seed: _market(seed, T_INSIDE) for seed in (0, 7)}
+    hour_end = _market(0, T_HOUR_END - 59)
     digests = {}
     for index, symbol in enumerate(markets[0].trading_symbols):
         digest = hashlib.sha256()
@@ -58,6 +66,8 @@ def depth_digests(render: Callable[[Market, str, int, float], str]) -> dict[str,
             digest.update(render(markets[0], symbol, limit, at).encode() + b"\n")
         if index % 10 == 0:
             digest.update(render(markets[7], symbol, 100, T_INSIDE).encode() + b"\n")
+        if index % 5 == 0:
+            digest.update(render(hour_end, symbol, 100, T_HOUR_END).encode() + b"\n")
         digests[symbol] = digest.hexdigest()[:24]
     return digests
 
