@@ -103,3 +103,23 @@ class SymbolInfo:
     @property
     def trading(self) -> bool:
         return self.status == "TRADING"
+
+
+@dataclass(frozen=True, slots=True)
+class DepthUpdate:
+    """One event of Binance's diff-depth stream (`<symbol>@depth@100ms`, event type `depthUpdate`).
+
+    It carries the book's changes for the update IDs `first_update_id` (`U`) to `final_update_id`
+    (`u`), both included, as absolute quantities per price (quantity 0.0 deletes the level), and
+    the event time `E` in ms. `bids` and `asks` are tuples of `(price, quantity)` float pairs in
+    the order Binance sent them: kept as plain tuples, not numpy arrays, because an event holds a
+    handful of levels and is applied one level at a time into a dict (an array costs more to
+    build than the event is worth).
+    """
+
+    symbol: str
+    event_time_ms: int
+    first_update_id: int
+    final_update_id: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]

@@ -1,4 +1,4 @@
-"""Parsers of Binance Spot REST bodies into `acts_pipeline.core.models` values.
+"""Parsers of Binance Spot REST bodies and websocket events into `acts_pipeline.core.models` values.
 
 Binance sends prices and quantities as decimal strings; they become float64 here, once. Each
 parser validates what it reads and raises `MalformedResponseError` naming the symbol and the
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from acts_pipeline.core.errors import MalformedResponseError
-from acts_pipeline.core.models import Kline, OrderBook, SymbolInfo
+from acts_pipeline.core.models import DepthUpdate, Kline, OrderBook, SymbolInfo
 
 
 def _levels(body: Mapping[str, Any], side: str, symbol: str) -> np.ndarray:
@@ -165,3 +165,137 @@ def parse_exchange_info(body: Any) -> dict[str, SymbolInfo]:
             raise MalformedResponseError(f"exchangeInfo has a malformed symbol entry: {entry!r:.200}") from None
         symbols[info.symbol] = info
     return symbols
+
+
+_INF = float("inf")
+
+
+def _update_levels(data: Mapping[str, Any], key: str, symbol: str) -> tuple[tuple[float, float], ...]:
+    side = "bids" if key == "b" else "asks"
+    raw = data.get(key)
+    if type(raw) is not list:
+        raise MalformedResponseError(
+            f"depthUpdate for {symbol}: '{key}' ({side}) is missing or not a list", symbol=symbol
+        )
+    try:
+        # The hot loop of the recorder (one call per side per message): a comprehension of two
+        # float() calls; unpacking refuses a level that is not a pair, float() a non-number.
+        levels = tuple([(float(price), float(qty)) for price, qty in raw])
+    except (TypeError, ValueError) as exc:
+        raise MalformedResponseError(
+            f"depthUpdate for {symbol}: '{key}' ({side}) holds a level that is not a [price, qty] "
+            f"pair of numbers ({exc})",
+            symbol=symbol,
+        ) from None
+    for price, qty in levels:
+        # NaN fails both comparisons; float() reads "NaN" and "inf", neither is a price or a quantity
+        if not (0.0 < price < _INF and 0.0 <= qty < _INF):
+            raise MalformedResponseError(
+                f"depthUpdate for {symbol}: '{key}' ({side}) has level [{price}, {qty}]: the price "
+                "must be positive and the quantity non-negative, both finite",
+                symbol=symbol,
+            )
+    return levels
+
+
+def _update_id(data: Mapping[str, Any], key: str, symbol: str) -> int:
+    value = data.get(key)
+    if type(value) is not int or value < 0:
+        raise MalformedResponseError(
+            f"depthUpdate for {symbol} has no non-negative integer '{key}' (got {value!r:.40})", symbol=symbol
+        )
+    return value
+
+
+def parse_depth_update(data: Any, *, expected_symbol: str | None = None) -> DepthUpdate:
+    """Parse the `data` of one diff-depth stream event (`<symbol>@depth@100ms`).
+
+    A real one (NKNUSDT, 2021-10-12, the second NKNUSDT event of the capture)::
+
+        {"e": "depthUpdate", "E": 1633998512568, "s": "NKNUSDT", "U": 499869753, "u": 499869754,
+         "b": [["0.35170000", "4265.00000000"]], "a": [["0.35290000", "10968.00000000"]]}
+
+    `E` is the event time (ms), `U` and `u` the first and final update IDs the event covers, `b`
+    and `a` the changed bid and ask levels with their new absolute quantities ("0.00000000"
+    deletes a level). `U` > `u`, a missing or non-integer field, a level that is not two finite
+    numbers, a non-positive price or a negative quantity are refused with `MalformedResponseError`
+    naming the symbol and the field. `expected_symbol` (the symbol of the stream the event came
+    on) must then equal `s`.
+    """
+    if not isinstance(data, Mapping):
+        raise MalformedResponseError(
+            f"depthUpdate for {expected_symbol or 'an unknown symbol'} is not a JSON object",
+            symbol=expected_symbol,
+        )
+    symbol = data.get("s")
+    if type(symbol) is not str or not symbol:
+        raise MalformedResponseError(
+            f"depthUpdate for {expected_symbol or 'an unknown symbol'} has no symbol 's'", symbol=expected_symbol
+        )
+    if expected_symbol is not None and symbol != expected_symbol:
+        raise MalformedResponseError(
+            f"depthUpdate on the stream of {expected_symbol} names another symbol in 's': {symbol!r}",
+            symbol=expected_symbol,
+        )
+    event_type = data.get("e")
+    if event_type != "depthUpdate":
+        raise MalformedResponseError(
+            f"event for {symbol} has 'e' {event_type!r}, not 'depthUpdate'", symbol=symbol
+        )
+    event_time = _update_id(data, "E", symbol)
+    first = _update_id(data, "U", symbol)
+    final = _update_id(data, "u", symbol)
+    if first > final:
+        raise MalformedResponseError(
+            f"depthUpdate for {symbol} has first update ID 'U' {first} > final update ID 'u' {final}",
+            symbol=symbol,
+        )
+    return DepthUpdate(
+        symbol=symbol,
+        event_time_ms=event_time,
+        first_update_id=first,
+        final_update_id=final,
+        bids=_update_levels(data, "b", symbol),
+        asks=_update_levels(data, "a", symbol),
+    )
+
+
+def split_combined_stream_message(message: Any) -> tuple[str, Any]:
+    """The stream name and the payload of one combined-stream message (`/stream?streams=...`).
+
+    A real one (the first message of the capture, abridged)::
+
+        {"stream": "nknusdt@depth@100ms",
+         "data": {"e": "depthUpdate", "E": 1633998512068, "s": "NKNUSDT", "U": 499869750, ...}}
+
+    Anything else (a `SUBSCRIBE` reply such as `{"result": null, "id": 1}`, a non-object) is
+    refused with `MalformedResponseError`: the caller tells those apart before it parses events.
+    """
+    if not isinstance(message, Mapping):
+        raise MalformedResponseError("combined-stream message is not a JSON object")
+    stream, data = message.get("stream"), message.get("data")
+    if type(stream) is not str or data is None:
+        raise MalformedResponseError(
+            f"combined-stream message has no 'stream' name and 'data' (keys: {sorted(message)[:5]})"
+        )
+    return stream, data
+
+
+def parse_depth_stream_message(message: Any) -> DepthUpdate:
+    """Parse one combined-stream message of a diff-depth stream into a `DepthUpdate`.
+
+    The real first message of the capture::
+
+        {"stream": "nknusdt@depth@100ms",
+         "data": {"e": "depthUpdate", "E": 1633998512068, "s": "NKNUSDT", "U": 499869750,
+                  "u": 499869752, "b": [["0.35130000", "6195.00000000"],
+                  ["0.34750000", "5548.00000000"], ["0.34640000", "6222.00000000"]], "a": []}}
+
+    The stream must be `<symbol>@depth` or `<symbol>@depth@<speed>` (stream names are lower case)
+    and its symbol the event's `s`; see `parse_depth_update` for the event itself.
+    """
+    stream, data = split_combined_stream_message(message)
+    name, _, kind = stream.partition("@")
+    if not (kind == "depth" or kind.startswith("depth@")) or not name:
+        raise MalformedResponseError(f"combined-stream message from {stream!r}, not a diff-depth stream")
+    return parse_depth_update(data, expected_symbol=name.upper())
