@@ -11,12 +11,24 @@ steps: an IP ban answers 418; a request that would exceed the minute's weight an
 one sent before the 429's Retry-After has passed earns a ban); the weight is charged; a fault
 rule, if one fires, is acted out; else the endpoint answers.
 
+On the same port, Binance's websocket market streams (`streams.py`): `GET /stream?streams=...`
+(combined) and `GET /ws/<stream>` (raw), the diff-depth streams `<symbol>@depth@100ms` of the same
+books `depth` answers from.
+
 Control routes, which cost no weight and are never refused:
 
     GET    /_simulator/faults   {"rules": [rule, ...]}
     POST   /_simulator/faults   body {"rules": [rule, ...]}: adds them (all or none), 400 if bad
     DELETE /_simulator/faults   removes every rule and lifts any ban
-    GET    /_simulator/stats    request, response and fault counts, and the weight used
+    GET    /_simulator/stats    request, response and fault counts, the weight used, and the
+                                streams' counts under "streams"
+    GET    /_simulator/true_book?symbol=NKNUSDT&at_ms=1780272060000&limit=100
+                                the true book at `at_ms` (default now): every diff event with
+                                E <= at_ms applied, none after (`Market.true_book`):
+        {"symbol": "NKNUSDT", "at_ms": 1780272060000, "lastUpdateId": 2459335911,
+         "E": 1780272059968, "bids": [["0.35180000", "2512.00000000"], ...], "asks": [...]}
+                                400 for a bad symbol or parameter or a time after now, 404 for a
+                                time before the book's birth or past the retention
 """
 
 from __future__ import annotations
@@ -39,10 +51,14 @@ from acts_simulator.faults import FaultRule, FaultSet, alter_book, truncate_json
 from acts_simulator.market import (
     DEFAULT_DEPTH_LIMIT,
     DEFAULT_KLINES_LIMIT,
+    DEFAULT_RETENTION_SECONDS,
+    MAX_LEVELS,
+    BookUnavailable,
     Clock,
     InvalidSymbol,
     Market,
 )
+from acts_simulator.streams import StreamConfig, StreamHub
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +221,7 @@ class Simulator:
     faults: FaultSet
     ledger: WeightLedger
     stats: Stats = field(default_factory=Stats)
+    streams: StreamHub | None = None
 
     def set_faults(self, rules: list[FaultRule | dict[str, Any]]) -> list[FaultRule]:
         return self.faults.add(rules)
@@ -221,6 +238,7 @@ class Simulator:
             "used_weight": self.ledger.used(),
             "weight_limit": self.ledger.limit,
             "banned_for": self.ledger.banned_for(),
+            "streams": self.streams.stats.snapshot() if self.streams is not None else {},
         }
 
 
@@ -477,14 +495,20 @@ def create_app(
     ban_seconds: float = DEFAULT_BAN_SECONDS,
     clock: Clock = time.time,
     faults: FaultSet | None = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    stream_config: StreamConfig | None = None,
 ) -> web.Application:
-    """The simulator application. `seed` drives prices and fault probabilities."""
-    market = market or Market.from_captures(seed=seed, clock=clock)
+    """The simulator application. `seed` drives prices and fault probabilities; the books are
+    born at the current minute (the market's epoch) and their truth kept `retention_seconds`."""
+    market = market or Market.from_captures(seed=seed, clock=clock, retention_seconds=retention_seconds)
+    faults = faults or FaultSet(seed)
     sim = Simulator(
         market=market,
-        faults=faults or FaultSet(seed),
+        faults=faults,
         ledger=WeightLedger(weight_limit, ban_seconds, market.clock),
+        streams=StreamHub(market, faults, stream_config),
     )
+    hub = sim.streams
     endpoints = _endpoints(weight_limit)
 
     async def api(request: web.Request) -> web.StreamResponse:
@@ -548,6 +572,41 @@ def create_app(
     async def get_stats(request: web.Request) -> web.Response:
         return _json(sim.stats_snapshot())
 
+    async def get_true_book(request: web.Request) -> web.Response:
+        query = request.query
+        symbol = query.get("symbol")
+        now_ms = int(market.clock() * 1000)
+        try:
+            if not symbol:
+                raise ValueError("symbol is required")
+            at_ms = int(query.get("at_ms", now_ms))
+            limit = int(query.get("limit", MAX_LEVELS))
+            if limit < 1:
+                raise ValueError("limit must be at least 1")
+        except ValueError as error:
+            return _json({"error": str(error)}, status=400)
+        if at_ms > now_ms:
+            return _json({"error": f"at_ms {at_ms} is after now ({now_ms})"}, status=400)
+        try:
+            return _json(market.true_book(symbol, at_ms, limit))
+        except InvalidSymbol:
+            return _json({"error": f"no book for {symbol!r} (unknown or not TRADING)"}, status=400)
+        except BookUnavailable as error:
+            return _json({"error": str(error), "oldest_ms": error.oldest_ms}, status=404)
+
+    async def streams_task(app: web.Application):
+        task = asyncio.create_task(hub.run(), name="simulator-streams")
+        yield
+        await hub.close_all()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    async def close_streams(app: web.Application) -> None:
+        await hub.close_all()
+
     app = web.Application()
     app[SIMULATOR] = sim
     app.router.add_get("/api/v3/{path:.+}", api)
@@ -555,4 +614,10 @@ def create_app(
     app.router.add_post("/_simulator/faults", post_faults)
     app.router.add_delete("/_simulator/faults", delete_faults)
     app.router.add_get("/_simulator/stats", get_stats)
+    app.router.add_get("/_simulator/true_book", get_true_book)
+    app.router.add_get("/stream", hub.handle)
+    app.router.add_get("/ws", hub.handle)
+    app.router.add_get("/ws/{stream}", hub.handle)
+    app.cleanup_ctx.append(streams_task)
+    app.on_shutdown.append(close_streams)
     return app

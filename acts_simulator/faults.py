@@ -13,6 +13,24 @@ in-process, as plain dicts:
 without one), `times` null fires until cleared, `probability` (default 1) is drawn from an RNG
 seeded with the simulator's seed, so a soak run's fault sequence is reproducible. Rules are tried
 in the order they were added; the first that matches and fires wins.
+
+Stream faults (endpoint "stream", or "*": a stream kind only ever fires on a stream) are drawn
+once per diff event about to be sent on a websocket connection, with the event's symbol, and act
+on that event or on its connection. They never change the book (the truth): only what is sent.
+
+    {"endpoint": "stream", "symbol": "NKNUSDT", "kind": "skip_event", "times": 1}
+    {"endpoint": "stream", "kind": "slow_consumer", "delay": 3, "times": 1}
+
+    drop_connection    abrupt TCP close (no close frame), before this event is sent
+    skip_event         this event is not sent: the next one of the symbol has U > previous u + 1
+    duplicate_event    this event is sent twice in a row
+    late_event         this event is held back and sent right after the symbol's next event (or
+                       after `delay` seconds, default 1, if none comes): it arrives after a later one
+    slow_consumer      the server stops writing to this connection for `delay` seconds (default 5),
+                       then sends the backlog, this event included, in order
+    expire_connection  the connection reaches its lifetime `delay` seconds from now (default 0):
+                       closed as at Binance's 24 h mark (close frame 1000, "connection expired")
+    server_close       a close frame from the server (1001, going away), before this event
 """
 
 from __future__ import annotations
@@ -23,13 +41,20 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ENDPOINTS = frozenset({"ping", "time", "exchangeInfo", "depth", "klines", "bookTicker", "*"})
+ENDPOINTS = frozenset({"ping", "time", "exchangeInfo", "depth", "klines", "bookTicker", "stream", "*"})
 
 #: HTTP error statuses with Binance-like bodies (an HTML page for 502, as a proxy sends it).
 HTTP_ERROR_KINDS = frozenset({"http_500", "http_502", "http_503", "http_504"})
 #: Kinds that alter a real depth body; they only ever fire on `depth` requests.
 BOOK_KINDS = frozenset({"missing_bids", "empty_bids", "empty_asks", "crossed"})
-KINDS = HTTP_ERROR_KINDS | BOOK_KINDS | frozenset({
+#: Kinds that act on the websocket streams (see the module docstring); only ever on "stream".
+STREAM_KINDS = frozenset({
+    "drop_connection", "skip_event", "duplicate_event", "late_event", "slow_consumer",
+    "expire_connection", "server_close",
+})
+DEFAULT_STALL_SECONDS = 5.0
+DEFAULT_LATE_SECONDS = 1.0
+KINDS = STREAM_KINDS | HTTP_ERROR_KINDS | BOOK_KINDS | frozenset({
     "rate_limit_429",    # 429 -1003 with Retry-After
     "ban_418",           # 418 -1003 with Retry-After; every request is refused until it lifts
     "latency",           # sleep `delay` seconds, then answer normally
@@ -62,6 +87,10 @@ class FaultRule:
             raise ValueError(f"unknown endpoint {self.endpoint!r}; one of {sorted(ENDPOINTS)}")
         if self.kind in BOOK_KINDS and self.endpoint not in ("depth", "*"):
             raise ValueError(f"{self.kind} alters an order book: endpoint must be 'depth' or '*'")
+        if self.kind in STREAM_KINDS and self.endpoint not in ("stream", "*"):
+            raise ValueError(f"{self.kind} acts on the websocket streams: endpoint must be 'stream' or '*'")
+        if self.endpoint == "stream" and self.kind not in STREAM_KINDS:
+            raise ValueError(f"{self.kind} is not a stream fault; stream faults: {sorted(STREAM_KINDS)}")
         if self.times is not None and (not isinstance(self.times, int) or self.times < 0):
             raise ValueError(f"times must be a non-negative integer or null, got {self.times!r}")
         if not 0.0 <= float(self.probability) <= 1.0:
@@ -95,6 +124,8 @@ class FaultRule:
             return False
         if self.kind in BOOK_KINDS and endpoint != "depth":
             return False
+        if (self.kind in STREAM_KINDS) != (endpoint == "stream"):
+            return False
         if self.endpoint not in ("*", endpoint):
             return False
         return self.symbol is None or self.symbol == symbol
@@ -124,6 +155,9 @@ class FaultSet:
         with self._lock:
             return [rule.to_dict() for rule in self._rules]
 
+    def rules_present(self) -> bool:
+        return bool(self._rules)
+
     def fired(self) -> dict[str, int]:
         """How often each kind has fired since start (clearing rules does not reset it)."""
         with self._lock:
@@ -131,6 +165,8 @@ class FaultSet:
 
     def draw(self, endpoint: str, symbol: str | None) -> FaultRule | None:
         """The rule that fires for this request, if any, counted as fired."""
+        if not self._rules:  # the hot path of the streams: no lock when there is nothing to draw
+            return None
         with self._lock:
             for rule in self._rules:
                 if not rule.matches(endpoint, symbol):

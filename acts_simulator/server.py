@@ -40,13 +40,19 @@ async def serve(
         await site.start()
         bound_port = runner.addresses[0][1]  # the real port when port == 0
         url = f"http://{host}:{bound_port}"
-        logger.info("simulator listening on %s", url)
+        logger.info("simulator listening on %s (websocket streams on %s)", url, ws_url_of(url))
         if on_listening is not None:
             on_listening(url)
         await stop.wait()
     finally:
         await runner.cleanup()
         logger.info("simulator stopped")
+
+
+def ws_url_of(url: str) -> str:
+    """The websocket base of a simulator at `url` (`ACTS_BINANCE_WS_URL`): the same port;
+    combined streams are at `{base}/stream?streams=...`, raw ones at `{base}/ws/<stream>`."""
+    return "ws://" + url.removeprefix("http://")
 
 
 def run(
@@ -89,6 +95,11 @@ class BackgroundSimulator:
     def api_url(self) -> str:
         """What python-binance's `Client.API_URL` must be set to."""
         return f"{self.url}/api"
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket base (`ACTS_BINANCE_WS_URL`): `{ws_url}/stream?streams=...`."""
+        return ws_url_of(self.url)
 
     @property
     def simulator(self) -> Simulator:
