@@ -5,8 +5,9 @@ Fixtures:
     simulator          (function) the same process, with fault rules cleared before and after
 
 Both yield a `SimulatorProcess`: `.url` ("http://127.0.0.1:PORT"), `.api_url` (url + "/api", for
-python-binance's `Client.API_URL`), `.set_faults(rules)`, `.clear_faults()`, `.faults()`,
-`.stats()`. `running_simulator(*cli_args)` starts a private one (e.g. with `--weight-limit 30`).
+python-binance's `Client.API_URL`), `.ws_url` ("ws://127.0.0.1:PORT", the websocket streams'
+base, `ACTS_BINANCE_WS_URL`), `.set_faults(rules)`, `.clear_faults()`, `.faults()`, `.stats()`,
+`.true_book(symbol, at_ms)` and `.events(symbol, from_ms, to_ms)` (the truth the streams must match). `running_simulator(*cli_args)` starts a private one (e.g. with `--weight-limit 30`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class SimulatorProcess:
     def api_url(self) -> str:
         return f"{self.url}/api"
 
+    @property
+    def ws_url(self) -> str:
+        return "ws://" + self.url.removeprefix("http://")
+
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
@@ -65,6 +70,16 @@ class SimulatorProcess:
 
     def stats(self) -> dict[str, Any]:
         return self._control("GET", "stats")
+
+    def true_book(self, symbol: str, at_ms: int | None = None, limit: int = 1000) -> dict[str, Any]:
+        """The book after every diff event with E <= at_ms (default now) and none after."""
+        at = "" if at_ms is None else f"&at_ms={at_ms}"
+        return self._control("GET", f"true_book?symbol={symbol}&limit={limit}{at}")
+
+    def events(self, symbol: str, from_ms: int, to_ms: int | None = None) -> list[dict[str, Any]]:
+        """The diff events of `symbol` with from_ms < E <= to_ms, as the stream's `data`."""
+        to = "" if to_ms is None else f"&to_ms={to_ms}"
+        return self._control("GET", f"events?symbol={symbol}&from_ms={from_ms}{to}")["events"]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

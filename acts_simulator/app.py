@@ -29,6 +29,10 @@ Control routes, which cost no weight and are never refused:
          "E": 1780272059968, "bids": [["0.35180000", "2512.00000000"], ...], "asks": [...]}
                                 400 for a bad symbol or parameter or a time after now, 404 for a
                                 time before the book's birth or past the retention
+    GET    /_simulator/events?symbol=NKNUSDT&from_ms=...&to_ms=...
+                                {"events": [payload, ...]}: every diff event of the symbol with
+                                from_ms < E <= to_ms (default now), as the stream sends its data,
+                                faults or not: what a subscriber should have received
 """
 
 from __future__ import annotations
@@ -594,6 +598,23 @@ def create_app(
         except BookUnavailable as error:
             return _json({"error": str(error), "oldest_ms": error.oldest_ms}, status=404)
 
+    async def get_events(request: web.Request) -> web.Response:
+        query = request.query
+        now_ms = int(market.clock() * 1000)
+        try:
+            symbol = query["symbol"]
+            from_ms = int(query["from_ms"])
+            to_ms = min(now_ms, int(query.get("to_ms", now_ms)))
+        except (KeyError, ValueError) as error:
+            return _json({"error": f"symbol and from_ms are required ({error})"}, status=400)
+        try:
+            events = market.stream_events([symbol], from_ms, to_ms)
+        except InvalidSymbol:
+            return _json({"error": f"no book for {symbol!r} (unknown or not TRADING)"}, status=400)
+        except BookUnavailable as error:
+            return _json({"error": str(error), "oldest_ms": error.oldest_ms}, status=404)
+        return _json_text('{"events":[%s]}' % ",".join(market.event_json(e) for e in events))
+
     async def streams_task(app: web.Application):
         task = asyncio.create_task(hub.run(), name="simulator-streams")
         yield
@@ -615,6 +636,7 @@ def create_app(
     app.router.add_delete("/_simulator/faults", delete_faults)
     app.router.add_get("/_simulator/stats", get_stats)
     app.router.add_get("/_simulator/true_book", get_true_book)
+    app.router.add_get("/_simulator/events", get_events)
     app.router.add_get("/stream", hub.handle)
     app.router.add_get("/ws", hub.handle)
     app.router.add_get("/ws/{stream}", hub.handle)

@@ -517,6 +517,7 @@ class Market:
         self.retention_ms = int(retention_seconds * 1000)
         self.catch_up_ms = int(catch_up_seconds * 1000)
         self._tracks: dict[str, SymbolTrack] = {}
+        self._models: dict[str, SymbolModel] = {}
         self._lock = threading.RLock()
 
     @classmethod
@@ -713,6 +714,12 @@ class Market:
     # ---- the evolving books (see book.py) ------------------------------------------------------
 
     def _model(self, symbol: str) -> SymbolModel:
+        model = self._models.get(symbol)
+        if model is None:
+            model = self._models[symbol] = self._make_model(symbol)
+        return model
+
+    def _make_model(self, symbol: str) -> SymbolModel:
         c = self._constants(symbol)
         template = c.template
         turnover = _unit(self.seed, symbol, "turnover")  # the klines' turnover draw
@@ -866,12 +873,12 @@ class Market:
     def event_offset_ms(self, symbol: str) -> int:
         """Where in its 100 ms slot a symbol's events are stamped (E = slot start + this)."""
         with self._lock:
-            return self._track(symbol, int(self.clock() * 1000)).model.offset_ms
+            return self._model(symbol).offset_ms
 
     def event_rate(self, symbol: str) -> float:
         """The symbol's mean number of diff events a second."""
         with self._lock:
-            return self._track(symbol, int(self.clock() * 1000)).model.rate
+            return self._model(symbol).rate
 
     def _depth(self, symbol: str, limit: int, at: float | None) -> tuple[int, SymbolSpec, tuple[np.ndarray, ...]]:
         at_ms = int((self.clock() if at is None else at) * 1000)
