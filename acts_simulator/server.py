@@ -33,6 +33,8 @@ async def serve(
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS, handler_cancellation=True,
         access_log=None,
+        # A combined-stream URL names up to 1024 streams (about 25 kB): above aiohttp's 8 kB default.
+        max_line_size=64 * 1024,
     )
     await runner.setup()
     try:
