@@ -201,6 +201,64 @@ def parse_capture_tolerance(raw: str | float | None) -> float:
     return value
 
 
+DEFAULT_BINANCE_WS_URL = "wss://stream.binance.com:9443"
+BOOK_SOURCES = ("stream", "rest")
+DEFAULT_BOOK_SOURCE = "rest"
+DEFAULT_RECORDER_RETENTION_DAYS = 7
+MAX_RECORDER_RETENTION_DAYS = 90
+#: Levels per side of the recorder's REST snapshots: the range its books are complete in. Chosen
+#: by benchmarks/recorder_depth.py (weight against re-snapshots); 1000 costs weight 50.
+DEFAULT_RECORDER_SNAPSHOT_DEPTH = 1000
+
+
+def binance_ws_url(environ: Mapping[str, str] | None = None) -> str:
+    return parse_binance_ws_url(_env(environ).get("ACTS_BINANCE_WS_URL", ""))
+
+
+def parse_binance_ws_url(raw: str | None) -> str:
+    url = (raw or "").strip() or DEFAULT_BINANCE_WS_URL
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigurationError(f"ACTS_BINANCE_WS_URL must be a ws:// or wss:// URL, got {redact_uri(url)!r}")
+    return url.rstrip("/")
+
+
+def book_source(environ: Mapping[str, str] | None = None) -> str:
+    return parse_book_source(_env(environ).get("ACTS_BOOK_SOURCE", ""))
+
+
+def parse_book_source(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or DEFAULT_BOOK_SOURCE
+    if value not in BOOK_SOURCES:
+        raise ConfigurationError(f"ACTS_BOOK_SOURCE must be one of {', '.join(BOOK_SOURCES)}, got {value!r}")
+    return value
+
+
+def recorder_retention_days(environ: Mapping[str, str] | None = None) -> int:
+    return parse_recorder_retention_days(_env(environ).get("ACTS_RECORDER_RETENTION_DAYS", ""))
+
+
+def parse_recorder_retention_days(raw: str | int | None) -> int:
+    return _parse_whole_number(raw, "ACTS_RECORDER_RETENTION_DAYS", "days", DEFAULT_RECORDER_RETENTION_DAYS,
+                               MAX_RECORDER_RETENTION_DAYS)
+
+
+def recorder_snapshot_depth(environ: Mapping[str, str] | None = None) -> int:
+    return _parse_whole_number(_env(environ).get("ACTS_RECORDER_SNAPSHOT_DEPTH", ""), "ACTS_RECORDER_SNAPSHOT_DEPTH",
+                               "levels", DEFAULT_RECORDER_SNAPSHOT_DEPTH, MAX_DEPTH_LIMIT)
+
+
+def recorder_health_port(environ: Mapping[str, str] | None = None) -> int | None:
+    """`ACTS_RECORDER_HEALTH_PORT`: where the recorder serves /health on 127.0.0.1; None: unset
+    (`acts-pipeline record` then picks 8790, `dev` a free port)."""
+    raw = _env(environ).get("ACTS_RECORDER_HEALTH_PORT", "").strip()
+    return _parse_whole_number(raw, "ACTS_RECORDER_HEALTH_PORT", "port", 0, 65535) if raw else None
+
+
 #: The minute partitions reach back this many whole hours before the hour the code location
 #: loaded. Dagster's partition pages cost time in proportion to the cells the window holds
 #: (benchmarks/ui_pages.py): 6 hours keeps every page under 2 s at 100 symbols.
@@ -229,8 +287,9 @@ def partition_window_hours(environ: Mapping[str, str] | None = None) -> int:
 
 #: Every setting's reader, in the order a person reads the README's table. `check_environment`
 #: runs them all; the CLI's `dev` and the code location call it when they start.
-READERS = (mongo_db, binance_api_url, webserver_url, initial_symbols, depth_limit,
-           capture_tolerance_seconds, partition_window_hours)
+READERS = (mongo_db, binance_api_url, binance_ws_url, book_source, webserver_url, initial_symbols, depth_limit,
+           capture_tolerance_seconds, partition_window_hours, recorder_retention_days, recorder_snapshot_depth,
+           recorder_health_port)
 
 
 def check_environment(environ: Mapping[str, str] | None = None, *, require_mongo_uri: bool = False) -> None:

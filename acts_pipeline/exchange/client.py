@@ -98,10 +98,18 @@ class ExchangeClient:
             for task in tasks:  # only on an unexpected error (a bug) are any left running
                 task.cancel()
 
-    async def _order_book(self, symbol: str, *, deadline: float | None, max_attempts: int) -> TimedBook:
+    async def order_book_async(self, symbol: str, *, limit: int | None = None, deadline: float | None = None,
+                               max_attempts: int = 6) -> TimedBook:
+        """One book, `limit` levels a side (default `depth_limit`), for a coroutine already on the
+        transport's loop (the stream recorder's snapshots); an `ExchangeError` after the retries."""
+        return await self._order_book(symbol, deadline=deadline, max_attempts=max_attempts, limit=limit)
+
+    async def _order_book(self, symbol: str, *, deadline: float | None, max_attempts: int,
+                          limit: int | None = None) -> TimedBook:
         what = f"GET /api/v3/depth {symbol}"
-        params = {"symbol": symbol, "limit": self.depth_limit}
-        weight = depth_weight(self.depth_limit)
+        limit = limit or self.depth_limit
+        params = {"symbol": symbol, "limit": limit}
+        weight = depth_weight(limit)
 
         async def attempt() -> TimedBook:
             response = await self.transport.get("depth", params, weight=weight, what=what, symbol=symbol,

@@ -79,7 +79,14 @@ def _check_mongo(uri: str) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
-    from acts_pipeline.platform.processes import mongo_uri_of, simulator_api_url, start_embedded_mongo, start_simulator
+    from acts_pipeline.platform.processes import (
+        mongo_uri_of,
+        simulator_api_url,
+        simulator_ws_url,
+        start_embedded_mongo,
+        start_recorder,
+        start_simulator,
+    )
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
@@ -99,6 +106,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             children.append(simulator)
             down.insert(0, "the simulator")
             env["ACTS_BINANCE_API_URL"] = started["ACTS_BINANCE_API_URL"] = simulator_api_url(simulator)
+            env["ACTS_BINANCE_WS_URL"] = started["ACTS_BINANCE_WS_URL"] = simulator_ws_url(simulator)
             _say(f"exchange simulator on {env['ACTS_BINANCE_API_URL']} (log: {simulator.log_path})")
         if not env.get("ACTS_MONGO_URI"):
             mongo = start_embedded_mongo(state / "mongo", log_path=state / "mongo.log")
@@ -113,6 +121,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # (acts_pipeline/platform/event_log.py); a value set by the user wins.
         env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
+        if settings.book_source(env) == "stream":
+            recorder = start_recorder(env, port=settings.recorder_health_port(env), log_path=state / "recorder.log")
+            children.append(recorder)
+            down.insert(0, "the stream recorder")
+            _say(f"stream recorder health on http://127.0.0.1:{recorder.port}/health (log: {recorder.log_path})")
         # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
         env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{args.port}"
         _runtime_path(project).write_text(json.dumps(started))
@@ -390,6 +403,28 @@ def cmd_reload_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    """The stream recorder in the foreground, on the Dagster instance's tracked symbols."""
+    import logging
+
+    from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
+    from acts_pipeline.recorder.service import RecorderConfig, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.check_environment(require_mongo_uri=True)
+    config = RecorderConfig.from_environment(health_port=args.health_port)
+    instance = _instance()
+
+    def tracked() -> list[str]:
+        return list(instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+
+    _say(f"stream recorder: streams from {settings.redact_uri(config.ws_url)}, books to MongoDB "
+         f"{settings.redact_uri(config.mongo_uri)} database {config.mongo_db}; Ctrl-C stops it")
+    serve(config, tracked, on_listening=lambda url: _say(f"recorder health on {url}"))
+    _say("stream recorder stopped")
+    return 0
+
+
 def cmd_simulate_exchange(args: argparse.Namespace) -> int:
     from acts_simulator.__main__ import main as simulator_main
 
@@ -434,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"`acts-pipeline dev` runs from this project folder, else {DEFAULT_WEBSERVER_URL})")
     reload.set_defaults(func=cmd_reload_code)
 
+    record = commands.add_parser("record", help="run the stream recorder (local order books, the book at every "
+                                 "minute close) on the tracked symbols")
+    record.add_argument("--health-port", type=int, default=None,
+                        help="port of its /health endpoint on 127.0.0.1 (default ACTS_RECORDER_HEALTH_PORT, else 8790)")
+    record.set_defaults(func=cmd_record)
+
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
@@ -443,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("symbols", "coverage", "spool", "reload-code"):
+    if args.command in ("symbols", "coverage", "spool", "reload-code", "record"):
         _use_running_platform()
     try:
         return args.func(args)

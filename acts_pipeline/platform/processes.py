@@ -127,3 +127,30 @@ def start_simulator(*, port: int | None = None, log_path: Path | None = None, ex
 
 def simulator_api_url(child: ChildProcess) -> str:
     return f"http://127.0.0.1:{child.port}/api"
+
+
+def simulator_ws_url(child: ChildProcess) -> str:
+    """The simulator's websocket base: its streams are served on the REST port."""
+    return f"ws://127.0.0.1:{child.port}"
+
+
+def start_recorder(env: dict[str, str], *, port: int | None = None, log_path: Path | None = None,
+                   timeout: float = 60.0) -> ChildProcess:
+    """Start the stream recorder (`acts-pipeline record`) with `env`; up once its health endpoint
+    answers on 127.0.0.1:`port`."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "acts_pipeline.platform.cli", "record", "--health-port", str(port)]
+    with open(log_path or os.devnull, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, start_new_session=True)
+    child = ChildProcess("stream recorder", process, port, log_path)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health?symbols=0", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    _wait_for(answers, child, timeout)
+    return child

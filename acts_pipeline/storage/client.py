@@ -149,3 +149,19 @@ class MongoStore:
             for document in cursor:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
         return minutes
+
+    def delete_expired(self, name: str, now: datetime) -> int:
+        """Deletes the documents of `name` whose `expires_at` is before `now`; how many. (The
+        recorder's retention: an explicit delete works on every MongoDB-compatible server, where
+        a TTL index does not.)"""
+        with _reported(f"pruning {name}"):
+            return self.collection(name).delete_many({"expires_at": {"$lt": now}}).deleted_count
+
+    def put_status(self, name: str, key: str, document: Mapping[str, Any]) -> None:
+        """Replaces the status document `key` (its `name` field) of collection `name`."""
+        with _reported(f"writing {name}"):
+            self.collection(name).replace_one({"name": key}, {**document, "name": key}, upsert=True)
+
+    def get_status(self, name: str, key: str) -> dict[str, Any] | None:
+        with _reported(f"reading {name}"):
+            return self.collection(name).find_one({"name": key}, {"_id": False})

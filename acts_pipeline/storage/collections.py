@@ -17,6 +17,11 @@ KLINES_1M = "klines_1m"
 #: symbol -> `tracked_since`, the first minute a run stored snapshots for it: the minute each
 #: symbol's coverage is counted from.
 SYMBOL_REGISTRY = "symbol_registry"
+#: The stream recorder's book of each symbol at each minute close (`minute` is the minute that
+#: closed), kept `ACTS_RECORDER_RETENTION_DAYS`: what `order_book_snapshot` reads in the stream design.
+BOUNDARY_BOOKS = "boundary_books"
+#: One document per recorder (`_id` its name): its health, rewritten every few seconds.
+RECORDER_STATUS = "recorder_status"
 
 #: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
 CELL_COLLECTIONS = (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES, KLINES_1M)
@@ -51,6 +56,9 @@ _SPECS = {
     ORDER_BOOK_FEATURES: CELLS,
     KLINES_1M: CELLS,
     SYMBOL_REGISTRY: CollectionSpec(unique_key=(("symbol", ASCENDING),)),
+    BOUNDARY_BOOKS: CollectionSpec(unique_key=CELL_KEY, indexes={"minute": MINUTE_INDEX,
+                                                                 "expires_at": (("expires_at", ASCENDING),)}),
+    RECORDER_STATUS: CollectionSpec(unique_key=(("name", ASCENDING),)),
 }
 
 

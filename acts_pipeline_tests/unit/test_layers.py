@@ -13,8 +13,9 @@ MAY_IMPORT = {
     "exchange": {"core", "exchange", "settings"},
     "storage": {"core", "storage", "settings", "dagster_private"},
     "orchestration": {"core", "exchange", "storage", "orchestration", "settings"},
+    "recorder": {"core", "exchange", "storage", "recorder", "settings"},
     "definitions": {"core", "exchange", "storage", "orchestration", "settings"},
-    "platform": {"core", "exchange", "storage", "orchestration", "platform", "settings", "dagster_private"},
+    "platform": {"core", "exchange", "storage", "orchestration", "recorder", "platform", "settings", "dagster_private"},
     "settings": {"core"},
 }
 

@@ -1,0 +1,60 @@
+"""What the recorder stores: a boundary book as a `boundary_books` document.
+
+A document is one (symbol, minute) cell, `minute` being the minute that closed at `close`, so it
+lines up with the snapshot cell it feeds. A book is stored only when the recorder can vouch for
+it (in sync, every event with `E` at or before the close applied and none after, levels inside
+the range its snapshot made complete); otherwise the document says why there is none, so a gap
+is explained, never filled.
+
+    {"symbol": "BTCUSDT", "minute": 12:03, "close": 12:04, "source": "stream", "in_sync": true,
+     "reason": null, "complete": true, "depth_limit": 100, "last_update_id": 52811370139,
+     "event_time": 12:03:59.941, "bids": [[p, q], ...], "asks": [[p, q], ...],
+     "decided_at": 12:04:00.012, "revised": false, "connection": "ws-1", "expires_at": ...}
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from acts_pipeline.core.boundary import BoundaryRecord
+
+MINUTE = timedelta(minutes=1)
+
+
+def ms_to_utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def boundary_document(record: BoundaryRecord, *, depth: int, connection: str,
+                      retention: timedelta) -> dict[str, Any]:
+    """The stored form of `record` (see the module docstring)."""
+    close = ms_to_utc(record.close_ms)
+    view = record.view if record.in_sync else None
+    document: dict[str, Any] = {
+        "symbol": record.symbol,
+        "minute": close - MINUTE,
+        "close": close,
+        "source": "stream",
+        "in_sync": view is not None,
+        "reason": record.reason,
+        "decided_at": ms_to_utc(record.decided_at_ms),
+        "revised": record.revises,
+        "connection": connection,
+        "depth_limit": depth,
+        "expires_at": close + retention,
+    }
+    if view is not None:
+        document.update(
+            complete=view.complete,
+            last_update_id=view.last_update_id,
+            event_time=ms_to_utc(view.event_time_ms),
+            bids=view.bids.tolist(),
+            asks=view.asks.tolist(),
+        )
+    return document
+
+
+def usable(document: dict[str, Any] | None) -> bool:
+    """Whether a stored boundary document carries a book the snapshot asset may use."""
+    return bool(document and document.get("in_sync") and document.get("complete") and "bids" in document)

@@ -1,0 +1,81 @@
+"""The stream recorder against the real simulator (websocket streams and REST snapshots over the
+network) and the real database: every stored boundary book equals the simulator's true book at
+that close, level for level; a book it cannot vouch for is stored as a reason, never a book."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+import pytest
+
+from acts_pipeline.recorder.documents import usable
+from acts_pipeline.recorder.recorder import RecorderOptions
+from acts_pipeline.recorder.service import RecorderConfig, serve
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.durable import Spool
+
+pytestmark = pytest.mark.timeout(300)
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT", "LRCBTC", "RUNEEUR", "BNBUSDT"]
+DEPTH = 20
+
+
+def levels(side: list[list[str]]) -> list[list[float]]:
+    return [[float(p), float(q)] for p, q in side]
+
+
+def run_recorder(simulator, mongo_uri, db_name, tmp_path, symbols, closes: int):
+    """The recorder in a thread until `closes` closes after its start were written; its status."""
+    config = RecorderConfig(
+        api_url=simulator.api_url, ws_url=simulator.ws_url, mongo_uri=mongo_uri, mongo_db=db_name,
+        spool=Spool(tmp_path / "spool"), health_port=0,
+        options=RecorderOptions(depth=DEPTH, snapshot_depth=200, status_every=1.0, quiet_snapshot_after=3.0))
+    stop = threading.Event()
+    urls: list[str] = []
+    thread = threading.Thread(target=serve, args=(config, lambda: list(symbols)),
+                              kwargs={"stop": stop, "on_listening": urls.append}, daemon=True)
+    started = datetime.now(UTC)
+    thread.start()
+    db = pymongo.MongoClient(mongo_uri, tz_aware=True)[db_name]
+    first_close = started.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    last_close = first_close + timedelta(minutes=closes - 1)
+    try:
+        while datetime.now(UTC) < last_close + timedelta(seconds=3):
+            assert thread.is_alive(), "the recorder stopped by itself"
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert urls and urls[0].endswith("/health")
+    return db, first_close, last_close
+
+
+def test_every_stored_boundary_book_is_the_true_book_at_its_close(simulator, mongo_uri, mongo_db_name, tmp_path):
+    db, first_close, last_close = run_recorder(simulator, mongo_uri, mongo_db_name, tmp_path, SYMBOLS, closes=2)
+    documents = list(db[BOUNDARY_BOOKS].find({}, {"_id": False}))
+    by_cell = {(d["symbol"], d["close"]): d for d in documents}
+    assert len(by_cell) == len(documents)
+    books = [d for d in documents if usable(d)]
+    # The last counted close: every symbol had minutes to sync (snapshots within seconds).
+    last = [d for d in books if d["close"] == last_close]
+    assert {d["symbol"] for d in last} == set(SYMBOLS), [
+        (d["symbol"], d["reason"]) for d in documents if d["close"] == last_close]
+    assert books, "no boundary book stored"
+    for document in books:
+        close_ms = int(document["close"].timestamp() * 1000)
+        truth = simulator.true_book(document["symbol"], at_ms=close_ms, limit=DEPTH)
+        assert document["bids"] == levels(truth["bids"]), (document["symbol"], document["close"])
+        assert document["asks"] == levels(truth["asks"]), (document["symbol"], document["close"])
+        assert document["last_update_id"] == truth["lastUpdateId"]
+        assert int(document["event_time"].timestamp() * 1000) == truth["E"]
+        assert document["minute"] == document["close"] - timedelta(minutes=1)
+        assert document["decided_at"] >= document["close"]
+    for document in documents:
+        if not usable(document):
+            assert document["reason"] and "bids" not in document
+    status = db[RECORDER_STATUS].find_one({"name": "recorder"})
+    assert status["symbols_tracked"] == len(SYMBOLS)
+    assert status["durable_after_close_s"]["samples"] >= len(last)
