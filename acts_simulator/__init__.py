@@ -1,8 +1,10 @@
 """The offline Binance Spot exchange: a real HTTP server python-binance can talk to.
 
     market.py   the deterministic market model (prices, books, candles), pure
-    faults.py   the fault switches (rules, matching, book alterations), pure
+    book.py     one evolving order book per symbol: diff events, checkpoints, the truth
+    faults.py   the fault switches (rules, matching, book alterations, stream faults), pure
     app.py      the aiohttp application: routes, request weight, errors, control routes
+    streams.py  Binance's websocket market streams (diff depth) on the same port
     server.py   running it: blocking until a signal, or in a background thread
     __main__    `python -m acts_simulator --port N [--seed S]`
 
@@ -19,7 +21,7 @@ from acts_simulator.app import (
 )
 from acts_simulator.faults import KINDS as FAULT_KINDS
 from acts_simulator.faults import FaultRule, FaultSet
-from acts_simulator.market import InvalidSymbol, Market, kline_open_minutes, load_captures
+from acts_simulator.market import BookUnavailable, InvalidSymbol, Market, kline_open_minutes, load_captures
 from acts_simulator.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -27,7 +29,9 @@ from acts_simulator.server import (
     run,
     serve,
     start_in_thread,
+    ws_url_of,
 )
+from acts_simulator.streams import StreamConfig, StreamHub
 
 __all__ = [
     "DEFAULT_BAN_SECONDS",
@@ -37,11 +41,14 @@ __all__ = [
     "FAULT_KINDS",
     "SIMULATOR",
     "BackgroundSimulator",
+    "BookUnavailable",
     "FaultRule",
     "FaultSet",
     "InvalidSymbol",
     "Market",
     "Simulator",
+    "StreamConfig",
+    "StreamHub",
     "WeightLedger",
     "create_app",
     "kline_open_minutes",
@@ -49,4 +56,5 @@ __all__ = [
     "run",
     "serve",
     "start_in_thread",
+    "ws_url_of",
 ]

@@ -30,8 +30,9 @@ The model (all of it a pure function of (seed, symbol, slot) and the state)
   `price_at` (the path the klines are cut from) pulls the mid: when the path leaves the spread the
   first change sweeps the best level it crossed, and inside it adds and deletes lean its way. So
   the book's mid follows the klines' price within about a spread.
-* A side is kept between `floor` and `cap` levels (its birth count -/+ 50, at most 1050):
-  the deepest level is deleted, or one added in a gap, as a reported change like any other.
+* A side is kept between `floor` and `cap` levels (its birth count -/+ 50, at most 1000, so a
+  REST snapshot of limit 1000 holds the whole book and a correct local book equals the truth at
+  every level): the deepest level is deleted, or one added in a gap, as a reported change.
 * Binance semantics: one event per slot with at least one change, carrying the FINAL quantity of
   each level changed in the slot ("0" = deleted), `U` = previous `u` + 1, `u - U + 1` = raw
   changes (>= levels: two changes of one level are one level); a silent slot sends nothing and

@@ -1,6 +1,6 @@
 """The simulated Binance Spot market: deterministic prices, order books and 1-minute candles.
 
-Pure: no HTTP and no I/O once the captures are loaded. `app.py` turns requests into calls on
+Pure: no HTTP and no I/O once the captures are loaded (the books are state, advanced with time). `app.py` turns requests into calls on
 `Market` and sends back what they return, which is already in Binance's wire shape (prices and
 quantities as decimal strings with the symbol's precision).
 
@@ -19,12 +19,16 @@ How a symbol's market is made
   deviation) + a Brownian bridge of 1-minute steps (8 bp each) between consecutive knots. Every
   random number is a hash of (seed, symbol, stream, index), so the price at any minute is computed
   directly, without replaying history: the same (symbol, minute, seed) always gives the same value.
-* Book: one of the four captured books (the symbol's own, else one picked by a hash of its name),
-  prices rescaled so that its mid sits at the current price and snapped outward to the tick (bids
-  down, asks up; levels that land on the same tick are merged), quantities rescaled to keep the
-  captured USD notional and jittered. Within a minute the price is interpolated between the
-  minute's endpoints, plus a small noise redrawn every 100 ms (Binance's depth stream cadence), so
-  two requests in the same 100 ms slot see the same book and requests further apart do not.
+* Book: ONE evolving state per symbol (`book.py`), changed only by sparse diff events, which the
+  websocket stream sends, REST `depth` slices, and `true_book` rebuilds for any past instant, so
+  that `lastUpdateId`, `U` and `u` agree exactly as on Binance. It is born from one of the four
+  captured books (the symbol's own, else one picked by a hash of its name), prices rescaled so
+  that its mid sits at the price path and snapped outward to the tick (bids down, asks up; levels
+  that land on the same tick are merged), quantities rescaled to keep the captured USD notional
+  and jittered. Birth: the market's epoch (its construction minute, or `epoch=`), or, for a book
+  first asked for more than `catch_up_seconds` after it (or not advanced for that long), the
+  minute it is asked for: a book is never replayed through hours nobody watched. A running
+  server advances every born book each 100 ms, so its books are continuous from their birth.
 * Candle of minute m: open is the price at m, close the price at m+1 (so a candle opens at the
   previous close), high and low extend past them by a drawn excursion, volume and trades are drawn
   around a per-symbol USD turnover. The in-progress minute is the same candle cut at "now".
@@ -483,8 +487,17 @@ class _BookConstants:
 class Market:
     """Every TRADING symbol of the captured exchangeInfo, priced by a seeded model.
 
-    `clock` returns Unix seconds (wall-clock time by default; tests pass a fixed one). The only
-    state is the last `lastUpdateId` served per symbol, kept so that it strictly increases.
+    `clock` returns Unix seconds (wall-clock time by default; tests pass a fixed one). The state
+    is one evolving book per symbol asked for (`book.py`), and its checkpoints for the truth.
+
+    The books' Python API (thread-safe, one lock):
+        depth(symbol, limit, at=None) / depth_json(...)   REST: the book after every E <= now
+        true_book(symbol, at_ms, limit)                   the same at any retained instant
+        watch(symbol) / unwatch(symbol), drain()          a stream's events as they happen
+        advance_all(to_ms)                                every born book to `to_ms` (the tick)
+        stream_events(symbols, from_ms, to_ms)            the events of an interval, replayed
+        event_json(event)                                 an event's payload, Binance's text
+        event_offset_ms(symbol), event_rate(symbol)       when and how often a symbol's events come
     """
 
     def __init__(
