@@ -13,6 +13,7 @@ from pathlib import Path
 import mongomock
 from pydantic import PrivateAttr
 
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.core.errors import ExchangeError, UnknownSymbolError
 from acts_pipeline.exchange import BinanceExchange, TimedBook, WeightGate
@@ -180,3 +181,8 @@ class GraphqlWebserver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def rest_books() -> BookSource:
+    """The snapshot asset's book source in the REST design (the recorder's store is never read)."""
+    return BookSource(mongo=MongomockResource(database="book_source_unused"))

@@ -87,6 +87,7 @@ def backfill(uri: str, database: str, symbols: list[str], hours: float, runs: in
     from dagster import materialize
 
     from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+    from acts_pipeline.orchestration.book_source import BookSource
     from acts_pipeline.orchestration.capture import CaptureClock
     from acts_pipeline.exchange import BinanceExchange
     from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
@@ -106,7 +107,8 @@ def backfill(uri: str, database: str, symbols: list[str], hours: float, runs: in
             result = materialize([order_book_snapshot, order_book_features], selection=[order_book_features],
                                  instance=instance, partition_key=key, tags=PER_CELL_EVENTS_TAGS,
                                  resources={"io_manager": io_manager, "exchange": BinanceExchange(),
-                                            "capture_clock": CaptureClock()})
+                                            "capture_clock": CaptureClock(),
+                                            "book_source": BookSource(mongo=io_manager.mongo)})
             assert result.success
             cells += 1
         if cells_limit:
@@ -122,7 +124,8 @@ def backfill(uri: str, database: str, symbols: list[str], hours: float, runs: in
                                  instance=instance, tags=tags,
                                  # the snapshot asset is not executed: its resources are never built
                                  resources={"io_manager": io_manager, "exchange": BinanceExchange(),
-                                            "capture_clock": CaptureClock()})
+                                            "capture_clock": CaptureClock(),
+                                            "book_source": BookSource(mongo=io_manager.mongo)})
             assert result.success
             cells += (last - first + 1) * len(symbols)
         seconds = time.perf_counter() - started

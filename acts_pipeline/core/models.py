@@ -51,7 +51,8 @@ class OrderBookSnapshot:
 
     `minute` is the start of the window `[minute, minute + 60 s)`; the book is the one at its
     close. `requested_at` is when the request was sent and `captured_at` when the response
-    arrived, both timezone-aware UTC: they are measured, never derived from `minute`.
+    arrived, both timezone-aware UTC: they are measured, never derived from `minute`. A stream
+    book was never requested: both are when the recorder had it final in hand.
     """
 
     symbol: str
@@ -60,6 +61,11 @@ class OrderBookSnapshot:
     captured_at: datetime
     depth_limit: int
     book: OrderBook = field(repr=False)
+    #: "rest": fetched by `GET /api/v3/depth` after the close; "stream": the stream recorder's
+    #: book at the close (every diff event with E at or before it applied, none after).
+    source: str = "rest"
+    #: For a stream book, E of the last diff event applied (UTC); None for a REST book.
+    event_time: datetime | None = None
 
     @property
     def last_update_id(self) -> int:

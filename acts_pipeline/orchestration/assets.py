@@ -28,8 +28,10 @@ from acts_pipeline.core.errors import ExchangeError, TooLateError
 from acts_pipeline.exchange import BinanceExchange, klines_weight
 from acts_pipeline.orchestration.klines_budget import pace_klines_request
 from acts_pipeline.core.features import compute_features
-from acts_pipeline.core.models import OrderBookSnapshot
-from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.orchestration.book_source import BookSource
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, boundary_book_usable
+from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import COLLECTION_METADATA_KEY
 from acts_pipeline.storage.ui_metadata import minute_table
 from acts_pipeline.core.cells import Cell, cells_of, format_minute, minute_close
@@ -62,15 +64,23 @@ def _minutes(cells: list[Cell]) -> dict[datetime, list[str]]:
     kinds={"python", "mongodb"},
 )
 def order_book_snapshot(
-    context: AssetExecutionContext, exchange: BinanceExchange, capture_clock: CaptureClock
+    context: AssetExecutionContext, exchange: BinanceExchange, capture_clock: CaptureClock, book_source: BookSource
 ) -> list[OrderBookSnapshot]:
     """The Binance Spot order book of each symbol at the close of each minute.
 
     One document per (minute, symbol) in `order_book_snapshots`: up to `ACTS_DEPTH_LIMIT` bid
-    and ask levels as `[price, qty]` (best first), Binance's `last_update_id`, and the honest
-    `requested_at` / `captured_at` times of the request that returned it. The book is fetched
-    right after the minute closes (all symbols concurrently) and never later than the capture
-    tolerance: a past minute cannot be fetched again, so a missed minute stays missing.
+    and ask levels as `[price, qty]` (best first), Binance's `last_update_id`, and where the book
+    came from (`source`):
+
+    - `stream` (with `ACTS_BOOK_SOURCE=stream`): the stream recorder's book at the close, every
+      diff event with event time at or before it applied and none after; `event_time` is that of
+      the last event applied, `captured_at` when the recorder had the book final. Past minutes
+      inside the recorder's retention can be materialized again (backfilled) from these books.
+    - `rest`: fetched right after the close (all symbols concurrently), with the honest
+      `requested_at` / `captured_at` of the request; never later than the capture tolerance.
+      In the stream design, the fallback of a symbol the recorder could not vouch for.
+
+    A minute neither source has stays missing, with the reason: nothing is invented.
 
     Reading the partitions view: a stored cell is materialized, and its metadata shows the
     book's best bid and ask, mid, spread in bps, level counts and lateness. Grey cells are
@@ -79,16 +89,42 @@ def order_book_snapshot(
     A cell that failed has an observation `failed_to_materialize` saying why, and the check
     `snapshots_are_complete` counts the missing cells since each symbol's first minute.
     """
-    client = exchange.get_client()
     snapshots: list[OrderBookSnapshot] = []
     failures: dict[str, str] = {}
+    streams = book_source.streams()
+    from_stream = 0
     for minute, symbols in _minutes(cells_of(context.partition_keys)).items():
+        unvouched: dict[str, str] = {}
+        if streams:
+            if capture_clock.now() < minute_close(minute):
+                capture_clock.wait_for_close(minute)
+            alive = book_source.recorder_alive(capture_clock.now())
+            documents = book_source.boundary_books(
+                minute, symbols, wait_until=book_source.wait_deadline(minute) if alive else None)
+            for symbol in symbols:
+                document = documents.get(symbol)
+                if boundary_book_usable(document):
+                    snapshots.append(_stream_snapshot(document))
+                    from_stream += 1
+                else:
+                    unvouched[symbol] = (document or {}).get("reason") or (
+                        "the stream recorder stored no book for this close" if alive
+                        else "the stream recorder is not running")
+            rest_symbols = list(unvouched)
+        else:
+            rest_symbols = symbols
+        if not rest_symbols:
+            continue
         try:
             capture_clock.wait_for_close(minute)
         except TooLateError as exc:
-            raise Failure(str(exc), allow_retries=False) from None
+            if not streams:
+                raise Failure(str(exc), allow_retries=False) from None
+            failures.update({f"{format_minute(minute)}|{s}": f"{unvouched[s]}; {exc}" for s in rest_symbols})
+            continue
+        client = exchange.get_client()
         deadline = capture_clock.deadline(minute).timestamp()
-        results = client.order_books(symbols, deadline=deadline)
+        results = client.order_books(rest_symbols, deadline=deadline)
         for symbol, result in results.items():
             if isinstance(result, ExchangeError):
                 failures[f"{format_minute(minute)}|{symbol}"] = str(result)
@@ -96,21 +132,35 @@ def order_book_snapshot(
             snapshots.append(OrderBookSnapshot(
                 symbol=symbol, minute=minute, requested_at=result.requested_at,
                 captured_at=result.captured_at, depth_limit=client.depth_limit, book=result.book))
-        lateness = [(s.captured_at - minute_close(minute)).total_seconds() for s in snapshots if s.minute == minute]
+        lateness = [(s.captured_at - minute_close(minute)).total_seconds() for s in snapshots
+                    if s.minute == minute and s.source == "rest"]
         if lateness:
             context.log.info(
-                f"{format_minute(minute)}: {len(lateness)}/{len(symbols)} books, captured "
-                f"{min(lateness):.3f}..{max(lateness):.3f} s after the close")
+                f"{format_minute(minute)}: {len(lateness)}/{len(rest_symbols)} books over REST"
+                + (f" (the recorder had no book for {len(unvouched)})" if unvouched else "")
+                + f", captured {min(lateness):.3f}..{max(lateness):.3f} s after the close")
     for cell, message in failures.items():
         context.log.error(f"no book for {cell}: {message}")
     if not snapshots:
-        raise Failure(f"no order book could be fetched: {next(iter(failures.values()), 'no partitions')}")
+        raise Failure(f"no order book could be taken: {next(iter(failures.values()), 'no partitions')}")
     context.add_output_metadata({
         "books": len(snapshots),
+        "books_from_stream": from_stream,
+        "books_over_rest": len(snapshots) - from_stream,
         "failed_cells": MetadataValue.json(failures),
         "max_lateness_s": max((s.captured_at - minute_close(s.minute)).total_seconds() for s in snapshots),
     })
     return snapshots
+
+
+def _stream_snapshot(document: dict) -> OrderBookSnapshot:
+    """A snapshot of the recorder's boundary book: in hand (`captured_at`) when it was decided."""
+    decided = as_utc(document["decided_at"])
+    return OrderBookSnapshot(
+        symbol=document["symbol"], minute=as_utc(document["minute"]), requested_at=decided, captured_at=decided,
+        depth_limit=int(document["depth_limit"]),
+        book=OrderBook(document["symbol"], int(document["last_update_id"]), document["bids"], document["asks"]),
+        source="stream", event_time=as_utc(document["event_time"]))
 
 
 @asset(

@@ -22,6 +22,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from acts_pipeline import settings
 from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.orchestration.symbols import InitialSymbols
 from acts_pipeline.storage.io_manager import MongoIOManager, MongoResource
@@ -34,6 +35,7 @@ BINDINGS: dict[str, dict[str, tuple[str, bool]]] = {
                  "spool_dir": ("ACTS_SPOOL_DIR", False)},
     "capture_clock": {"tolerance_seconds": ("ACTS_CAPTURE_TOLERANCE_SECONDS", False)},
     "initial_symbols": {"symbols": ("ACTS_SYMBOLS", False)},
+    "book_source": {"source": ("ACTS_BOOK_SOURCE", False)},
     "io_manager": {"spool_dir": ("ACTS_SPOOL_DIR", False)},
 }
 
@@ -56,6 +58,7 @@ def resources_from_environment(environ: Mapping[str, str] | None = None) -> dict
         "exchange": BinanceExchange(**bound_fields("exchange", env)),
         "capture_clock": CaptureClock(**bound_fields("capture_clock", env)),
         "initial_symbols": InitialSymbols(**bound_fields("initial_symbols", env)),
+        "book_source": BookSource(mongo=mongo, **bound_fields("book_source", env)),
         "mongo": mongo,
         "io_manager": MongoIOManager(mongo=mongo, **bound_fields("io_manager", env)),
     }

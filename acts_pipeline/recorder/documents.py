@@ -54,7 +54,3 @@ def boundary_document(record: BoundaryRecord, *, depth: int, connection: str,
         )
     return document
 
-
-def usable(document: dict[str, Any] | None) -> bool:
-    """Whether a stored boundary document carries a book the snapshot asset may use."""
-    return bool(document and document.get("in_sync") and document.get("complete") and "bids" in document)

@@ -165,3 +165,10 @@ class MongoStore:
     def get_status(self, name: str, key: str) -> dict[str, Any] | None:
         with _reported(f"reading {name}"):
             return self.collection(name).find_one({"name": key}, {"_id": False})
+
+    def find_minute(self, name: str, minute: datetime, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """The documents of `minute` for `symbols` (one query on the minute index)."""
+        wanted = set(symbols)
+        with _reported(f"reading {name}"):
+            return [d for d in self.collection(name).find({"minute": minute}, {"_id": False})
+                    if d["symbol"] in wanted]

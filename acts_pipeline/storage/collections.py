@@ -20,7 +20,7 @@ SYMBOL_REGISTRY = "symbol_registry"
 #: The stream recorder's book of each symbol at each minute close (`minute` is the minute that
 #: closed), kept `ACTS_RECORDER_RETENTION_DAYS`: what `order_book_snapshot` reads in the stream design.
 BOUNDARY_BOOKS = "boundary_books"
-#: One document per recorder (`_id` its name): its health, rewritten every few seconds.
+#: One document per recorder (its `name`): its health, rewritten every few seconds.
 RECORDER_STATUS = "recorder_status"
 
 #: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
@@ -65,3 +65,10 @@ _SPECS = {
 def spec_of(name: str) -> CollectionSpec:
     """The spec of `name`; any other collection an asset names is a collection of cells."""
     return _SPECS.get(name, CELLS)
+
+
+def boundary_book_usable(document: dict | None) -> bool:
+    """Whether a `boundary_books` document carries a book the recorder vouches for: in sync at
+    the close, and every level inside the range its snapshot made complete. Otherwise its
+    `reason` says why there is no book."""
+    return bool(document and document.get("in_sync") and document.get("complete") and "bids" in document)

@@ -78,6 +78,8 @@ class SnapshotHandler:
                 "depth_limit": int(s.depth_limit),
                 "bids": s.bids.tolist(),
                 "asks": s.asks.tolist(),
+                "source": s.source,
+                **({"event_time": as_utc(s.event_time)} if s.event_time is not None else {}),
             }
             for s in obj
         ]
@@ -91,6 +93,9 @@ class SnapshotHandler:
                 captured_at=as_utc(d["captured_at"]),
                 depth_limit=int(d["depth_limit"]),
                 book=OrderBook(d["symbol"], int(d["last_update_id"]), d["bids"], d["asks"]),
+                # Snapshots stored before the recorder existed have neither field: REST books.
+                source=d.get("source", "rest"),
+                event_time=as_utc(d["event_time"]) if d.get("event_time") is not None else None,
             )
             for d in documents
         ]

@@ -7,7 +7,7 @@ from acts_pipeline.orchestration.assets import klines_1m, order_book_features, o
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.orchestration.sensors import klines_catch_up_sensor
 from acts_pipeline.storage import MongoIOManager
-from acts_pipeline_tests.fakes import FakeClient, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, FakeClient, fake_exchange
 
 
 def klines_catch_up_tick(instance, mongo, cursor=None, depth_limit=100):
@@ -15,7 +15,7 @@ def klines_catch_up_tick(instance, mongo, cursor=None, depth_limit=100):
     exchange = fake_exchange(FakeClient(now=None), depth_limit=depth_limit)
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[klines_catch_up_sensor],
                        resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
-                                  "exchange": exchange, "capture_clock": CaptureClock()})
+                                  "exchange": exchange, "book_source": rest_books(), "capture_clock": CaptureClock()})
     with build_sensor_context(instance=instance, definitions=defs, resources={"mongo": mongo, "exchange": exchange},
                               cursor=cursor) as context:
         return klines_catch_up_sensor(context), context.cursor

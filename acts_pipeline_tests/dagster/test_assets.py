@@ -11,6 +11,7 @@ from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, minute_key, recent_minute
 from acts_pipeline_tests.fakes import (
+    rest_books,
     CAPTURED_SYMBOLS,
     FakeClient,
     FixedClock,
@@ -42,7 +43,7 @@ def run_minute(instance, mongo, client, *, at=JUST_AFTER_CLOSE, tags=None, selec
     return materialize(
         ALL, selection=selection, instance=instance, raise_on_error=False,
         tags=tags or minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
-        resources={"exchange": fake_exchange(client), "capture_clock": clock,
+        resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock,
                    "io_manager": MongoIOManager(mongo=mongo)},
     )
 
@@ -185,7 +186,7 @@ def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance,
     result = materialize(
         [order_book_snapshot, order_book_features, *checks], instance=instance,
         tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
-        resources={"exchange": fake_exchange(client), "capture_clock": clock, "mongo": mongo,
+        resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock, "mongo": mongo,
                    "io_manager": MongoIOManager(mongo=mongo)})
     assert result.success
     evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events

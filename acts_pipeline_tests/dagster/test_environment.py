@@ -15,6 +15,7 @@ from dagster import ConfigurableResource, EnvVar, asset, materialize
 from acts_pipeline import settings
 from acts_pipeline.core.errors import ConfigurationError
 from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.orchestration.environment import BINDINGS, resources_from_environment
 from acts_pipeline.orchestration.symbols import InitialSymbols
@@ -23,7 +24,10 @@ from acts_pipeline.storage.io_manager import MongoIOManager, MongoResource
 SETTINGS_SOURCE = Path(settings.__file__).read_text()
 #: Settings that are not a resource's: the CLI's webserver URL, and the partition window, which
 #: shapes the asset definitions themselves (read when the partitions module is imported).
-NOT_RESOURCE_SETTINGS = {"ACTS_DAGSTER_WEBSERVER_URL", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS"}
+NOT_RESOURCE_SETTINGS = {"ACTS_DAGSTER_WEBSERVER_URL", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS",
+                         # the stream recorder's own, a process beside Dagster (acts-pipeline record)
+                         "ACTS_BINANCE_WS_URL", "ACTS_RECORDER_RETENTION_DAYS", "ACTS_RECORDER_SNAPSHOT_DEPTH",
+                         "ACTS_RECORDER_HEALTH_PORT"}
 
 
 def test_every_setting_the_code_reads_is_bound_to_a_resource_field():
@@ -32,7 +36,8 @@ def test_every_setting_the_code_reads_is_bound_to_a_resource_field():
     assert read - NOT_RESOURCE_SETTINGS == bound
 
 
-@pytest.mark.parametrize("resource", [BinanceExchange, MongoResource, MongoIOManager, CaptureClock, InitialSymbols])
+@pytest.mark.parametrize("resource", [BinanceExchange, MongoResource, MongoIOManager, CaptureClock, InitialSymbols,
+                                      BookSource])
 def test_every_field_is_described(resource: type[ConfigurableResource]):
     undescribed = [name for name, field in resource.model_fields.items()
                    if name != "mongo" and not (field.description or "").strip()]
@@ -62,14 +67,14 @@ def test_a_run_reads_the_bound_variables_when_it_starts(monkeypatch):
     monkeypatch.setenv("ACTS_CAPTURE_TOLERANCE_SECONDS", "2.5")
     monkeypatch.setenv("ACTS_SYMBOLS", "nknusdt, BTCUSDT")
     resources = resources_from_environment()
-    resources.pop("io_manager"), resources.pop("mongo")
+    resources.pop("io_manager"), resources.pop("mongo"), resources.pop("book_source")
     result = materialize([configured], resources=resources)
     assert result.output_for_node("configured") == (20, 2.5, ("NKNUSDT", "BTCUSDT"))
 
     for name in ("ACTS_DEPTH_LIMIT", "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_SYMBOLS"):
         monkeypatch.delenv(name)
     resources = resources_from_environment()
-    resources.pop("io_manager"), resources.pop("mongo")
+    resources.pop("io_manager"), resources.pop("mongo"), resources.pop("book_source")
     result = materialize([configured], resources=resources)
     assert result.output_for_node("configured") == (100, 10.0, ("BTCUSDT", "ETHUSDT"))
 

@@ -18,7 +18,7 @@ from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE_VARIABLE, BatchedS
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, minute_key, recent_minute
-from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "0f0f0f0f-aaaa-bbbb-cccc-000000000001"
@@ -142,7 +142,7 @@ def test_a_minute_run_stores_its_cell_events_in_batches(tmp_path, monkeypatch):
         result = materialize(
             [order_book_snapshot, order_book_features], instance=instance,
             tags={**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS},
-            resources={"exchange": fake_exchange(client), "capture_clock": clock,
+            resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock,
                        "io_manager": MongoIOManager(mongo=MongomockResource(database="event_log_batches"))},
         )
         assert result.success

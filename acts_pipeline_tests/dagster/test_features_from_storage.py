@@ -14,7 +14,7 @@ from acts_pipeline.orchestration.assets import order_book_features, order_book_s
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager, MongoResource
 from acts_pipeline_tests.dates import iso_instant, recent_minute
-from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
 
 pytestmark = pytest.mark.integration
 MINUTE = recent_minute(10, 0)
@@ -50,7 +50,7 @@ def test_stored_features_equal_an_independent_computation_from_the_stored_snapsh
             [order_book_snapshot, order_book_features], instance=instance,
             tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
             resources={"exchange": fake_exchange(FakeClient(now=clock.now, levels=None)),
-                       "capture_clock": clock, "io_manager": MongoIOManager(mongo=mongo)})
+                       "book_source": rest_books(), "capture_clock": clock, "io_manager": MongoIOManager(mongo=mongo)})
     assert result.success
     db = mongo.get_store().database
     levels = {}

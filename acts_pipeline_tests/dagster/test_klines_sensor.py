@@ -14,7 +14,7 @@ from acts_pipeline.orchestration.partitions import minute_partitions_start
 from acts_pipeline.orchestration.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, minute_run_request
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
-from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, FakeClient, MongomockResource, fake_exchange
 
 SYMBOLS = [f"S{i:02d}USDT" for i in range(12)]
 
@@ -139,7 +139,7 @@ def test_a_klines_run_waits_for_the_next_minute_once_the_weight_budget_is_spent(
         instance.add_dynamic_partitions("symbols", SYMBOLS[:2])
         result = materialize(
             [klines_1m], instance=instance, tags=minute_range_tags(minute, SYMBOLS[:2], minute + timedelta(minutes=4)),
-            resources={"exchange": fake_exchange(client), "capture_clock": clock, "io_manager": MongoIOManager(mongo=mongo)})
+            resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock, "io_manager": MongoIOManager(mongo=mongo)})
     assert result.success
     assert client.gate.reads >= 2 and len(client.kline_calls) == 2
     metadata = result.asset_materializations_for_node("klines_1m")[0].metadata
@@ -184,7 +184,7 @@ def test_the_sensors_plan_with_the_exchange_resources_depth_not_the_environment(
     exchange = FakeExchange(fake_id=str(id(client)), depth_limit=5000)  # 250 weight a book
     minute = floor_minute(datetime.now(UTC))
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
-                       resources={"exchange": exchange, "capture_clock": CaptureClock(),
+                       resources={"exchange": exchange, "book_source": rest_books(), "capture_clock": CaptureClock(),
                                   "initial_symbols": InitialSymbols(),
                                   "io_manager": MongoIOManager(mongo=MongomockResource())})
     cursor = json.dumps({"accepted": {s: minute.isoformat() for s in SYMBOLS}, "awaiting_first": {},

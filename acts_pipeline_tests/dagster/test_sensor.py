@@ -13,7 +13,7 @@ from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import minute_key, recent_minute
 from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
-from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, FakeClient, MongomockResource, fake_exchange
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NKNUSDT"):
     exchange = fake_exchange(FakeClient(now=None))
     initial = InitialSymbols(symbols=symbols_env)
     defs = Definitions(assets=[order_book_snapshot, order_book_features, klines_1m], sensors=[minute_sensor],
-                       resources={"exchange": exchange, "capture_clock": CaptureClock(), "initial_symbols": initial,
+                       resources={"exchange": exchange, "book_source": rest_books(), "capture_clock": CaptureClock(), "initial_symbols": initial,
                                   "io_manager": MongoIOManager(mongo=MongomockResource())})
     with build_sensor_context(instance=instance, definitions=defs,
                               resources={"exchange": exchange, "initial_symbols": initial},

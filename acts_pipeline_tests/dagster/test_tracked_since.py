@@ -13,6 +13,7 @@ from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import (
+    rest_books,
     CAPTURED_SYMBOLS,
     FakeClient,
     FixedClock,
@@ -43,7 +44,7 @@ def collect(instance, mongo, minute, *, failing=None, selection=(order_book_snap
     return materialize(
         [order_book_snapshot, order_book_features], selection=list(selection), instance=instance,
         tags=minute_range_tags(minute, SYMBOLS),
-        resources={"exchange": fake_exchange(client), "capture_clock": clock,
+        resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock,
                    "io_manager": MongoIOManager(mongo=mongo)})
 
 
@@ -58,7 +59,7 @@ def test_the_completeness_check_run_alone_writes_nothing(instance, mongo):
         [order_book_snapshot, snapshots_are_complete], selection=AssetSelection.checks(snapshots_are_complete),
         instance=instance, resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo),
                                       "exchange": fake_exchange(FakeClient(now=None)),
-                                      "capture_clock": FixedClock(at=iso_instant(MINUTE))})
+                                      "book_source": rest_books(), "capture_clock": FixedClock(at=iso_instant(MINUTE))})
     assert result.success
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert [e.check_name for e in evaluations if e.partition is None] == ["snapshots_are_complete"]

@@ -15,7 +15,7 @@ from acts_devkit.servers import start_test_mongo
 from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo
 from acts_pipeline.storage import MongoIOManager, MongoResource, Spool
 from acts_pipeline_tests.dates import iso_instant, recent_minute
-from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
+from acts_pipeline_tests.fakes import rest_books, CAPTURED_SYMBOLS, FakeClient, FixedClock, fake_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOLS = list(CAPTURED_SYMBOLS)
@@ -35,7 +35,7 @@ def collect(minute, mongo, spool_dir, *, patience=60.0):
         return materialize(
             [order_book_snapshot], instance=instance, raise_on_error=False,
             tags=minute_range_tags(minute, SYMBOLS),
-            resources={"exchange": fake_exchange(FakeClient(now=clock.now)), "capture_clock": clock,
+            resources={"exchange": fake_exchange(FakeClient(now=clock.now)), "book_source": rest_books(), "capture_clock": clock,
                        "io_manager": MongoIOManager(mongo=mongo, spool_dir=str(spool_dir),
                                                     write_patience_seconds=patience, retry_interval_seconds=0.5)})
 

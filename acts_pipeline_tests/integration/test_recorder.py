@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pymongo
 import pytest
 
-from acts_pipeline.recorder.documents import usable
 from acts_pipeline.recorder.recorder import RecorderOptions
 from acts_pipeline.recorder.service import RecorderConfig, serve
 from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.collections import boundary_book_usable as usable
 from acts_pipeline.storage.durable import Spool
 
 pytestmark = pytest.mark.timeout(300)

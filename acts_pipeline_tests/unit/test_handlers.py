@@ -6,6 +6,7 @@ parsing tests.
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -56,6 +57,7 @@ def test_snapshot_documents_have_the_documented_fields():
         "depth_limit": 100,
         "bids": [[10.0, 1.5], [9.9, 2.0]],
         "asks": [[10.1, 1.0], [10.2, 3.25]],
+        "source": "rest",
     }
     # Plain BSON-ready values: lists of Python floats, tz-aware UTC datetimes, Python ints.
     assert all(type(x) is float for level in doc["bids"] + doc["asks"] for x in level)
@@ -63,9 +65,26 @@ def test_snapshot_documents_have_the_documented_fields():
     assert type(doc["last_update_id"]) is int and type(doc["depth_limit"]) is int
 
 
+def test_a_stream_snapshot_document_has_its_source_and_event_time():
+    snapshot = dataclasses.replace(made_up_snapshot(), source="stream",
+                                   event_time=MINUTE + timedelta(seconds=59.941))
+    (doc,) = SnapshotHandler().to_documents([snapshot])
+    assert (doc["source"], doc["event_time"]) == ("stream", MINUTE + timedelta(seconds=59.941))
+    (back,) = SnapshotHandler().from_documents([doc])
+    assert (back.source, back.event_time) == ("stream", MINUTE + timedelta(seconds=59.941))
+
+
+def test_a_snapshot_stored_before_the_recorder_reads_as_a_rest_book():
+    (doc,) = SnapshotHandler().to_documents([made_up_snapshot()])
+    del doc["source"]
+    (back,) = SnapshotHandler().from_documents([doc])
+    assert (back.source, back.event_time) == ("rest", None)
+
+
 def assert_same_snapshot(a: OrderBookSnapshot, b: OrderBookSnapshot) -> None:
-    assert (a.symbol, a.minute, a.requested_at, a.captured_at, a.depth_limit, a.last_update_id) == (
-        b.symbol, b.minute, b.requested_at, b.captured_at, b.depth_limit, b.last_update_id)
+    assert (a.symbol, a.minute, a.requested_at, a.captured_at, a.depth_limit, a.last_update_id, a.source,
+            a.event_time) == (b.symbol, b.minute, b.requested_at, b.captured_at, b.depth_limit, b.last_update_id,
+                              b.source, b.event_time)
     assert np.array_equal(a.bids, b.bids) and np.array_equal(a.asks, b.asks)
     assert a.bids.shape == b.bids.shape and a.asks.shape == b.asks.shape
 

@@ -1,0 +1,71 @@
+"""Where `order_book_snapshot` takes each cell's book: the stream recorder's boundary books, or a
+REST request at the close.
+
+`ACTS_BOOK_SOURCE=stream`: a cell's book is the recorder's book at the minute's close (stored in
+`boundary_books` within a fraction of a second after it); a symbol the recorder could not vouch
+for at that close (just added, resyncing, recorder down) is fetched over REST while the capture
+tolerance allows, and otherwise stays missing, with the recorder's reason. Past minutes within
+the recorder's retention can be materialized again from the same books. `rest`: every book is
+a REST request sent right after the close, as before the recorder existed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from acts_pipeline import settings
+from acts_pipeline.core.cells import minute_close
+from acts_pipeline.storage.client import StorageError
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.handlers import as_utc
+from acts_pipeline.storage.io_manager import MongoResource
+
+RECORDER_NAME = "recorder"
+
+
+class BookSource(ConfigurableResource):
+    """The source of the snapshot asset's books (see the module docstring)."""
+
+    mongo: MongoResource
+    source: str = Field(
+        default=settings.DEFAULT_BOOK_SOURCE,
+        description="stream: each book is the stream recorder's book at the minute's close, REST as "
+        "the per-symbol fallback; rest: a REST request right after the close (ACTS_BOOK_SOURCE).")
+    wait_for_recorder_seconds: float = Field(
+        default=1.5, description="How long after a close to wait for a symbol's boundary book that the "
+        "recorder has not written yet, before the REST fallback.")
+    recorder_stale_seconds: float = Field(
+        default=30.0, description="A recorder whose status is older than this is taken as down: every "
+        "book of the minute comes over REST at once.")
+
+    def streams(self) -> bool:
+        return settings.parse_book_source(self.source) == "stream"
+
+    def recorder_alive(self, now: datetime) -> bool:
+        try:
+            status = self.mongo.get_store().get_status(RECORDER_STATUS, RECORDER_NAME)
+        except StorageError:
+            return False
+        updated = status and status.get("updated_at")
+        return bool(updated) and (now - as_utc(updated)).total_seconds() <= self.recorder_stale_seconds
+
+    def boundary_books(self, minute: datetime, symbols: Iterable[str], *,
+                       wait_until: datetime | None = None) -> dict[str, dict[str, Any]]:
+        """The stored boundary documents of `minute` (the book at its close) by symbol, usable or
+        not; polled until every symbol has one or `wait_until` (wall clock) passes."""
+        wanted = set(symbols)
+        store = self.mongo.get_store()
+        while True:
+            found = {d["symbol"]: d for d in store.find_minute(BOUNDARY_BOOKS, minute, wanted)}
+            if len(found) == len(wanted) or wait_until is None or datetime.now(UTC) >= wait_until:
+                return found
+            time.sleep(0.05)
+
+    def wait_deadline(self, minute: datetime) -> datetime:
+        return minute_close(minute) + timedelta(seconds=self.wait_for_recorder_seconds)

@@ -1,0 +1,116 @@
+"""`order_book_snapshot` in the stream design, in process: each cell's book is the recorder's
+boundary book when it vouches for one, a REST fetch when it does not (within the tolerance), and
+nothing (with the recorder's reason) for a past minute it has no book for."""
+
+from datetime import timedelta
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from acts_pipeline.orchestration.assets import order_book_snapshot
+from acts_pipeline.orchestration.book_source import RECORDER_NAME, BookSource
+from acts_pipeline.orchestration.partitions import minute_range_tags
+from acts_pipeline.storage import MongoIOManager
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline_tests.dates import iso_instant, recent_minute
+from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
+
+MINUTE = recent_minute(10, 0)
+CLOSE = MINUTE + timedelta(minutes=1)
+# Made-up books, small and distinct from the fake exchange's REST books.
+STREAM_BIDS = [[1.5, 2.0], [1.4, 3.0]]
+STREAM_ASKS = [[1.6, 1.0], [1.7, 4.0]]
+
+
+def boundary(symbol, minute=MINUTE, **fields):
+    close = minute + timedelta(minutes=1)
+    document = {"symbol": symbol, "minute": minute, "close": close, "source": "stream", "in_sync": True,
+                "reason": None, "complete": True, "depth_limit": 100, "last_update_id": 1234,
+                "event_time": close - timedelta(milliseconds=59), "bids": STREAM_BIDS, "asks": STREAM_ASKS,
+                "decided_at": close + timedelta(milliseconds=12), "revised": False, "connection": "ws-1",
+                "expires_at": close + timedelta(days=7)}
+    document.update(fields)
+    return document
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", list(CAPTURED_SYMBOLS))
+        yield instance
+
+
+@pytest.fixture
+def mongo(request):
+    return MongomockResource(database=f"stream_{request.node.name}")
+
+
+def run(instance, mongo, client, at, minute=MINUTE):
+    clock = FixedClock(at=at)
+    client._now = clock.now
+    return materialize(
+        [order_book_snapshot], instance=instance, raise_on_error=False,
+        tags=minute_range_tags(minute, list(CAPTURED_SYMBOLS)),
+        resources={"exchange": fake_exchange(client), "capture_clock": clock,
+                   "book_source": BookSource(mongo=mongo, source="stream", wait_for_recorder_seconds=0.2),
+                   "io_manager": MongoIOManager(mongo=mongo)})
+
+
+def stored(mongo):
+    return {d["symbol"]: d for d in mongo.get_store().collection("order_book_snapshots").find({}, {"_id": False})}
+
+
+def recorder_alive(mongo, at):
+    mongo.get_store().put_status(RECORDER_STATUS, RECORDER_NAME, {"updated_at": at})
+
+
+def test_books_come_from_the_recorder_and_rest_only_where_it_has_none(instance, mongo):
+    nkn, blz, lrc, rune = CAPTURED_SYMBOLS
+    recorder_alive(mongo, CLOSE)
+    resyncing = boundary(lrc, in_sync=False, reason="a gap: resyncing")
+    for field in ("bids", "asks", "complete", "last_update_id", "event_time"):
+        resyncing.pop(field)
+    mongo.get_store().upsert(BOUNDARY_BOOKS, [boundary(nkn), boundary(blz), resyncing])
+    client = FakeClient(now=None)
+    result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, milliseconds=4))
+    assert result.success
+    books = stored(mongo)
+    assert set(books) == set(CAPTURED_SYMBOLS)
+    for symbol in (nkn, blz):
+        assert books[symbol]["source"] == "stream"
+        assert (books[symbol]["bids"], books[symbol]["asks"]) == (STREAM_BIDS, STREAM_ASKS)
+        assert books[symbol]["event_time"].replace(tzinfo=None) == (CLOSE - timedelta(milliseconds=59)).replace(tzinfo=None)
+        assert books[symbol]["captured_at"] == books[symbol]["requested_at"]
+        assert books[symbol]["last_update_id"] == 1234
+    # LRCBTC: the recorder was resyncing; RUNEEUR: it wrote nothing. Both over REST, only they.
+    assert sorted(client.book_calls) == sorted([lrc, rune])
+    assert books[lrc]["source"] == books[rune]["source"] == "rest" and "event_time" not in books[rune]
+    logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert "2/2 books over REST (the recorder had no book for 2)" in logs
+
+
+def test_a_recorder_that_is_down_is_not_waited_for(instance, mongo):
+    recorder_alive(mongo, CLOSE - timedelta(minutes=5))  # stale
+    client = FakeClient(now=None)
+    result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, milliseconds=4))
+    assert result.success
+    assert sorted(client.book_calls) == sorted(CAPTURED_SYMBOLS)
+    assert {d["source"] for d in stored(mongo).values()} == {"rest"}
+
+
+def test_a_past_minute_is_backfilled_from_boundary_books_and_the_rest_stays_missing_with_the_reason(instance, mongo):
+    nkn, blz, lrc, rune = CAPTURED_SYMBOLS
+    past = MINUTE - timedelta(minutes=30)
+    lost = boundary(lrc, past, in_sync=False, reason="connection ws-1 lost: reset")
+    lost.pop("bids"), lost.pop("asks")
+    mongo.get_store().upsert(BOUNDARY_BOOKS, [boundary(nkn, past), boundary(blz, past), lost])
+    recorder_alive(mongo, CLOSE)
+    client = FakeClient(now=None)
+    result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, seconds=5), minute=past)
+    assert result.success
+    books = stored(mongo)
+    assert set(books) == {nkn, blz} and {d["source"] for d in books.values()} == {"stream"}
+    assert client.book_calls == []  # a past book cannot be fetched: nothing is invented
+    logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert "connection ws-1 lost: reset" in logs and "capture tolerance" in logs
+    assert f"{rune}" in logs and "stored no book" in logs
