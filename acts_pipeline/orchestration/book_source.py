@@ -52,8 +52,9 @@ class BookSource(ConfigurableResource):
             status = self.mongo.get_store().get_status(RECORDER_STATUS, RECORDER_NAME)
         except StorageError:
             return False
-        updated = status and status.get("updated_at")
-        return bool(updated) and (now - as_utc(updated)).total_seconds() <= self.recorder_stale_seconds
+        if not status or status.get("state") == "stopped" or not status.get("updated_at"):
+            return False
+        return (now - as_utc(status["updated_at"])).total_seconds() <= self.recorder_stale_seconds
 
     def boundary_books(self, minute: datetime, symbols: Iterable[str], *,
                        wait_until: datetime | None = None) -> dict[str, dict[str, Any]]:

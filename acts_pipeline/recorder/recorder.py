@@ -115,6 +115,7 @@ class Recorder:
         self._closes_written: dict[int, int] = {}  # close -> documents written
         self.last_close_written: int | None = None
         self.write_errors = 0
+        self.stopped_at: float | None = None
 
     # ---- the process ---------------------------------------------------------------------------
 
@@ -136,9 +137,12 @@ class Recorder:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.pool.close()
             await self._drain_writes()
+            # The last status is the state recording stopped in (its books as they were), marked
+            # stopped; closing the connections afterwards is not a loss of sync worth reporting.
+            self.stopped_at = time.time()
             await self._write_status()
+            await self.pool.close()
 
     # ---- symbols -------------------------------------------------------------------------------
 
@@ -201,6 +205,8 @@ class Recorder:
             self._wanted[update.symbol] = received
 
     def _on_state(self, connection: CombinedStream, opened: bool, reason: str) -> None:
+        if self.stopped_at is not None:
+            return
         if opened:
             log.info("%s open (%d streams)", connection.name, len(connection.streams))
             return
@@ -370,6 +376,7 @@ class Recorder:
         connections = [c.health.as_dict(now) for c in (self.pool.connections if self.pool else [])]
         return {
             "name": self.options.name,
+            "state": "stopped" if self.stopped_at is not None else "running",
             "updated_at": datetime.now(UTC),
             "started_at": datetime.fromtimestamp(self.started_at, tz=UTC),
             "symbols_tracked": len(self.symbols),

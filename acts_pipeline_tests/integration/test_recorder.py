@@ -27,8 +27,17 @@ def levels(side: list[list[str]]) -> list[list[float]]:
     return [[float(p), float(q)] for p, q in side]
 
 
-def run_recorder(simulator, mongo_uri, db_name, tmp_path, symbols, closes: int):
-    """The recorder in a thread until `closes` closes after its start were written; its status."""
+def health(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def run_recorder(simulator, mongo_uri, db_name, tmp_path, symbols, closes: int, during=None):
+    """The recorder in a thread until `closes` closes after its start were written. `during(url)`
+    is called once every symbol is in sync (the health endpoint's URL), in the first close."""
     config = RecorderConfig(
         api_url=simulator.api_url, ws_url=simulator.ws_url, mongo_uri=mongo_uri, mongo_db=db_name,
         spool=Spool(tmp_path / "spool"), health_port=0,
@@ -45,6 +54,9 @@ def run_recorder(simulator, mongo_uri, db_name, tmp_path, symbols, closes: int):
     try:
         while datetime.now(UTC) < last_close + timedelta(seconds=3):
             assert thread.is_alive(), "the recorder stopped by itself"
+            if during is not None and urls and health(urls[0])["symbols_in_sync"] == len(symbols):
+                during(urls[0])
+                during = None
             time.sleep(0.5)
     finally:
         stop.set()
@@ -53,8 +65,8 @@ def run_recorder(simulator, mongo_uri, db_name, tmp_path, symbols, closes: int):
     return db, first_close, last_close
 
 
-def test_every_stored_boundary_book_is_the_true_book_at_its_close(simulator, mongo_uri, mongo_db_name, tmp_path):
-    db, first_close, last_close = run_recorder(simulator, mongo_uri, mongo_db_name, tmp_path, SYMBOLS, closes=2)
+def check_against_the_truth(simulator, db, last_close) -> list[dict]:
+    """Every stored book is the true book at its close; every symbol has one at `last_close`."""
     documents = list(db[BOUNDARY_BOOKS].find({}, {"_id": False}))
     by_cell = {(d["symbol"], d["close"]): d for d in documents}
     assert len(by_cell) == len(documents)
@@ -76,6 +88,59 @@ def test_every_stored_boundary_book_is_the_true_book_at_its_close(simulator, mon
     for document in documents:
         if not usable(document):
             assert document["reason"] and "bids" not in document
+    return documents
+
+
+def test_every_stored_boundary_book_is_the_true_book_at_its_close(simulator, mongo_uri, mongo_db_name, tmp_path):
+    db, first_close, last_close = run_recorder(simulator, mongo_uri, mongo_db_name, tmp_path, SYMBOLS, closes=2)
+    check_against_the_truth(simulator, db, last_close)
+    last = [d for d in db[BOUNDARY_BOOKS].find({"close": last_close})]
     status = db[RECORDER_STATUS].find_one({"name": "recorder"})
     assert status["symbols_tracked"] == len(SYMBOLS)
     assert status["durable_after_close_s"]["samples"] >= len(last)
+
+
+def test_a_gap_resyncs_that_symbol_alone_and_no_book_is_ever_wrong(simulator, mongo_uri, mongo_db_name, tmp_path):
+    """cryptofeed reset every book of a connection on one gap (its issues #613, #958)."""
+    seen = {}
+
+    def faults(url):
+        seen["before"] = health(url)["symbols"]
+        simulator.set_faults([
+            {"endpoint": "stream", "symbol": "NKNUSDT", "kind": "skip_event", "times": 1},
+            {"endpoint": "stream", "symbol": "BTCUSDT", "kind": "duplicate_event", "times": 2},
+            {"endpoint": "stream", "symbol": "ETHUSDT", "kind": "late_event", "times": 1},
+        ])
+        time.sleep(8)
+        seen["after"] = health(url)["symbols"]
+
+    try:
+        db, _, last_close = run_recorder(simulator, mongo_uri, mongo_db_name, tmp_path, SYMBOLS, closes=2,
+                                         during=faults)
+    finally:
+        simulator.clear_faults()
+    check_against_the_truth(simulator, db, last_close)
+    gaps = {s: seen["after"][s]["gaps"] - seen["before"][s]["gaps"] for s in SYMBOLS}
+    assert gaps["NKNUSDT"] >= 1 and gaps["ETHUSDT"] >= 1, gaps
+    assert {s: n for s, n in gaps.items() if s not in ("NKNUSDT", "ETHUSDT")} == dict.fromkeys(
+        set(SYMBOLS) - {"NKNUSDT", "ETHUSDT"}, 0), gaps
+    untouched = [s for s in SYMBOLS if s not in ("NKNUSDT", "ETHUSDT")]
+    assert all(seen["after"][s]["snapshots"] == seen["before"][s]["snapshots"] for s in untouched), seen
+
+
+def test_a_dropped_connection_resyncs_its_books_and_recording_goes_on(simulator, mongo_uri, mongo_db_name, tmp_path):
+    seen = {}
+
+    def drop(url):
+        seen["before"] = health(url)
+        simulator.set_faults([{"endpoint": "stream", "kind": "drop_connection", "times": 1}])
+
+    try:
+        db, _, last_close = run_recorder(simulator, mongo_uri, mongo_db_name, tmp_path, SYMBOLS, closes=2,
+                                         during=drop)
+    finally:
+        simulator.clear_faults()
+    check_against_the_truth(simulator, db, last_close)
+    status = db[RECORDER_STATUS].find_one({"name": "recorder"})
+    assert status["connections"][0]["reconnects"] >= 1
+    assert status["symbols_in_sync"] == len(SYMBOLS)
