@@ -410,7 +410,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
     from acts_pipeline.recorder.service import RecorderConfig, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The recorder's own news at INFO; the libraries' (Dagster's storage migrations) at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("acts_pipeline").setLevel(logging.INFO)
     settings.check_environment(require_mongo_uri=True)
     config = RecorderConfig.from_environment(health_port=args.health_port)
     instance = _instance()

@@ -35,14 +35,18 @@ def _port_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
+@pytest.mark.parametrize("book_source", ["stream", "rest"])
+def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path, book_source):
     cwd = project_copy(tmp_path)
     port = free_port()
-    platform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(SYMBOLS)), port, "--simulated")
+    platform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(SYMBOLS), ACTS_BOOK_SOURCE=book_source), port,
+                         "--simulated")
     started = datetime.now(UTC)
     try:
         mongo_uri = platform.wait_for_line(r"embedded MongoDB on (\S+)", 60).group(1)
         simulator_url = platform.wait_for_line(r"exchange simulator on (\S+)", 60).group(1)
+        recorder_url = (platform.wait_for_line(r"stream recorder health on (\S+) ", 90).group(1)
+                        if book_source == "stream" else None)
         platform.wait_for_webserver(120)
         assert (cwd / ".acts" / "dagster_home" / "dagster.yaml").is_file()
         db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
@@ -92,6 +96,15 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
                 assert len(snap["bids"]) == 100 and snap["bids"][0][0] < snap["asks"][0][0]
             for features in db.order_book_features.find({"minute": minute}):
                 assert -1 <= features["bias_5"] <= 1 and features["crossed"] is False
+        if book_source == "stream":
+            # Once the recorder is in sync (seconds after start-up), books are its books at the close.
+            for snap in db.order_book_snapshots.find({"minute": minutes[1]}):
+                assert snap["source"] == "stream", (snap["symbol"], snap["source"])
+                assert snap["event_time"] <= minutes[1] + timedelta(minutes=1)
+                boundary = db.boundary_books.find_one({"symbol": snap["symbol"], "minute": minutes[1]})
+                assert (boundary["bids"], boundary["last_update_id"]) == (snap["bids"], snap["last_update_id"])
+        else:
+            assert {d.get("source") for d in db.order_book_snapshots.find({"minute": {"$in": minutes}})} == {"rest"}
         # consecutive minutes are different books (the simulator's market moves)
         books = {d["minute"]: d["bids"][0] for d in db.order_book_snapshots.find({"symbol": "BTCUSDT", "minute": {"$in": minutes}})}
         assert books[minutes[0]] != books[minutes[1]]
@@ -119,6 +132,8 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
     simulator_port = int(simulator_url.rsplit(":", 1)[1].split("/")[0])
     assert exit_code in (0, 130, -2), platform.log()[-3000:]
     assert _port_closed(port) and _port_closed(mongo_port) and _port_closed(simulator_port)
+    if recorder_url:
+        assert _port_closed(int(recorder_url.rsplit(":", 1)[1].split("/")[0]))
 
     # The terminal: the addresses, where Dagster's full output went, no noise, no traceback from
     # the stop, and a last line that says everything is down.
@@ -126,7 +141,8 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path):
     assert f"Dagster UI on http://127.0.0.1:{port}" in terminal
     assert [noise for noise in DAGSTER_NOISE if noise in terminal] == [], terminal[-3000:]
     assert not re.search(r" - (DEBUG|INFO) - ", terminal), terminal[-3000:]
-    assert terminal.splitlines()[-1] == "ACTS stopped: Dagster, the embedded database and the simulator are down"
+    recorder = "the stream recorder, " if book_source == "stream" else ""
+    assert terminal.splitlines()[-1] == f"ACTS stopped: Dagster, {recorder}the embedded database and the simulator are down"
     full_output = (cwd / ".acts" / "dagster.log").read_text()
     assert f"{cwd / '.acts' / 'dagster.log'}" in terminal
     assert "RUN_SUCCESS" in full_output and "BetaWarning" in full_output
