@@ -145,11 +145,19 @@ def kill_started_in(folder: Path) -> list[int]:
     return killed
 
 
-def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str) -> DevPlatform:
+def start_dev(cwd: Path, env: dict[str, str], port: int, *args: str, cgroup_procs: Path | None = None) -> DevPlatform:
+    """`acts-pipeline dev --port port *args` in `cwd`, in its own session. `cgroup_procs`: a
+    cgroup's `cgroup.procs` file the process joins before it starts (benchmarks account the whole
+    process tree's CPU by it, orphans and exited processes included)."""
     log_path = cwd / "acts-pipeline-dev.log"
+
+    def join_cgroup() -> None:
+        if cgroup_procs is not None:
+            cgroup_procs.write_text(str(os.getpid()))
+
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "acts-pipeline"), "dev", "--port", str(port), *args],
             cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=join_cgroup if cgroup_procs is not None else None)
     return DevPlatform(process, log_path, port, cwd)

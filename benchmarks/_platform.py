@@ -326,6 +326,44 @@ def _dead_descendants(parent: Tracked, dead: list[Tracked]) -> list[Tracked]:
     return out
 
 
+class CpuCgroup:
+    """A cgroup-v1 `cpuacct` group that the benchmarked process joins before it starts, so every
+    process it ever starts is in it (children inherit the group; orphans re-parented to init and
+    processes that exited stay counted). Its `cpuacct.usage` is the kernel's own total of CPU time
+    of the whole tree: the outside measurement the /proc sampler is checked against. Needs root
+    and a cpuacct hierarchy; `CpuCgroup.create()` returns None without them."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def create(cls, name: str) -> CpuCgroup | None:
+        path = cls.ROOT / name
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        return cls(path)
+
+    @property
+    def procs_file(self) -> Path:
+        return self.path / "cgroup.procs"
+
+    def cpu_seconds(self) -> float:
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def remove(self) -> None:
+        """Removes the group once its processes are gone (retried a few seconds)."""
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 def self_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system

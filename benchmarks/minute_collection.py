@@ -16,7 +16,11 @@ each on a fresh platform, and the two tables side by side with naive / batched r
    cap, not the design.
 2. "Fully up" is: the webserver answers, the code location is loaded, and the sensor has
    registered the N symbols (the daemon is ticking it). The first counted minute m0 is the first
-   whose run is requested (30 s before its close) after that; M minutes m0..m0+M-1 are counted.
+   whose run is requested (30 s before its close) `--warmup` minutes (default 7) after that; M
+   minutes m0..m0+M-1 are counted (default 10). Steady state: at 500 symbols the klines come in
+   catch-up runs of 5-minute batches, the first one some 6 minutes after start-up; a window
+   without them (the default before 2026-12-01: 3 minutes from start-up) measured half the CPU
+   a long-running platform spends.
 3. Measurement window: [m0 + 25 s, m0 + M min + 25 s), i.e. exactly M minutes holding the M
    counted runs from request to end (extended, and the per-minute figures divided by its real
    length, if a counted run is still going at its end).
@@ -27,6 +31,8 @@ each on a fresh platform, and the two tables side by side with naive / batched r
    - CPU core-seconds per minute per process group and peak RSS: `/proc` sampling of every
      descendant of the `acts-pipeline dev` process, corrected exactly with the parents'
      reaped-children CPU (method and error in `benchmarks/_platform.py`); groups by command line;
+     checked against the kernel's own total for the whole process tree (a cpuacct cgroup the
+     platform is started in, when run as root), which also counts orphans and exited processes;
    - weight per minute: the simulator's `/_simulator/stats` `used_weight` (its per-wall-minute
      ledger, which is Binance's) read every 0.5 s, the largest value of each minute; the
      minute's snapshots are sent at its close, so they count in the next wall minute: wall
@@ -54,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _platform import (  # noqa: E402
     GROUPS,
     PROJECT,
+    CpuCgroup,
     SIMULATOR_GROUP,
     DevPlatform,
     GroupFigures,
@@ -119,6 +126,8 @@ class Result:
     up_at: datetime | None = None
     sampler_cost_s: float = 0.0
     samples: int = 0
+    #: The kernel's CPU total of the whole process tree over the window (cgroup), if available.
+    cgroup_cpu_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -132,6 +141,11 @@ class Result:
     @property
     def platform_cpu_per_minute(self) -> float:
         return sum(self.cpu_per_minute(g) for g in self.groups if g != SIMULATOR_GROUP)
+
+    @property
+    def tree_cpu_per_minute(self) -> float | None:
+        """The cgroup's total (every process of the tree, simulator included) per minute."""
+        return None if self.cgroup_cpu_s is None else self.cgroup_cpu_s / (self.window_s / 60)
 
 
 class SimulatorWatcher:
@@ -189,7 +203,8 @@ def run_tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["tags"]}
 
 
-def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600) -> Result:
+def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600,
+            warmup: float = 0.0) -> Result:
     import pymongo
 
     result = Result(design, n, minutes)
@@ -204,7 +219,11 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
     port = free_port()
     log(f"{design}: starting `acts-pipeline dev --simulated --port {port}` in {cwd} with {n} symbols")
     started = time.monotonic()
-    dev: DevPlatform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(symbols)), port, "--simulated")
+    cgroup = CpuCgroup.create(f"acts-bench-{os.getpid()}-{design}")
+    if cgroup is None:
+        result.notes.append("no cpuacct cgroup (needs root): CPU from /proc sampling only")
+    dev: DevPlatform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(symbols)), port, "--simulated",
+                                 cgroup_procs=cgroup.procs_file if cgroup else None)
     sampler = ProcessSampler(dev.process.pid, sample_interval)
     sampler.start()
     watcher = None
@@ -226,8 +245,11 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         weights = watcher.max_weight
         watcher.start()
 
-        m0 = up.replace(second=0, microsecond=0)
-        while m0 + WINDOW_OFFSET < up + timedelta(seconds=1):  # so its run is requested after, too
+        # Steady state: after `warmup` minutes the klines of the first minutes have come in their
+        # first catch-up batch, and every later window holds batches as a long run does.
+        ready = up + timedelta(minutes=warmup)
+        m0 = ready.replace(second=0, microsecond=0)
+        while m0 + WINDOW_OFFSET < ready + timedelta(seconds=1):  # so its run is requested after, too
             m0 += timedelta(minutes=1)
         result.counted = [m0 + timedelta(minutes=i) for i in range(minutes)]
         window_start = m0 + WINDOW_OFFSET
@@ -236,6 +258,7 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             f"{window_start:%H:%M:%S}..{window_end:%H:%M:%S}")
         wait_until(window_start)
         sampler.open_window()
+        cgroup_start = cgroup.cpu_seconds() if cgroup else None
         opened = time.monotonic()
         stats_start = watcher.read()
         wait_until(window_end)
@@ -249,6 +272,8 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
                 break
             time.sleep(1)
         result.groups = sampler.close_window()
+        if cgroup is not None:
+            result.cgroup_cpu_s = cgroup.cpu_seconds() - cgroup_start
         result.window_s = time.monotonic() - opened
         if result.window_s > minutes * 60 + 2:
             result.notes.append(f"window extended to {result.window_s:.0f} s for the counted runs to end")
@@ -294,6 +319,8 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         sampler.stop()
         # Generous: on Ctrl-C the platform lets the minute run in flight finish (up to ~75 s at N=500).
         result.exit_code = dev.interrupt(timeout=150)
+        if cgroup is not None:
+            cgroup.remove()
         if not keep:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
@@ -344,6 +371,14 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
     resid = sum(g.residual_seconds for k, g in r.groups.items() if k != SIMULATOR_GROUP) / (r.window_s / 60) if r.window_s else 0
     rows.append(("  of it unsampled (exact, from cutime)", _fmt(resid, 2), None))
     rows.append(("CPU simulator, apart (core-s/min)", _fmt(r.cpu_per_minute(SIMULATOR_GROUP), 2), r.cpu_per_minute(SIMULATOR_GROUP)))
+    tree = r.tree_cpu_per_minute
+    if tree is not None:
+        # Long-lived, sampled exactly: the simulator and the database server come off the kernel's total.
+        apart = r.cpu_per_minute(SIMULATOR_GROUP) + r.cpu_per_minute("database server")
+        sampled = sum(r.cpu_per_minute(g) for g in r.groups)
+        rows.append(("CPU whole tree, kernel cgroup (core-s/min)", _fmt(tree, 2), tree))
+        rows.append(("  less simulator and database (core-s/min)", _fmt(tree - apart, 2), tree - apart))
+        rows.append(("  /proc sampling missed (core-s/min)", _fmt(tree - sampled, 2), tree - sampled))
     peak_total = sum(g.peak_rss for k, g in r.groups.items() if k != SIMULATOR_GROUP)
     rows.append(("peak RSS platform, sum of groups (MB)", f"{peak_total / 2**20:.0f}", peak_total / 2**20))
     for g in (*GROUPS, "other", SIMULATOR_GROUP):
@@ -411,7 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     global SAMPLE_INTERVAL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, required=True, help="N symbols (TRADING, USDT-quoted first)")
-    parser.add_argument("--minutes", type=int, default=3, help="M full minutes to count (default 3)")
+    parser.add_argument("--minutes", type=int, default=10,
+                        help="M full minutes to count (default 10: two of the klines catch-up's 5-minute batches)")
+    parser.add_argument("--warmup", type=float, default=7.0,
+                        help="minutes after the platform is fully up before counting starts (default 7: the first "
+                        "klines catch-up batch has run, as in any long run); 0 counts from start-up")
     parser.add_argument("--per-symbol-runs", action="store_true",
                         help="also run the naive design (one run per (minute, symbol)) and compare")
     parser.add_argument("--sample-interval", type=float, default=0.5, help="/proc sampling period in s (default 0.5)")
@@ -429,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         try:
             results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
-                                   args.klines_wait))
+                                   args.klines_wait, args.warmup))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
             print(f"{design}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
