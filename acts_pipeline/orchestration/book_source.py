@@ -47,9 +47,13 @@ class BookSource(ConfigurableResource):
     def streams(self) -> bool:
         return settings.parse_book_source(self.source) == "stream"
 
+    def recorder_status(self) -> dict[str, Any] | None:
+        """The recorder's last status document (`recorder_status`), None if it never wrote one."""
+        return self.mongo.get_store().get_status(RECORDER_STATUS, RECORDER_NAME)
+
     def recorder_alive(self, now: datetime) -> bool:
         try:
-            status = self.mongo.get_store().get_status(RECORDER_STATUS, RECORDER_NAME)
+            status = self.recorder_status()
         except StorageError:
             return False
         if not status or status.get("state") == "stopped" or not status.get("updated_at"):

@@ -25,11 +25,13 @@ from dagster import (
 )
 
 from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.core.cells import Cell, cells_of, floor_minute, format_minute
 from acts_pipeline.orchestration.partitions import minute_symbol_partitions
 from acts_pipeline.core.quality import coverage, feature_problems, minute_spans, snapshot_problems
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.orchestration.symbols import registered_symbols
 
@@ -118,3 +120,48 @@ def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoReso
         metadata={"missing_cells": sum(r.missing for r in rows), "expected_cells": sum(r.expected for r in rows),
                   "symbols_with_gaps": len(missing), "gaps": MetadataValue.md(table)},
     )
+
+
+@asset_check(asset=order_book_snapshot, blocking=False, partitions_def=minute_symbol_partitions,
+             description="With ACTS_BOOK_SOURCE=stream: the stream recorder is running (its status is less "
+             "than 30 s old) and vouches for every tracked symbol's book (in sync, complete to the "
+             "published depth). A symbol it cannot vouch for falls back to REST, and a minute past the "
+             "tolerance stays missing, so this check is the early warning. Passes in the REST design.")
+def stream_recorder_is_healthy(context: AssetCheckExecutionContext, book_source: BookSource) -> AssetCheckResult:
+    if not book_source.streams():
+        return AssetCheckResult(passed=True, description="REST design (ACTS_BOOK_SOURCE=rest): no recorder",
+                                metadata={"book_source": "rest"})
+    now = datetime.now(UTC)
+    status = book_source.recorder_status()
+    if status is None:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR,
+                                description="no stream recorder has ever reported: start `acts-pipeline record` "
+                                "(`acts-pipeline dev` starts it); every book comes over REST meanwhile")
+    age = (now - as_utc(status["updated_at"])).total_seconds()
+    symbols: dict = status.get("symbols") or {}
+    registered = registered_symbols(context.instance)
+    unrecorded = [s for s in registered if s not in symbols]
+    out = {s: v.get("reason") or "not in sync" for s, v in symbols.items() if s in registered and not v["in_sync"]}
+    durable = status.get("durable_after_close_s") or {}
+    metadata = {
+        "status_age_s": round(age, 1), "symbols_in_sync": len(registered) - len(out) - len(unrecorded),
+        "symbols_tracked": len(registered), "durable_after_close_p99_s": durable.get("p99"),
+        "connections": MetadataValue.md("\n".join(
+            ["| connection | state | streams | reconnects | last message age (s) |", "|---|---|---|---|---|"]
+            + [f"| {c['name']} | {c['state']} | {c['streams']} | {c['reconnects']} | {c['last_message_age_s']} |"
+               for c in status.get("connections", [])])),
+    }
+    if status.get("state") == "stopped" or age > book_source.recorder_stale_seconds:
+        why = "stopped" if status.get("state") == "stopped" else f"silent for {age:.0f} s"
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
+                                description=f"the stream recorder is {why}: every book comes over REST, and "
+                                "minutes it did not record cannot be backfilled")
+    if out or unrecorded:
+        listed = [f"{s}: {r}" for s, r in sorted(out.items())][:MAX_LISTED] + [
+            f"{s}: not recorded yet" for s in unrecorded[:MAX_LISTED]]
+        metadata["not_vouched_for"] = MetadataValue.json(dict(item.split(": ", 1) for item in listed))
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, metadata=metadata,
+                                description=f"{len(out) + len(unrecorded)} of {len(registered)} symbols without a "
+                                f"book the recorder vouches for (REST fallback): " + "; ".join(listed[:3]))
+    return AssetCheckResult(passed=True, metadata=metadata,
+                            description=f"all {len(registered)} symbols in sync; status {age:.0f} s old")
