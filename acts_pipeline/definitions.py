@@ -16,7 +16,7 @@ from acts_pipeline.orchestration.checks import (
 )
 from acts_pipeline.orchestration.environment import resources_from_environment
 from acts_pipeline.orchestration.retention import prune_run_history, prune_run_history_hourly
-from acts_pipeline.orchestration.sensors import klines_catch_up_sensor, minute_sensor
+from acts_pipeline.orchestration.sensors import klines_catch_up_sensor, minute_sensor, snapshot_catch_up_sensor
 from acts_pipeline.orchestration.symbol_watch import symbols_are_listed, tracked_symbols
 
 
@@ -26,7 +26,7 @@ def defs() -> Definitions:
         assets=[order_book_snapshot, order_book_features, klines_1m, tracked_symbols],
         asset_checks=[snapshot_books_are_valid, features_are_in_range, snapshots_are_complete, stream_recorder_is_healthy,
                       symbols_are_listed],
-        sensors=[minute_sensor, klines_catch_up_sensor],
+        sensors=[minute_sensor, klines_catch_up_sensor, snapshot_catch_up_sensor],
         jobs=[prune_run_history],
         schedules=[prune_run_history_hourly],
         resources=resources_from_environment(),

@@ -37,7 +37,8 @@ from acts_pipeline.core.cells import Cell, floor_minute, format_minute, minute_c
 from acts_pipeline.orchestration.partitions import minute_partitions_start, minute_range_tags, symbol_partitions
 from acts_pipeline.core.quality import coverage
 from acts_pipeline.storage.client import StorageError
-from acts_pipeline.storage.collections import KLINES_1M
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.orchestration.symbol_watch import WatchState, watch
 from acts_pipeline.orchestration.symbols import InitialSymbols, SymbolError, check_symbols, registered_symbols
@@ -248,4 +249,65 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
         run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[klines_1m.key],
         tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, CATCH_UP_TAG: "klines"},
+    )
+
+
+#: How far back the snapshot catch-up looks for minutes the recorder kept and the runs missed (a
+#: daemon restart, an outage); older ones are backfilled from the UI, within the recorder's retention.
+SNAPSHOT_CATCH_UP_WINDOW = timedelta(minutes=60)
+#: A minute this recent is still the minute run's to store.
+SNAPSHOT_CATCH_UP_MARGIN = timedelta(minutes=2)
+
+
+def snapshot_gap(recorded: dict[str, set[datetime]], stored: dict[str, set[datetime]],
+                 symbols: list[str]) -> tuple[datetime, datetime] | None:
+    """The first run of consecutive minutes in which some symbol has a boundary book the recorder
+    vouched for and no stored snapshot: (first, last), or None."""
+    missing = sorted({m for s in symbols for m in recorded.get(s, set()) - stored.get(s, set())})
+    if not missing:
+        return None
+    last = missing[0]
+    for minute in missing[1:]:
+        if minute != last + timedelta(minutes=1):
+            break
+        last = minute
+    return missing[0], last
+
+
+@sensor(
+    name="snapshot_catch_up_sensor",
+    target=[order_book_snapshot, order_book_features],
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="With ACTS_BOOK_SOURCE=stream: stores the snapshots (and features) of minutes the stream "
+    "recorder kept but no minute run stored (a daemon restart, an outage) over the last hour, in one run "
+    "over the gap, from the recorder's boundary books. Older minutes are backfilled from the UI.",
+)
+def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: BookSource):
+    if not book_source.streams():
+        return SkipReason("REST design (ACTS_BOOK_SOURCE=rest): a missed minute's book cannot be taken again")
+    symbols = registered_symbols(context.instance)
+    if not symbols:
+        return SkipReason("no symbols registered yet")
+    now = datetime.now(UTC)
+    end = floor_minute(now - SNAPSHOT_CATCH_UP_MARGIN)
+    start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
+    try:
+        store = book_source.mongo.get_store()
+        gap = snapshot_gap(store.usable_boundary_minutes(start, end),
+                           store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols)
+    except StorageError as exc:
+        return SkipReason(f"MongoDB unavailable, snapshot gaps not checked: {exc}")
+    if gap is None:
+        return SkipReason(f"no minute since {start:%Y-%m-%d %H:%M} has a recorded book and no snapshot")
+    running = context.instance.get_runs(
+        filters=RunsFilter(tags={CATCH_UP_TAG: "snapshots"}, statuses=IN_PROGRESS), limit=1)
+    if running:
+        return SkipReason(f"snapshot catch-up run {running[0].run_id} is still in progress")
+    first, last = gap
+    attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
+    return RunRequest(
+        run_key=f"snapshot-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
+        asset_selection=[order_book_snapshot.key, order_book_features.key],
+        tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, CATCH_UP_TAG: "snapshots"},
     )

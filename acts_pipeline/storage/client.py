@@ -22,7 +22,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from acts_pipeline.core.cells import Cell
-from acts_pipeline.storage.collections import CELL_KEY, SYMBOL_REGISTRY, spec_of
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, CELL_KEY, SYMBOL_REGISTRY, spec_of
 from acts_pipeline.storage.handlers import as_utc
 
 #: Up to this many symbols, a cell read names them (`$in`); beyond, it reads the minutes' range
@@ -172,3 +172,15 @@ class MongoStore:
         with _reported(f"reading {name}"):
             return [d for d in self.collection(name).find({"minute": minute}, {"_id": False})
                     if d["symbol"] in wanted]
+
+    def usable_boundary_minutes(self, start: datetime, end: datetime) -> dict[str, set[datetime]]:
+        """Per symbol, the minutes in `[start, end)` whose boundary book the recorder vouched for
+        (`collections.boundary_book_usable`), read without their levels."""
+        minutes: dict[str, set[datetime]] = {}
+        with _reported(f"reading {BOUNDARY_BOOKS}"):
+            cursor = self.collection(BOUNDARY_BOOKS).find(
+                {"minute": {"$gte": start, "$lt": end}, "in_sync": True, "complete": True},
+                {"_id": False, "symbol": True, "minute": True})
+            for document in cursor:
+                minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
+        return minutes

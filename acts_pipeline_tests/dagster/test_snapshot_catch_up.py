@@ -1,0 +1,77 @@
+"""`snapshot_catch_up_sensor`: minutes the recorder kept and no run stored (a daemon restart, an
+outage) are requested in one run over the gap; nothing in the REST design, nothing twice."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, Definitions, RunRequest, SkipReason, build_sensor_context
+
+from acts_pipeline.core.cells import floor_minute
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.book_source import BookSource
+from acts_pipeline.orchestration.sensors import snapshot_catch_up_sensor, snapshot_gap
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.orchestration.capture import CaptureClock
+from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+NOW = floor_minute(datetime.now(UTC))
+
+
+def m(minutes_ago: int) -> datetime:
+    return NOW - timedelta(minutes=minutes_ago)
+
+
+def test_the_gap_is_the_first_run_of_consecutive_minutes_with_a_recorded_book_and_no_snapshot():
+    recorded = {"A": {m(10), m(9), m(8), m(5)}, "B": {m(10), m(9), m(7)}}
+    stored = {"A": {m(10)}, "B": {m(10), m(9)}}
+    assert snapshot_gap(recorded, stored, ["A", "B"]) == (m(9), m(7))
+    assert snapshot_gap(recorded, {"A": {m(10), m(9), m(8), m(5)}, "B": {m(10), m(9), m(7)}}, ["A", "B"]) is None
+    assert snapshot_gap(recorded, stored, ["C"]) is None  # only registered symbols count
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", SYMBOLS)
+        yield instance
+
+
+def tick(instance, mongo, source="stream"):
+    book_source = BookSource(mongo=mongo, source=source)
+    defs = Definitions(assets=[order_book_snapshot, order_book_features], sensors=[snapshot_catch_up_sensor],
+                       resources={"book_source": book_source, "capture_clock": CaptureClock(),
+                                  "exchange": fake_exchange(FakeClient(now=None))})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"book_source": book_source}) as context:
+        return snapshot_catch_up_sensor(context)
+
+
+def seed(mongo):
+    store = mongo.get_store()
+    store.upsert(BOUNDARY_BOOKS, [{"symbol": s, "minute": m(k), "in_sync": True, "complete": True, "bids": []}
+                                  for s in SYMBOLS for k in (12, 11, 10)])
+    # a minute the recorder could not vouch for is not a gap to fill
+    store.upsert(BOUNDARY_BOOKS, [{"symbol": "BTCUSDT", "minute": m(8), "in_sync": False, "reason": "gap"}])
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(12)} for s in SYMBOLS])
+
+
+def test_a_missed_stretch_is_requested_once_for_every_symbol(instance):
+    mongo = MongomockResource(database="snapshot_catch_up")
+    seed(mongo)
+    request = tick(instance, mongo)
+    assert isinstance(request, RunRequest), request
+    assert request.tags["dagster/asset_partition_range_start"] == f"{m(11):%Y-%m-%d-%H:%M}|BTCUSDT"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{m(10):%Y-%m-%d-%H:%M}|ETHUSDT"
+    assert {k.to_user_string() for k in request.asset_selection} == {"order_book_snapshot", "order_book_features"}
+    instance.add_run(DagsterRun(job_name="__anonymous_asset_job_snapshot_catch_up_sensor",
+                                status=DagsterRunStatus.STARTED, tags=request.tags))
+    assert "still in progress" in tick(instance, mongo).skip_message
+
+
+def test_nothing_to_do_in_the_rest_design_or_without_a_gap(instance):
+    mongo = MongomockResource(database="snapshot_catch_up_rest")
+    seed(mongo)
+    assert "REST design" in tick(instance, mongo, source="rest").skip_message
+    mongo.get_store().upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k)} for s in SYMBOLS for k in (11, 10)])
+    result = tick(instance, mongo)
+    assert isinstance(result, SkipReason) and "no minute since" in result.skip_message
