@@ -31,7 +31,7 @@ from acts_pipeline.core.features import compute_features
 from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, boundary_book_usable
-from acts_pipeline.storage.handlers import as_utc
+from acts_pipeline.storage.handlers import as_utc, levels_from_binary
 from acts_pipeline.storage.io_manager import COLLECTION_METADATA_KEY
 from acts_pipeline.storage.ui_metadata import minute_table
 from acts_pipeline.core.cells import Cell, cells_of, format_minute, minute_close
@@ -159,7 +159,8 @@ def _stream_snapshot(document: dict) -> OrderBookSnapshot:
     return OrderBookSnapshot(
         symbol=document["symbol"], minute=as_utc(document["minute"]), requested_at=decided, captured_at=decided,
         depth_limit=int(document["depth_limit"]),
-        book=OrderBook(document["symbol"], int(document["last_update_id"]), document["bids"], document["asks"]),
+        book=OrderBook(document["symbol"], int(document["last_update_id"]), levels_from_binary(document["bids"]),
+                       levels_from_binary(document["asks"])),
         source="stream", event_time=as_utc(document["event_time"]))
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from acts_pipeline import settings
+from acts_pipeline.core.errors import ConfigurationError
 from acts_pipeline.exchange.client import ExchangeClient
 from acts_pipeline.recorder.recorder import Recorder, RecorderOptions
 from acts_pipeline.storage.client import MongoStore
@@ -45,12 +46,20 @@ class RecorderConfig:
     def from_environment(cls, *, health_port: int | None = None) -> RecorderConfig:
         spool_dir = settings.spool_dir()
         port = health_port if health_port is not None else settings.recorder_health_port()
+        depth, snapshot_depth = settings.depth_limit(), settings.recorder_snapshot_depth()
+        if snapshot_depth <= depth:
+            # Measured (benchmarks/recorder.py): with no levels beyond the published ones, the
+            # first level deleted from the top leaves the book short of its depth, and every
+            # book is re-snapshotted over and over.
+            raise ConfigurationError(
+                f"ACTS_RECORDER_SNAPSHOT_DEPTH ({snapshot_depth}) must be larger than ACTS_DEPTH_LIMIT ({depth}): "
+                "the snapshot must reach beyond the published levels, or every deleted level costs a new one")
         return cls(
             api_url=settings.binance_api_url(), ws_url=settings.binance_ws_url(),
             mongo_uri=settings.mongo_uri(), mongo_db=settings.mongo_db(),
             spool=Spool(spool_dir.parent / "acts_recorder_spool"),
             options=RecorderOptions(
-                depth=settings.depth_limit(), snapshot_depth=settings.recorder_snapshot_depth(),
+                depth=depth, snapshot_depth=snapshot_depth,
                 retention=timedelta(days=settings.recorder_retention_days())),
             health_port=DEFAULT_HEALTH_PORT if port is None else port,
         )

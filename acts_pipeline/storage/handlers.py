@@ -157,3 +157,21 @@ def handler_for(python_type: Any) -> TypeHandler:
     if handler is None:
         raise TypeError(f"the MongoDB I/O manager stores {STORED_TYPES}, not {python_type!r}")
     return handler
+
+
+#: How `boundary_books` holds levels: the (k, 2) float64 array of [price, qty] rows, little-endian,
+#: as BSON binary. The recorder writes a close's books for every symbol within a fraction of a
+#: second after it; lists of doubles cost BSON encoding and server-side parsing per number,
+#: bytes cost nothing. (Snapshots, the public contract, keep lists of doubles.)
+LEVELS_DTYPE = np.dtype("<f8")
+
+
+def levels_to_binary(levels: np.ndarray) -> bytes:
+    return np.ascontiguousarray(levels, dtype=LEVELS_DTYPE).tobytes()
+
+
+def levels_from_binary(data: bytes | None) -> np.ndarray:
+    """The (k, 2) array `levels_to_binary` stored (a copy: writable, independent of `data`)."""
+    if not data:
+        return np.empty((0, 2), dtype=np.float64)
+    return np.frombuffer(data, dtype=LEVELS_DTYPE).reshape(-1, 2).astype(np.float64)

@@ -4,6 +4,7 @@ nothing (with the recorder's reason) for a past minute it has no book for."""
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 
@@ -12,6 +13,7 @@ from acts_pipeline.orchestration.book_source import RECORDER_NAME, BookSource
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.handlers import levels_to_binary
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
 
@@ -26,7 +28,8 @@ def boundary(symbol, minute=MINUTE, **fields):
     close = minute + timedelta(minutes=1)
     document = {"symbol": symbol, "minute": minute, "close": close, "source": "stream", "in_sync": True,
                 "reason": None, "complete": True, "depth_limit": 100, "last_update_id": 1234,
-                "event_time": close - timedelta(milliseconds=59), "bids": STREAM_BIDS, "asks": STREAM_ASKS,
+                "event_time": close - timedelta(milliseconds=59), "bids": levels_to_binary(np.array(STREAM_BIDS)),
+                "asks": levels_to_binary(np.array(STREAM_ASKS)),
                 "decided_at": close + timedelta(milliseconds=12), "revised": False, "connection": "ws-1",
                 "expires_at": close + timedelta(days=7)}
     document.update(fields)

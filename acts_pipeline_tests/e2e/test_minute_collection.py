@@ -15,6 +15,7 @@ import pymongo
 import pytest
 
 from acts_pipeline.platform.processes import free_port
+from acts_pipeline.storage.handlers import levels_from_binary
 from acts_devkit.platform import clean_env, project_copy, start_dev
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -102,7 +103,8 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path, book_sou
                 assert snap["source"] == "stream", (snap["symbol"], snap["source"])
                 assert snap["event_time"] <= minutes[1] + timedelta(minutes=1)
                 boundary = db.boundary_books.find_one({"symbol": snap["symbol"], "minute": minutes[1]})
-                assert (boundary["bids"], boundary["last_update_id"]) == (snap["bids"], snap["last_update_id"])
+                assert levels_from_binary(boundary["bids"]).tolist() == snap["bids"]
+                assert boundary["last_update_id"] == snap["last_update_id"]
         else:
             assert {d.get("source") for d in db.order_book_snapshots.find({"minute": {"$in": minutes}})} == {"rest"}
         # consecutive minutes are different books (the simulator's market moves)

@@ -16,6 +16,7 @@ from acts_pipeline.recorder.service import RecorderConfig, serve
 from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
 from acts_pipeline.storage.collections import boundary_book_usable as usable
 from acts_pipeline.storage.durable import Spool
+from acts_pipeline.storage.handlers import levels_from_binary
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -79,8 +80,8 @@ def check_against_the_truth(simulator, db, last_close) -> list[dict]:
     for document in books:
         close_ms = int(document["close"].timestamp() * 1000)
         truth = simulator.true_book(document["symbol"], at_ms=close_ms, limit=DEPTH)
-        assert document["bids"] == levels(truth["bids"]), (document["symbol"], document["close"])
-        assert document["asks"] == levels(truth["asks"]), (document["symbol"], document["close"])
+        assert levels_from_binary(document["bids"]).tolist() == levels(truth["bids"]), (document["symbol"], document["close"])
+        assert levels_from_binary(document["asks"]).tolist() == levels(truth["asks"]), (document["symbol"], document["close"])
         assert document["last_update_id"] == truth["lastUpdateId"]
         assert int(document["event_time"].timestamp() * 1000) == truth["E"]
         assert document["minute"] == document["close"] - timedelta(minutes=1)
