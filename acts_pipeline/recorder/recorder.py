@@ -310,7 +310,7 @@ class Recorder:
         try:
             if self.spool.count():
                 await asyncio.to_thread(flush_spool, self.store, self.spool)
-            await asyncio.to_thread(self.store.upsert, BOUNDARY_BOOKS, documents)
+            await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, documents)
         except StorageError as exc:
             self.write_errors += 1
             path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, documents)

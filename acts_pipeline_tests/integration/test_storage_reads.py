@@ -42,3 +42,17 @@ def test_find_cells_returns_exactly_the_cells_asked_for_in_order(store, count):
     assert got == expected  # the gap stays a gap; nothing from minutes 0 or 3 or other symbols
     assert all(d["value"] == (d["minute"] - MINUTE).seconds // 60 * 1000 + SYMBOLS.index(d["symbol"])
                for d in documents)
+
+
+def test_insert_or_replace_inserts_new_cells_and_replaces_existing_ones_never_duplicating(store):
+    """The recorder's write: A, then B, then A again with new values and a new cell C."""
+    name = "boundary_books"
+    a = [{"symbol": "A", "minute": MINUTE, "v": 1}]
+    b = [{"symbol": "B", "minute": MINUTE, "v": 2}]
+    assert store.insert_or_replace(name, a).inserted == 1
+    store.insert_or_replace(name, b)
+    result = store.insert_or_replace(name, [{"symbol": "A", "minute": MINUTE, "v": 3},
+                                            {"symbol": "C", "minute": MINUTE, "v": 4}])
+    assert (result.inserted, result.replaced) == (1, 1)
+    stored = {d["symbol"]: d["v"] for d in store.collection(name).find({}, {"_id": False})}
+    assert stored == {"A": 3, "B": 2, "C": 4}
