@@ -26,8 +26,8 @@ How a symbol's market is made
   that its mid sits at the price path and snapped outward to the tick (bids down, asks up; levels
   that land on the same tick are merged), quantities rescaled to keep the captured USD notional
   and jittered. Birth: the market's epoch (its construction minute, or `epoch=`), or, for a book
-  first asked for more than `catch_up_seconds` after it (or not advanced for that long), the
-  minute it is asked for: a book is never replayed through hours nobody watched. A running
+  first asked for more than a minute after it, the minute it is asked in (and again for a book
+  not advanced for `catch_up_seconds`): a book is never replayed through hours nobody watched. A running
   server advances every born book each 100 ms, so its books are continuous from their birth.
 * Candle of minute m: open is the price at m, close the price at m+1 (so a candle opens at the
   previous close), high and low extend past them by a drawn excursion, volume and trades are drawn
@@ -107,8 +107,10 @@ MIN_TICKS_PER_PRICE = 1000
 
 #: How far back `true_book` reaches (checkpoints older than this are dropped).
 DEFAULT_RETENTION_SECONDS = 30 * 60.0
-#: A book not advanced for longer than this is born again rather than replayed (see `_track`).
+#: A book not advanced for longer than this is born again rather than replayed (see `_advance`).
 DEFAULT_CATCH_UP_SECONDS = 10 * 60.0
+#: A book first asked for later than this after the epoch is born at that minute (see `_track`).
+BIRTH_CATCH_UP_MS = 60_000
 
 
 class BookUnavailable(LookupError):
@@ -769,14 +771,15 @@ class Market:
         return track
 
     def _track(self, symbol: str, at_ms: int) -> SymbolTrack:
-        """The symbol's track, born if it has none: at the market's epoch if `at_ms` is within
-        `catch_up_seconds` of it, else at the start of `at_ms`'s minute (a book is not replayed
-        through hours nobody asked about)."""
+        """The symbol's track, born if it has none: at the market's epoch if `at_ms` is within a
+        minute of it, else at the start of `at_ms`'s minute. A first request replays at most a
+        minute of events (all 1262 books asked at once, as `ticker/bookTicker` does: about 2 s
+        of CPU), never the hours since the epoch that nobody asked about."""
         track = self._tracks.get(symbol)
         if track is None:
             self.spec(symbol)
             birth = self.epoch_ms
-            if at_ms - birth > self.catch_up_ms or at_ms < birth:
+            if at_ms - birth > min(self.catch_up_ms, BIRTH_CATCH_UP_MS) or at_ms < birth:
                 birth = at_ms // MINUTE_MS * MINUTE_MS
             track = self._tracks[symbol] = self._birth(symbol, self._model(symbol), birth)
         return track
