@@ -975,6 +975,7 @@ class Market:
         events = []
         with self._lock:
             for symbol in symbols:
+                self._track(symbol, from_ms)  # born by from_ms if it has to be born
                 self._state_at(symbol, to_ms)  # the live book reaches to_ms (and checkpoints it)
                 track, state = self._state_at(symbol, from_ms)
                 state = _copy_state(state, track.model.last_slot(from_ms) + 1)
