@@ -112,6 +112,8 @@ class Recorder:
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._writes: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         self._durable_lag: collections.deque[float] = collections.deque(maxlen=600)
+        self._write_seconds: collections.deque[float] = collections.deque(maxlen=200)
+        self._loop_lag: collections.deque[float] = collections.deque(maxlen=1200)
         self._closes_written: dict[int, int] = {}  # close -> documents written
         self.last_close_written: int | None = None
         self.write_errors = 0
@@ -222,8 +224,12 @@ class Recorder:
     async def _clock_loop(self) -> None:
         """Closes on quiet connections: the wall clock less the margin stands in for their events."""
         margin = self.options.clock_margin_ms
+        loop = asyncio.get_running_loop()
         while True:
+            asked = loop.time()
             await asyncio.sleep(0.05)
+            # How late the loop woke this task: events wait as long behind whatever runs.
+            self._loop_lag.append(loop.time() - asked - 0.05)
             now_ms = _now_ms()
             for name, tracker in self.trackers.items():
                 records = tracker.on_clock(now_ms - margin, now_ms)
@@ -310,7 +316,9 @@ class Recorder:
         try:
             if self.spool.count():
                 await asyncio.to_thread(flush_spool, self.store, self.spool)
+            began = time.perf_counter()
             await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, documents)
+            self._write_seconds.append(time.perf_counter() - began)
         except StorageError as exc:
             self.write_errors += 1
             path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, documents)
@@ -373,6 +381,8 @@ class Recorder:
                 "last_error": h.last_error,
             }
         lags = sorted(self._durable_lag)
+        writes = sorted(self._write_seconds)
+        loop_lag = sorted(self._loop_lag)
         connections = [c.health.as_dict(now) for c in (self.pool.connections if self.pool else [])]
         return {
             "name": self.options.name,
@@ -388,6 +398,11 @@ class Recorder:
                 "p50": round(statistics.median(lags), 3) if lags else None,
                 "p99": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 3) if lags else None,
                 "max": round(lags[-1], 3) if lags else None, "samples": len(lags)},
+            "write_seconds": {"p50": round(statistics.median(writes), 3) if writes else None,
+                              "max": round(writes[-1], 3) if writes else None, "samples": len(writes)},
+            "event_loop_lag_s": {"p50": round(statistics.median(loop_lag), 4) if loop_lag else None,
+                                 "p99": round(loop_lag[min(len(loop_lag) - 1, int(len(loop_lag) * 0.99))], 4)
+                                 if loop_lag else None},
             "snapshot_weight": self.snapshot_weight,
             "malformed_messages": self.malformed,
             "write_errors": self.write_errors,
