@@ -10,7 +10,7 @@ is explained, never filled.
     {"symbol": "BTCUSDT", "minute": 12:03, "close": 12:04, "source": "stream", "in_sync": true,
      "reason": null, "complete": true, "depth_limit": 100, "last_update_id": 52811370139,
      "event_time": 12:03:59.941, "bids": <binary>, "asks": <binary>,
-     "decided_at": 12:04:00.012, "revised": false, "connection": "ws-1", "expires_at": ...}
+     "decided_at": 12:04:00.012, "revised": false, "connection": "ws-1"}
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ def ms_to_utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def boundary_document(record: BoundaryRecord, *, depth: int, connection: str,
-                      retention: timedelta) -> dict[str, Any]:
+def boundary_document(record: BoundaryRecord, *, depth: int, connection: str) -> dict[str, Any]:
     """The stored form of `record` (see the module docstring)."""
     close = ms_to_utc(record.close_ms)
     view = record.view if record.in_sync else None
@@ -44,7 +43,6 @@ def boundary_document(record: BoundaryRecord, *, depth: int, connection: str,
         "revised": record.revises,
         "connection": connection,
         "depth_limit": depth,
-        "expires_at": close + retention,
     }
     if view is not None:
         document.update(

@@ -301,8 +301,7 @@ class Recorder:
 
     def _emit(self, records: list[BoundaryRecord], connection: str) -> None:
         o = self.options
-        documents = [boundary_document(r, depth=o.depth, connection=connection, retention=o.retention)
-                     for r in records]
+        documents = [boundary_document(r, depth=o.depth, connection=connection) for r in records]
         self._writes.put_nowait(documents)
 
     async def _write_loop(self) -> None:
@@ -346,7 +345,8 @@ class Recorder:
     async def _prune_loop(self) -> None:
         while True:
             try:
-                deleted = await asyncio.to_thread(self.store.delete_expired, BOUNDARY_BOOKS, datetime.now(UTC))
+                deleted = await asyncio.to_thread(self.store.delete_before, BOUNDARY_BOOKS,
+                                                  datetime.now(UTC) - self.options.retention)
                 if deleted:
                     log.info("deleted %d boundary books past the %s retention", deleted, self.options.retention)
             except StorageError as exc:

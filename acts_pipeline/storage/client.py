@@ -154,12 +154,13 @@ class MongoStore:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
         return minutes
 
-    def delete_expired(self, name: str, now: datetime) -> int:
-        """Deletes the documents of `name` whose `expires_at` is before `now`; how many. (The
-        recorder's retention: an explicit delete works on every MongoDB-compatible server, where
-        a TTL index does not.)"""
+    def delete_before(self, name: str, minute: datetime) -> int:
+        """Deletes the documents of `name` whose `minute` is before `minute`; how many. (The
+        recorder's retention: an explicit delete on the minute index works on every
+        MongoDB-compatible server, where a TTL index does not, and costs no index of its own on
+        every write.)"""
         with _reported(f"pruning {name}"):
-            return self.collection(name).delete_many({"expires_at": {"$lt": now}}).deleted_count
+            return self.collection(name).delete_many({"minute": {"$lt": minute}}).deleted_count
 
     def put_status(self, name: str, key: str, document: Mapping[str, Any]) -> None:
         """Replaces the status document `key` (its `name` field) of collection `name`."""

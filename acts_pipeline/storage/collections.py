@@ -56,8 +56,7 @@ _SPECS = {
     ORDER_BOOK_FEATURES: CELLS,
     KLINES_1M: CELLS,
     SYMBOL_REGISTRY: CollectionSpec(unique_key=(("symbol", ASCENDING),)),
-    BOUNDARY_BOOKS: CollectionSpec(unique_key=CELL_KEY, indexes={"minute": MINUTE_INDEX,
-                                                                 "expires_at": (("expires_at", ASCENDING),)}),
+    BOUNDARY_BOOKS: CELLS,
     RECORDER_STATUS: CollectionSpec(unique_key=(("name", ASCENDING),)),
 }
 

@@ -30,8 +30,7 @@ def boundary(symbol, minute=MINUTE, **fields):
                 "reason": None, "complete": True, "depth_limit": 100, "last_update_id": 1234,
                 "event_time": close - timedelta(milliseconds=59), "bids": levels_to_binary(np.array(STREAM_BIDS)),
                 "asks": levels_to_binary(np.array(STREAM_ASKS)),
-                "decided_at": close + timedelta(milliseconds=12), "revised": False, "connection": "ws-1",
-                "expires_at": close + timedelta(days=7)}
+                "decided_at": close + timedelta(milliseconds=12), "revised": False, "connection": "ws-1"}
     document.update(fields)
     return document
 

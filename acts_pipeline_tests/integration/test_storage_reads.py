@@ -56,3 +56,11 @@ def test_insert_or_replace_inserts_new_cells_and_replaces_existing_ones_never_du
     assert (result.inserted, result.replaced) == (1, 1)
     stored = {d["symbol"]: d["v"] for d in store.collection(name).find({}, {"_id": False})}
     assert stored == {"A": 3, "B": 2, "C": 4}
+
+
+def test_the_recorders_retention_deletes_only_minutes_before_the_cutoff(store):
+    name = "boundary_books"
+    store.insert_or_replace(name, [{"symbol": "A", "minute": MINUTE + timedelta(minutes=m)} for m in range(5)])
+    assert store.delete_before(name, MINUTE + timedelta(minutes=2)) == 2
+    assert sorted(d["minute"] for d in store.collection(name).find({}, {"_id": False})) == [
+        MINUTE + timedelta(minutes=m) for m in (2, 3, 4)]
