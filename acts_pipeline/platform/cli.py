@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="port of its /health endpoint on 127.0.0.1 (default ACTS_RECORDER_HEALTH_PORT, else 8790)")
     record.set_defaults(func=cmd_record)
 
-    simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator")
+    simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator (REST and streams; "
+                                   "its options: acts-pipeline simulate-exchange --help)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
     simulate.set_defaults(func=cmd_simulate_exchange)
@@ -485,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate-exchange"]:
+        # Every option (and --help) is the simulator's own: --seed, --retention, --ws-*, ...
+        from acts_simulator.__main__ import main as simulator_main
+
+        return simulator_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command in ("symbols", "coverage", "spool", "reload-code", "record"):
         _use_running_platform()
