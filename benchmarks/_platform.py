@@ -465,3 +465,80 @@ def print_run_header(script: str, argv: list[str]) -> None:
     print(f"python {py_platform.python_version()}, dagster {dagster.__version__}, product at {git_revision()}")
     print(machine_line(f"start {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
     print(f"command: python benchmarks/{script} {' '.join(argv)}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# measuring from outside: an independent exchange stand-in and the database, apart from the tree
+
+
+def naive_tree_sums(sampler: ProcessSampler) -> tuple[float, float, float]:
+    """What a tool that sums per-process CPU over a process tree reports, without the correction
+    `ProcessSampler._figures` makes, from the same samples (call it after `close_window`).
+
+    Such a tool (psutil's `cpu_times()` of every process it saw: user + system, and
+    children_user + children_system) counts a process that exits inside the window twice: its
+    own CPU while it was seen alive, and again in its parent's reaped-children CPU once the parent
+    has reaped it (a run process's CPU ends in the code server's cutime; the run's own helpers in
+    the run process's, then the code server's). Returns, in core-seconds over the window:
+    (own CPU of every process seen, growth of the reaped-children CPU of the processes alive at
+    the window's end, growth of it in processes that exited, as last seen)."""
+    with sampler._lock:  # noqa: SLF001 - the sampler's own state, read under its lock
+        tracked = list(sampler._tracked.values())  # noqa: SLF001
+    own = sum(t.last_own - t.first_own for t in tracked) / CLK_TCK
+    reaped_live = sum(t.last_reaped - t.first_reaped for t in tracked if t.alive) / CLK_TCK
+    reaped_dead = sum(t.last_reaped - t.first_reaped for t in tracked if not t.alive) / CLK_TCK
+    return own, reaped_live, reaped_dead
+
+
+@dataclass
+class StandinExchange:
+    """`benchmarks/standin_exchange.py` running in a session of its own (not in the measured
+    tree): the exchange an outside measurement uses instead of the project's simulator."""
+
+    process: object  # subprocess.Popen
+    api_url: str
+    log_path: Path
+
+    @property
+    def stats_url(self) -> str:
+        return self.api_url.removesuffix("/api") + "/_standin/stats"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_standin(symbols: list[str], log_path: Path, timeout: float = 30.0) -> StandinExchange:
+    """Start the stand-in on a free port with `symbols`; up once it printed its URL and answers."""
+    import re
+    import subprocess
+
+    from acts_pipeline.platform.processes import free_port
+
+    port = free_port()
+    with open(log_path, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT / "benchmarks" / "standin_exchange.py"), "--port", str(port),
+             "--symbols", ",".join(symbols)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(r"standin exchange on (\S+)", log_path.read_text(errors="replace"))
+        if match:
+            try:
+                http_json(match.group(1) + "/v3/ping", timeout=2)
+                return StandinExchange(process, match.group(1), log_path)
+            except OSError:
+                pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"the stand-in exchange did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")

@@ -1,6 +1,7 @@
 """Benchmark: the real platform collecting N symbols every minute, measured from outside.
 
     python benchmarks/minute_collection.py --symbols N --minutes M [--per-symbol-runs]
+                                           [--exchange simulator|standin]
 
 What it does, per design (with `--per-symbol-runs`: the product's design, then the naive one,
 each on a fresh platform, and the two tables side by side with naive / batched ratios):
@@ -39,6 +40,27 @@ each on a fresh platform, and the two tables side by side with naive / batched r
      minutes m0+1..m0+M are reported;
    - cells: stored documents per collection for the counted minutes, expected = M x N.
 5. SIGINT to the process group (Ctrl-C), as a user would; the exit code is reported.
+
+`--exchange standin`: the platform as an outside tester measures it (issue 10). The exchange is
+`benchmarks/standin_exchange.py` (an aiohttp server written from Binance's public docs, sharing no
+code with `acts_simulator`), and it and the database (SecantusDB, `start_embedded_mongo`) are
+started by this harness as separate processes, outside the measured tree; `acts-pipeline dev` is
+started WITHOUT `--simulated`, with `ACTS_BINANCE_API_URL` and `ACTS_MONGO_URI` pointing at them,
+so the tree (and the cgroup) holds only the CLI and Dagster. Everything else is measured as
+above (same window, same figures); the weight comes from the stand-in's `/_standin/stats` ledger.
+Added rows:
+   - the stand-in's and the database's CPU and peak RSS, measured apart (their own `/proc`,
+     first and last sample of the window: both live through it);
+   - what a naive whole-tree sum reports from the same `/proc` samples: every process's own CPU
+     plus the growth of every live process's reaped-children CPU (psutil's `cpu_times()` user +
+     system + children_user + children_system summed over the tree), i.e. without the sampler's
+     correction, which counts each exited run process twice (alive, and in its parent's reaped
+     CPU); and the same plus the reaped-children growth of the processes that exited (a run
+     process's own reaped helpers, then counted three times). Set against the kernel's cgroup
+     total, they show how much of an outside figure double counting can make;
+   - the kernel's total from the platform's start to the window's start, and to M minutes after
+     the start, per minute: what a watch begun with the platform (no warm-up) would report,
+     start-up (imports, code location load, symbol registration) included.
 """
 
 from __future__ import annotations
@@ -65,19 +87,22 @@ from _platform import (  # noqa: E402
     DevPlatform,
     GroupFigures,
     ProcessSampler,
+    StandinExchange,
     clean_env,
     http_json,
     log,
     machine_line,
+    naive_tree_sums,
     print_grid,
     print_run_header,
     project_copy,
     self_cpu_seconds,
     start_dev,
+    start_standin,
     symbols_for,
 )
 
-from acts_pipeline.platform.processes import free_port  # noqa: E402
+from acts_pipeline.platform.processes import free_port, mongo_uri_of, start_embedded_mongo  # noqa: E402
 
 RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.orchestration.sensors.RUN_LEAD
 WINDOW_OFFSET = timedelta(seconds=25)  # the window starts 5 s before a minute's run is requested
@@ -129,6 +154,15 @@ class Result:
     #: The kernel's CPU total of the whole process tree over the window (cgroup), if available.
     cgroup_cpu_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: "simulator" (started by `--simulated`, inside the tree) or "standin" (outside it).
+    exchange: str = "simulator"
+    #: standin mode: the stand-in's and the database's figures, each measured apart.
+    apart: dict[str, GroupFigures] = field(default_factory=dict)
+    #: standin mode: `naive_tree_sums` of the tree over the window (core-seconds).
+    naive: tuple[float, float, float] | None = None
+    #: standin mode: the cgroup's CPU from the platform's start to (s after start): a window
+    #: opened at start-up (an outside watch started with the platform) holds start-up costs.
+    cgroup_from_start: dict[float, float] = field(default_factory=dict)
 
     @property
     def expected(self) -> int:
@@ -151,8 +185,9 @@ class Result:
 class SimulatorWatcher:
     """Reads `/_simulator/stats` every `interval` s; keeps the largest `used_weight` per minute."""
 
-    def __init__(self, base_url: str, interval: float = 0.5):
-        self.url = base_url.rstrip("/").removesuffix("/api") + "/_simulator/stats"
+    def __init__(self, base_url: str, interval: float = 0.5, stats_path: str = "/_simulator/stats"):
+        # the stand-in keeps the same ledger (Binance's per-minute weight) under /_standin/stats
+        self.url = base_url.rstrip("/").removesuffix("/api") + stats_path
         self.interval = interval
         self.max_weight: dict[datetime, int] = {}
         self.last: dict = {}
@@ -204,10 +239,10 @@ def run_tags(run: dict) -> dict[str, str]:
 
 
 def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600,
-            warmup: float = 0.0) -> Result:
+            warmup: float = 0.0, exchange: str = "simulator") -> Result:
     import pymongo
 
-    result = Result(design, n, minutes)
+    result = Result(design, n, minutes, exchange=exchange)
     symbols = symbols_for(n)
     tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{design}-{n}-"))
     if design == "naive":
@@ -217,19 +252,54 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
     else:
         cwd = project_copy(tmp)
     port = free_port()
-    log(f"{design}: starting `acts-pipeline dev --simulated --port {port}` in {cwd} with {n} symbols")
+    standin: StandinExchange | None = None
+    mongo = None
+    apart_samplers: dict[str, ProcessSampler] = {}
+    if exchange == "standin":
+        # Outside the measured tree: started here, each in a session of its own, before the cgroup
+        # exists; the platform is pointed at them as at Binance and a user's own database.
+        standin = start_standin(symbols, tmp / "standin.log")
+        mongo = start_embedded_mongo(tmp / "mongo", log_path=tmp / "mongo.log")
+        log(f"{design}: stand-in exchange on {standin.api_url} (pid {standin.process.pid}), "
+            f"database on {mongo_uri_of(mongo)} (pid {mongo.process.pid})")
+        env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BINANCE_API_URL=standin.api_url,
+                        ACTS_MONGO_URI=mongo_uri_of(mongo))
+        dev_args: tuple[str, ...] = ()
+        # Long-lived: the window's first and last samples are exact, so a slow period will do.
+        apart_samplers = {"stand-in exchange": ProcessSampler(standin.process.pid, 5.0),
+                          "database server": ProcessSampler(mongo.process.pid, 5.0)}
+    else:
+        env, dev_args = clean_env(ACTS_SYMBOLS=",".join(symbols)), ("--simulated",)
+    log(f"{design}: starting `{' '.join(['acts-pipeline', 'dev', *dev_args, '--port', str(port)])}` in {cwd} "
+        f"with {n} symbols")
     started = time.monotonic()
     cgroup = CpuCgroup.create(f"acts-bench-{os.getpid()}-{design}")
     if cgroup is None:
         result.notes.append("no cpuacct cgroup (needs root): CPU from /proc sampling only")
-    dev: DevPlatform = start_dev(cwd, clean_env(ACTS_SYMBOLS=",".join(symbols)), port, "--simulated",
+    dev: DevPlatform = start_dev(cwd, env, port, *dev_args,
                                  cgroup_procs=cgroup.procs_file if cgroup else None)
+    from_start_timer = None
+    if standin is not None and cgroup is not None:
+        # the kernel's total at `minutes` after the start: what a watch begun at launch would see
+        def read_from_start(seconds: float = minutes * 60.0) -> None:
+            try:
+                result.cgroup_from_start[seconds] = cgroup.cpu_seconds()
+            except OSError:
+                pass
+        from_start_timer = threading.Timer(minutes * 60.0, read_from_start)
+        from_start_timer.daemon = True
+        from_start_timer.start()
     sampler = ProcessSampler(dev.process.pid, sample_interval)
     sampler.start()
+    for apart_sampler in apart_samplers.values():
+        apart_sampler.start()
     watcher = None
     try:
-        mongo_uri = dev.wait_for_line(r"embedded MongoDB on (\S+)", 90).group(1)
-        simulator_url = dev.wait_for_line(r"exchange simulator on (\S+)", 90).group(1)
+        if standin is not None:
+            mongo_uri, simulator_url = mongo_uri_of(mongo), standin.api_url
+        else:
+            mongo_uri = dev.wait_for_line(r"embedded MongoDB on (\S+)", 90).group(1)
+            simulator_url = dev.wait_for_line(r"exchange simulator on (\S+)", 90).group(1)
         dev.wait_for_webserver(180)
         dev.wait_for_location(180)
         home = cwd / ".acts" / "dagster_home"
@@ -241,7 +311,8 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         up = datetime.now(UTC)
         result.up_at, result.startup_s = up, time.monotonic() - started
         log(f"{design}: fully up after {result.startup_s:.1f} s")
-        watcher = SimulatorWatcher(simulator_url)
+        watcher = SimulatorWatcher(simulator_url) if standin is None else \
+            SimulatorWatcher(simulator_url, stats_path="/_standin/stats")
         weights = watcher.max_weight
         watcher.start()
 
@@ -258,8 +329,12 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             f"{window_start:%H:%M:%S}..{window_end:%H:%M:%S}")
         wait_until(window_start)
         sampler.open_window()
+        for apart_sampler in apart_samplers.values():
+            apart_sampler.open_window()
         cgroup_start = cgroup.cpu_seconds() if cgroup else None
         opened = time.monotonic()
+        if standin is not None and cgroup_start is not None:
+            result.cgroup_from_start[opened - started] = cgroup_start
         stats_start = watcher.read()
         wait_until(window_end)
         # let the counted runs finish (at most 90 s more), the window grows with it
@@ -272,6 +347,13 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
                 break
             time.sleep(1)
         result.groups = sampler.close_window()
+        if standin is not None:
+            result.naive = naive_tree_sums(sampler)
+            for name, apart_sampler in apart_samplers.items():
+                figures = apart_sampler.close_window().values()
+                result.apart[name] = GroupFigures(cpu_seconds=sum(f.cpu_seconds for f in figures),
+                                                  peak_rss=sum(f.peak_rss for f in figures),
+                                                  processes=sum(f.processes for f in figures))
         if cgroup is not None:
             result.cgroup_cpu_s = cgroup.cpu_seconds() - cgroup_start
         result.window_s = time.monotonic() - opened
@@ -317,10 +399,19 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             watcher.stop()
         log(f"{design}: stopping (SIGINT to the process group)")
         sampler.stop()
+        for apart_sampler in apart_samplers.values():
+            apart_sampler.stop()
+        if from_start_timer is not None:
+            from_start_timer.cancel()
         # Generous: on Ctrl-C the platform lets the minute run in flight finish (up to ~75 s at N=500).
         result.exit_code = dev.interrupt(timeout=150)
         if cgroup is not None:
             cgroup.remove()
+        # the platform is down first: its last run still writes to the database
+        if standin is not None:
+            standin.stop()
+        if mongo is not None:
+            mongo.stop()
         if not keep:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
@@ -370,9 +461,29 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
             rows.append((f"  CPU {g}", _fmt(r.cpu_per_minute(g), 2), r.cpu_per_minute(g)))
     resid = sum(g.residual_seconds for k, g in r.groups.items() if k != SIMULATOR_GROUP) / (r.window_s / 60) if r.window_s else 0
     rows.append(("  of it unsampled (exact, from cutime)", _fmt(resid, 2), None))
-    rows.append(("CPU simulator, apart (core-s/min)", _fmt(r.cpu_per_minute(SIMULATOR_GROUP), 2), r.cpu_per_minute(SIMULATOR_GROUP)))
+    if r.exchange == "standin":
+        rows.extend(_outside_rows(r))
+    else:
+        rows.append(("CPU simulator, apart (core-s/min)", _fmt(r.cpu_per_minute(SIMULATOR_GROUP), 2),
+                     r.cpu_per_minute(SIMULATOR_GROUP)))
     tree = r.tree_cpu_per_minute
-    if tree is not None:
+    if tree is not None and r.exchange == "standin":
+        sampled = sum(r.cpu_per_minute(g) for g in r.groups)
+        rows.append(("CPU whole tree, kernel cgroup (core-s/min)", _fmt(tree, 2), tree))
+        rows.append(("  /proc sampling missed (core-s/min)", _fmt(tree - sampled, 2), tree - sampled))
+        db = _apart_per_minute(r, "database server")
+        rows.append(("  tree + database apart (core-s/min)", _fmt(tree + db, 2), tree + db))
+        for seconds, total in sorted(r.cgroup_from_start.items()):
+            v = total / (seconds / 60)
+            rows.append((f"  kernel, first {seconds / 60:.1f} min from start (core-s/min)", _fmt(v, 2), v))
+    if r.naive is not None:
+        own, live, dead = (x / (r.window_s / 60) for x in r.naive)
+        rows.append(("naive tree sum: own + live reaped (core-s/min)", _fmt(own + live, 2), own + live))
+        rows.append(("  + exited processes' reaped too (core-s/min)", _fmt(own + live + dead, 2), own + live + dead))
+        rows.append(("  of it own CPU of every process seen", _fmt(own, 2), own))
+        if tree:
+            rows.append(("  naive (own + live reaped) / kernel total", f"{(own + live) / tree:.2f}x", None))
+    elif tree is not None:
         # Long-lived, sampled exactly: the simulator and the database server come off the kernel's total.
         apart = r.cpu_per_minute(SIMULATOR_GROUP) + r.cpu_per_minute("database server")
         sampled = sum(r.cpu_per_minute(g) for g in r.groups)
@@ -402,6 +513,23 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
     return rows
 
 
+def _apart_per_minute(r: Result, name: str) -> float:
+    fig = r.apart.get(name)
+    return fig.cpu_seconds / (r.window_s / 60) if fig and r.window_s else 0.0
+
+
+def _outside_rows(r: Result) -> list[tuple[str, str, float | None]]:
+    """The stand-in's and the database's CPU and memory: outside the tree, measured apart."""
+    rows: list[tuple[str, str, float | None]] = []
+    for name in ("stand-in exchange", "database server"):
+        v = _apart_per_minute(r, name)
+        rows.append((f"CPU {name}, apart (core-s/min)", _fmt(v, 2), v))
+    for name in ("stand-in exchange", "database server"):
+        if name in r.apart:
+            rows.append((f"  peak RSS {name}, apart (MB)", f"{r.apart[name].peak_rss / 2**20:.0f}", None))
+    return rows
+
+
 def _close_of(run: dict) -> float:
     minute = datetime.strptime(run_tags(run)["acts/minute"], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
     return (minute + timedelta(minutes=1)).timestamp()
@@ -409,7 +537,8 @@ def _close_of(run: dict) -> float:
 
 def print_table(results: list[Result]) -> None:
     columns = [rows_of(r) for r in results]
-    headers = ["figure"] + [f"{r.design} (N={r.symbols}, M={len(r.counted)})" for r in results]
+    headers = ["figure"] + [f"{r.design}{'' if r.exchange == 'simulator' else ', ' + r.exchange} "
+                            f"(N={r.symbols}, M={len(r.counted)})" for r in results]
     ratio = len(results) == 2
     if ratio:
         headers.append("naive / batched")
@@ -457,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--klines-wait", type=float, default=600,
                         help="how long after the window to wait for batched klines of the counted minutes (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folders (logs, instance)")
+    parser.add_argument("--exchange", choices=("simulator", "standin"), default="simulator",
+                        help="simulator: `acts-pipeline dev --simulated` (default); standin: the outside "
+                        "measurement, an independent stand-in exchange and the database started apart, "
+                        "`acts-pipeline dev` without --simulated pointed at them (see the module doc)")
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
 
@@ -468,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         try:
             results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
-                                   args.klines_wait, args.warmup))
+                                   args.klines_wait, args.warmup, args.exchange))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
             print(f"{design}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
