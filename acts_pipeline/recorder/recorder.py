@@ -76,7 +76,7 @@ class SymbolHealth:
 @dataclass
 class RecorderOptions:
     depth: int = 100
-    snapshot_depth: int = 1000
+    snapshot_depth: int = 500
     retention: timedelta = timedelta(days=7)
     name: str = "recorder"
     max_streams: int = 400
