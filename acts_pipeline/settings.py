@@ -84,16 +84,21 @@ def parse_mongo_db(raw: str | None) -> str:
     return name
 
 
-def _http_url(url: str, variable: str) -> str:
-    """`url` without a trailing slash, if it is an http(s) URL with a host (and a numeric port)."""
+def _url(url: str, variable: str, schemes: tuple[str, str]) -> str:
+    """`url` without a trailing slash, if it has one of `schemes`, a host (and a numeric port)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{variable} must be an http(s) URL, got {redact_uri(url)!r}")
+    if parts is None or parts.scheme not in schemes or not parts.hostname:
+        kinds = "http(s) URL" if schemes == ("http", "https") else f"{schemes[0]}:// or {schemes[1]}:// URL"
+        raise ConfigurationError(f"{variable} must be a{'n' if kinds[0] == 'h' else ''} {kinds}, got {redact_uri(url)!r}")
     return url.rstrip("/")
+
+
+def _http_url(url: str, variable: str) -> str:
+    return _url(url, variable, ("http", "https"))
 
 
 def binance_api_url(environ: Mapping[str, str] | None = None) -> str:
@@ -219,15 +224,7 @@ def binance_ws_url(environ: Mapping[str, str] | None = None) -> str:
 
 
 def parse_binance_ws_url(raw: str | None) -> str:
-    url = (raw or "").strip() or DEFAULT_BINANCE_WS_URL
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigurationError(f"ACTS_BINANCE_WS_URL must be a ws:// or wss:// URL, got {redact_uri(url)!r}")
-    return url.rstrip("/")
+    return _url((raw or "").strip() or DEFAULT_BINANCE_WS_URL, "ACTS_BINANCE_WS_URL", ("ws", "wss"))
 
 
 def book_source(environ: Mapping[str, str] | None = None) -> str:

@@ -22,6 +22,7 @@ are all run processes and their helpers).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -362,6 +363,16 @@ class CpuCgroup:
                 return
             except OSError:
                 time.sleep(0.1)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile of `values`, linear between the closest ranks; NaN for none."""
+    if not values:
+        return math.nan
+    values = sorted(values)
+    k = (len(values) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def self_cpu_seconds() -> float:

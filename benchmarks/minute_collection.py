@@ -92,6 +92,7 @@ from _platform import (  # noqa: E402
     http_json,
     log,
     machine_line,
+    percentile,
     naive_tree_sums,
     print_grid,
     print_run_header,
@@ -119,15 +120,6 @@ load_from:
 """
 
 
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    values = sorted(values)
-    k = (len(values) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 @dataclass

@@ -44,6 +44,7 @@ from _platform import (  # noqa: E402
     CLK_TCK,
     log,
     machine_line,
+    percentile,
     print_grid,
     print_run_header,
     read_hwm,
@@ -65,15 +66,6 @@ from acts_pipeline.platform.processes import (  # noqa: E402
 def http_json(url: str, timeout: float = 10) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    values = sorted(values)
-    k = (len(values) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def tree_cpu(pid: int) -> float:

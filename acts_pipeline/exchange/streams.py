@@ -32,10 +32,10 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from acts_pipeline import settings
 from acts_pipeline.core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -59,16 +59,12 @@ def depth_stream(symbol: str) -> str:
     return f"{symbol.lower()}@depth@100ms"
 
 
-def check_ws_url(url: str, variable: str = "ACTS_BINANCE_WS_URL") -> str:
-    """`url` without a trailing slash, if it is a ws(s) URL with a host."""
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigurationError(f"{variable} must be a ws:// or wss:// URL, got {url.strip()!r}")
-    return url.strip().rstrip("/")
+def check_ws_url(url: str) -> str:
+    """`url` without a trailing slash, if it is a ws(s) URL with a host (the setting's own parser;
+    an empty `url` is refused, not taken for the default)."""
+    if not url.strip():
+        raise ConfigurationError("ACTS_BINANCE_WS_URL must be a ws:// or wss:// URL, got ''")
+    return settings.parse_binance_ws_url(url)
 
 
 class ConnectionAttempts:

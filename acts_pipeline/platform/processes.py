@@ -114,15 +114,17 @@ def start_simulator(*, port: int | None = None, log_path: Path | None = None, ex
                                        start_new_session=True)
     child = ChildProcess("exchange simulator", process, port, log_path)
 
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    _wait_for(answers, child, timeout)
+    _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/api/v3/ping"), child, timeout)
     return child
+
+
+def _answers(url: str) -> bool:
+    """Whether `url` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def simulator_api_url(child: ChildProcess) -> str:
@@ -145,12 +147,5 @@ def start_recorder(env: dict[str, str], *, port: int | None = None, log_path: Pa
                                    env=env, start_new_session=True)
     child = ChildProcess("stream recorder", process, port, log_path)
 
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health?symbols=0", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    _wait_for(answers, child, timeout)
+    _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health?symbols=0"), child, timeout)
     return child
