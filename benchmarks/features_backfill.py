@@ -43,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 from acts_pipeline.core.models import OrderBook, OrderBookSnapshot  # noqa: E402
 from acts_pipeline.core.parsing import parse_depth  # noqa: E402
 from acts_pipeline.core.cells import format_minute
-from acts_pipeline.core.cells import parse_minute  # noqa: E402
 
 DEPTH = ROOT / "acts_simulator" / "data" / "binance" / "depth"
 START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
