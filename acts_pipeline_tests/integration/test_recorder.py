@@ -113,9 +113,10 @@ def test_stream_faults_resync_only_what_they_touch_and_no_book_is_ever_wrong(
         simulator.set_faults([
             {"endpoint": "stream", "symbol": "NKNUSDT", "kind": "skip_event", "times": 1},
             {"endpoint": "stream", "symbol": "BTCUSDT", "kind": "duplicate_event", "times": 2},
-            {"endpoint": "stream", "symbol": "ETHUSDT", "kind": "late_event", "times": 1},
+            # held until ETHUSDT's next event (about one a second) has been sent: it arrives after it
+            {"endpoint": "stream", "symbol": "ETHUSDT", "kind": "late_event", "times": 1, "delay": 20},
         ])
-        time.sleep(8)
+        time.sleep(12)
         seen["after"] = health(url)["symbols"]
         simulator.clear_faults()
         simulator.set_faults([{"endpoint": "stream", "kind": "drop_connection", "times": 1}])
