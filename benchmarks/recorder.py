@@ -27,14 +27,12 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _platform import (  # noqa: E402
     CLK_TCK,
+    http_json,
     log,
     machine_line,
     percentile,
@@ -52,6 +51,7 @@ from _platform import (  # noqa: E402
     symbols_for,
 )
 
+from acts_pipeline.storage.collections import boundary_book_usable  # noqa: E402
 from acts_pipeline.storage.handlers import levels_from_binary  # noqa: E402
 from acts_pipeline.platform.processes import (  # noqa: E402
     mongo_uri_of,
@@ -61,11 +61,6 @@ from acts_pipeline.platform.processes import (  # noqa: E402
     start_recorder,
     start_simulator,
 )
-
-
-def http_json(url: str, timeout: float = 10) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def tree_cpu(pid: int) -> float:
@@ -182,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # the truth
         documents = list(db.boundary_books.find({"close": {"$in": closes}}, {"_id": False}))
-        books = [d for d in documents if d.get("in_sync") and d.get("complete") and "bids" in d]
+        books = [d for d in documents if boundary_book_usable(d)]
         decided = [(d["decided_at"] - d["close"]).total_seconds() for d in documents if not d.get("revised")]
         equal = 0
         stale = []

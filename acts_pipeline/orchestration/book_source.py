@@ -22,12 +22,9 @@ from pydantic import Field
 from acts_pipeline import settings
 from acts_pipeline.core.cells import minute_close
 from acts_pipeline.storage.client import StorageError
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
-
-RECORDER_NAME = "recorder"
-
 
 class BookSource(ConfigurableResource):
     """The source of the snapshot asset's books (see the module docstring)."""
@@ -51,14 +48,21 @@ class BookSource(ConfigurableResource):
         """The recorder's last status document (`recorder_status`), None if it never wrote one."""
         return self.mongo.get_store().get_status(RECORDER_STATUS, RECORDER_NAME)
 
+    def recorder_down(self, status: dict[str, Any] | None, now: datetime) -> str | None:
+        """Why the recorder that wrote `status` is taken as down ("stopped", "silent for 42 s",
+        never reported), or None while it is up."""
+        if not status or not status.get("updated_at"):
+            return "not reporting"
+        if status.get("state") == "stopped":
+            return "stopped"
+        age = (now - as_utc(status["updated_at"])).total_seconds()
+        return f"silent for {age:.0f} s" if age > self.recorder_stale_seconds else None
+
     def recorder_alive(self, now: datetime) -> bool:
         try:
-            status = self.recorder_status()
+            return self.recorder_down(self.recorder_status(), now) is None
         except StorageError:
             return False
-        if not status or status.get("state") == "stopped" or not status.get("updated_at"):
-            return False
-        return (now - as_utc(status["updated_at"])).total_seconds() <= self.recorder_stale_seconds
 
     def boundary_books(self, minute: datetime, symbols: Iterable[str], *,
                        wait_until: datetime | None = None) -> dict[str, dict[str, Any]]:

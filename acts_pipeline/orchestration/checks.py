@@ -151,8 +151,8 @@ def stream_recorder_is_healthy(context: AssetCheckExecutionContext, book_source:
             + [f"| {c['name']} | {c['state']} | {c['streams']} | {c['reconnects']} | {c['last_message_age_s']} |"
                for c in status.get("connections", [])])),
     }
-    if status.get("state") == "stopped" or age > book_source.recorder_stale_seconds:
-        why = "stopped" if status.get("state") == "stopped" else f"silent for {age:.0f} s"
+    why = book_source.recorder_down(status, now)
+    if why:
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
                                 description=f"the stream recorder is {why}: every book comes over REST, and "
                                 "minutes it did not record cannot be backfilled")

@@ -427,12 +427,6 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate_exchange(args: argparse.Namespace) -> int:
-    from acts_simulator.__main__ import main as simulator_main
-
-    return simulator_main(["--host", args.host, "--port", str(args.port)])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acts-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -480,8 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator (REST and streams; "
                                    "its options: acts-pipeline simulate-exchange --help)")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8765)
-    simulate.set_defaults(func=cmd_simulate_exchange)
+    simulate.add_argument("--port", type=int, default=8765)  # listed for --help; main() hands argv to the simulator
     return parser
 
 

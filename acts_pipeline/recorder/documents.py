@@ -15,22 +15,19 @@ is explained, never filled.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from acts_pipeline.core.boundary import BoundaryRecord
+from acts_pipeline.core.parsing import ms_to_datetime
 from acts_pipeline.storage.handlers import levels_to_binary
 
 MINUTE = timedelta(minutes=1)
 
 
-def ms_to_utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def boundary_document(record: BoundaryRecord, *, depth: int, connection: str) -> dict[str, Any]:
     """The stored form of `record` (see the module docstring)."""
-    close = ms_to_utc(record.close_ms)
+    close = ms_to_datetime(record.close_ms)
     view = record.view if record.in_sync else None
     document: dict[str, Any] = {
         "symbol": record.symbol,
@@ -39,7 +36,7 @@ def boundary_document(record: BoundaryRecord, *, depth: int, connection: str) ->
         "source": "stream",
         "in_sync": view is not None,
         "reason": record.reason,
-        "decided_at": ms_to_utc(record.decided_at_ms),
+        "decided_at": ms_to_datetime(record.decided_at_ms),
         "revised": record.revises,
         "connection": connection,
         "depth_limit": depth,
@@ -48,7 +45,7 @@ def boundary_document(record: BoundaryRecord, *, depth: int, connection: str) ->
         document.update(
             complete=view.complete,
             last_update_id=view.last_update_id,
-            event_time=ms_to_utc(view.event_time_ms),
+            event_time=ms_to_datetime(view.event_time_ms),
             bids=levels_to_binary(view.bids),
             asks=levels_to_binary(view.asks),
         )

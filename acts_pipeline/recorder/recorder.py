@@ -43,13 +43,13 @@ from typing import Any
 from acts_pipeline.core.boundary import BoundaryRecord, BoundaryTracker
 from acts_pipeline.core.errors import ExchangeError, MalformedResponseError, UnknownSymbolError
 from acts_pipeline.core.local_book import LocalBook, SnapshotOutcome
-from acts_pipeline.core.parsing import parse_depth_stream_message
+from acts_pipeline.core.parsing import ms_to_datetime, parse_depth_stream_message
 from acts_pipeline.exchange.client import ExchangeClient
 from acts_pipeline.exchange.rate_limits import depth_weight
 from acts_pipeline.exchange.streams import CombinedStream, StreamPool
 from acts_pipeline.recorder.documents import boundary_document
 from acts_pipeline.storage.client import MongoStore, StorageError
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.durable import Spool, flush_spool
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class RecorderOptions:
     depth: int = 100
     snapshot_depth: int = 500
     retention: timedelta = timedelta(days=7)
-    name: str = "recorder"
+    name: str = RECORDER_NAME
     max_streams: int = 400
     snapshot_concurrency: int = 4
     clock_margin_ms: int = 1000
@@ -392,8 +392,7 @@ class Recorder:
             "symbols_tracked": len(self.symbols),
             "symbols_in_sync": in_sync,
             "connections": connections,
-            "last_close_written": (datetime.fromtimestamp(self.last_close_written / 1000, tz=UTC)
-                                   if self.last_close_written else None),
+            "last_close_written": ms_to_datetime(self.last_close_written) if self.last_close_written else None,
             "durable_after_close_s": {
                 "p50": round(statistics.median(lags), 3) if lags else None,
                 "p99": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 3) if lags else None,

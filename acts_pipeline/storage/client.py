@@ -22,7 +22,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from acts_pipeline.core.cells import Cell
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, CELL_KEY, SYMBOL_REGISTRY, spec_of
+from acts_pipeline.storage.collections import CELL_KEY, SYMBOL_REGISTRY, spec_of
 from acts_pipeline.storage.handlers import as_utc
 
 #: Up to this many symbols, a cell read names them (`$in`); beyond, it reads the minutes' range
@@ -144,11 +144,13 @@ class MongoStore:
             return {d["symbol"]: as_utc(d["tracked_since"])
                     for d in self.collection(SYMBOL_REGISTRY).find({}, {"_id": False})}
 
-    def stored_minutes(self, name: str, start: datetime, end: datetime) -> dict[str, set[datetime]]:
-        """Per symbol, the minutes in `[start, end)` that have a document in `name`."""
+    def stored_minutes(self, name: str, start: datetime, end: datetime,
+                       where: Mapping[str, Any] | None = None) -> dict[str, set[datetime]]:
+        """Per symbol, the minutes in `[start, end)` that have a document in `name` (matching
+        `where`, if given)."""
         minutes: dict[str, set[datetime]] = {}
         with _reported(f"reading {name}"):
-            cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}},
+            cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}, **(where or {})},
                                                 {"_id": False, "symbol": True, "minute": True})
             for document in cursor:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
@@ -177,18 +179,6 @@ class MongoStore:
         with _reported(f"reading {name}"):
             return [d for d in self.collection(name).find({"minute": minute}, {"_id": False})
                     if d["symbol"] in wanted]
-
-    def usable_boundary_minutes(self, start: datetime, end: datetime) -> dict[str, set[datetime]]:
-        """Per symbol, the minutes in `[start, end)` whose boundary book the recorder vouched for
-        (`collections.boundary_book_usable`), read without their levels."""
-        minutes: dict[str, set[datetime]] = {}
-        with _reported(f"reading {BOUNDARY_BOOKS}"):
-            cursor = self.collection(BOUNDARY_BOOKS).find(
-                {"minute": {"$gte": start, "$lt": end}, "in_sync": True, "complete": True},
-                {"_id": False, "symbol": True, "minute": True})
-            for document in cursor:
-                minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
-        return minutes
 
     def insert_or_replace(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
         """`upsert`, faster when most documents are new (a close's boundary books): one unordered

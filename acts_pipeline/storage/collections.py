@@ -66,6 +66,12 @@ def spec_of(name: str) -> CollectionSpec:
     return _SPECS.get(name, CELLS)
 
 
+#: The recorder's name in `RECORDER_STATUS`: its status document's key, read by the snapshot asset.
+RECORDER_NAME = "recorder"
+#: `boundary_book_usable` as a query: the recorder stores levels only with in_sync and complete.
+BOUNDARY_BOOK_USABLE_FILTER = {"in_sync": True, "complete": True}
+
+
 def boundary_book_usable(document: dict | None) -> bool:
     """Whether a `boundary_books` document carries a book the recorder vouches for: in sync at
     the close, and every level inside the range its snapshot made complete. Otherwise its

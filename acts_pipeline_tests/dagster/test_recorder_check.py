@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, build_asset_check_context
 
-from acts_pipeline.orchestration.book_source import RECORDER_NAME, BookSource
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.checks import stream_recorder_is_healthy
-from acts_pipeline.storage.collections import RECORDER_STATUS
+from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline_tests.fakes import MongomockResource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT"]

@@ -9,10 +9,10 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from acts_pipeline.orchestration.assets import order_book_snapshot
-from acts_pipeline.orchestration.book_source import RECORDER_NAME, BookSource
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_STATUS
+from acts_pipeline.storage.collections import RECORDER_NAME, BOUNDARY_BOOKS, RECORDER_STATUS
 from acts_pipeline.storage.handlers import levels_to_binary
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
