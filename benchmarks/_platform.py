@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 # Groups, in display order. The simulator is the stand-in for Binance: reported apart.
-GROUPS = ("webserver", "daemon", "code server", "run processes", "database server", "launcher")
+# The stream recorder (`acts-pipeline record`, started by `dev` when ACTS_BOOK_SOURCE=stream) is
+# part of the platform: a group of its own, counted in the platform's total.
+GROUPS = ("webserver", "daemon", "code server", "run processes", "database server", "recorder", "launcher")
 SIMULATOR_GROUP = "simulator"
+RECORDER_GROUP = "recorder"
 
 
 def classify(cmdline: str, parent_group: str | None) -> str:
@@ -62,6 +65,9 @@ def classify(cmdline: str, parent_group: str | None) -> str:
         return "run processes"
     if "code-server start" in cmdline or "api grpc" in cmdline:
         return "code server"
+    # `python -m acts_pipeline.platform.cli record ...` as `dev` starts it, or `acts-pipeline record`
+    if "acts_pipeline.platform.cli record" in cmdline or "acts-pipeline record" in cmdline:
+        return RECORDER_GROUP
     if "acts-pipeline" in cmdline or "dagster dev" in cmdline:
         return "launcher"
     # helpers (compute-log tails, orphan watchers) belong to whoever started them
@@ -553,3 +559,113 @@ def start_standin(symbols: list[str], log_path: Path, timeout: float = 30.0) -> 
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the stand-in exchange did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the exchange's weight ledger, and the stream recorder seen from outside (recorder.py and
+# minute_collection.py --book-source stream)
+
+
+class SimulatorWatcher:
+    """Reads the exchange's stats (`/_simulator/stats`, or the stand-in's `/_standin/stats`: the
+    same per-wall-minute ledger, Binance's rule) and keeps the largest `used_weight` of each wall
+    minute. `read()` by hand, or `start()` a thread that reads every `interval` s."""
+
+    def __init__(self, base_url: str, interval: float = 0.5, stats_path: str = "/_simulator/stats"):
+        self.url = base_url.rstrip("/").removesuffix("/api") + stats_path
+        self.interval = interval
+        self.max_weight: dict[datetime, int] = {}
+        self.statuses: dict[str, int] = {}
+        self.last: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="simulator-stats")
+
+    def read(self) -> dict:
+        stats = http_json(self.url)
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        self.max_weight[minute] = max(self.max_weight.get(minute, 0), stats.get("used_weight", 0))
+        self.statuses = stats.get("responses", stats.get("statuses", {}))
+        self.last = stats
+        return stats
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.read()
+            except OSError:
+                pass
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def max_between(self, start: datetime, end: datetime) -> int:
+        """The largest per-minute weight of the wall minutes from `start`'s to `end`'s."""
+        first = start.replace(second=0, microsecond=0)
+        return max((w for m, w in self.max_weight.items() if first <= m <= end), default=0)
+
+
+def wait_for_sync(health_url: str, symbols: int, limit_s: float, *, poll: float = 0.5,
+                  on_poll=None, alive=None) -> float | None:
+    """Polls the recorder's `/health?symbols=0` until it reports `symbols` symbols in sync; the
+    `time.monotonic()` at which it did, or None after `limit_s` seconds. `on_poll()` runs at every
+    poll; `alive()` returning False stops the wait (the platform exited)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if on_poll is not None:
+            on_poll()
+        try:
+            if http_json(f"{health_url}?symbols=0")["symbols_in_sync"] >= symbols:
+                return time.monotonic()
+        except OSError:
+            pass
+        if alive is not None and not alive():
+            raise RuntimeError("the platform exited while waiting for the recorder to get in sync")
+        time.sleep(poll)
+    return None
+
+
+def recorder_counters(health: dict) -> tuple[int, int]:
+    """(messages received over all connections, REST snapshots taken over all symbols) of a full
+    `/health` answer: differences of two answers give messages a second and re-snapshots."""
+    return (sum(c["messages"] for c in health["connections"]),
+            sum(s["snapshots"] for s in health.get("symbols", {}).values()))
+
+
+def watch_close(db, close: datetime, expected: int, timeout: float = 10.0) -> list[float]:
+    """When the boundary books of `close` were in MongoDB, watched from outside: polls the count of
+    `boundary_books` documents of that close's minute (indexed; `close` is not: an unindexed count
+    would scan the collection on every poll and slow the very writes it times) from now until
+    `expected` are there or `timeout` s after the close. Every 20 ms for the first 2 s after the
+    close, then every 100 ms. Returns, for each document found, the seconds after the close of the
+    first poll that saw it (sorted; at most `expected` values). Call it just before the close."""
+    minute = close - timedelta(minutes=1)
+    arrivals: list[float] = []
+    while True:
+        n = db.boundary_books.count_documents({"minute": minute})
+        after = (datetime.now(UTC) - close).total_seconds()
+        if n > len(arrivals):
+            arrivals.extend([max(after, 0.0)] * (min(n, expected) - len(arrivals)))
+        if len(arrivals) >= expected or after > timeout:
+            return arrivals
+        time.sleep(0.02 if after < 2 else 0.1)
+
+
+def truth_levels(side: list[list[str]]) -> list[list[float]]:
+    return [[float(p), float(q)] for p, q in side]
+
+
+def equals_true_book(truth_url: str, symbol: str, close: datetime, depth: int, bids: list, asks: list,
+                     last_update_id: int) -> bool:
+    """Whether a stored book (`bids`/`asks` as [[price, qty], ...] floats, best first) is the
+    simulator's true book of `symbol` at `close` (`GET /_simulator/true_book`, every diff event with
+    E at or before the close applied, none after), level for level, and its last update id."""
+    close_ms = int(close.timestamp() * 1000)
+    truth = http_json(f"{truth_url}?symbol={symbol}&at_ms={close_ms}&limit={depth}", timeout=30)
+    return (bids == truth_levels(truth["bids"]) and asks == truth_levels(truth["asks"])
+            and last_update_id == truth["lastUpdateId"])

@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _platform import (  # noqa: E402
     CLK_TCK,
+    SimulatorWatcher,
+    equals_true_book,
     http_json,
     log,
     machine_line,
@@ -48,7 +50,10 @@ from _platform import (  # noqa: E402
     print_run_header,
     read_hwm,
     read_stat,
+    recorder_counters,
     symbols_for,
+    wait_for_sync,
+    watch_close,
 )
 
 from acts_pipeline.storage.collections import boundary_book_usable  # noqa: E402
@@ -67,22 +72,6 @@ def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and the children it reaped."""
     s = read_stat(pid)
     return (s.own_ticks + s.reaped_ticks) / CLK_TCK if s else math.nan
-
-
-class Weights:
-    """The simulator's used weight, read every 0.5 s: the largest value of each wall minute."""
-
-    def __init__(self, stats_url: str):
-        self.url = stats_url
-        self.by_minute: dict[datetime, int] = {}
-        self.statuses: dict[str, int] = {}
-
-    def read(self) -> dict:
-        stats = http_json(self.url)
-        minute = datetime.now(UTC).replace(second=0, microsecond=0)
-        self.by_minute[minute] = max(self.by_minute.get(minute, 0), stats.get("used_weight", 0))
-        self.statuses = stats.get("responses", stats.get("statuses", {}))
-        return stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                ACTS_SPOOL_DIR=str(tmp / "spool"))
     if args.snapshot_depth:
         env["ACTS_RECORDER_SNAPSHOT_DEPTH"] = str(args.snapshot_depth)
-    weights = Weights(f"http://127.0.0.1:{simulator.port}/_simulator/stats")
+    # the simulator's used weight, read every 0.5 s by hand: the largest value of each wall minute
+    weights = SimulatorWatcher(f"http://127.0.0.1:{simulator.port}")
     rows: list[list] = []
     recorder = None
     try:
@@ -120,18 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         recorder = start_recorder(env, log_path=tmp / "recorder.log")
         health_url = f"http://127.0.0.1:{recorder.port}/health"
         log(f"recorder up on {health_url}; {args.symbols} symbols registered")
-        in_sync_at = None
-        while time.monotonic() - started < args.cold_start_limit * 60:
-            weights.read()
-            health = http_json(f"{health_url}?symbols=0")
-            if health["symbols_in_sync"] == args.symbols:
-                in_sync_at = time.monotonic() - started
-                break
-            time.sleep(0.5)
-        cold_minutes = {m: w for m, w in weights.by_minute.items() if m >= start_wall.replace(second=0, microsecond=0)}
+        synced = wait_for_sync(health_url, args.symbols, args.cold_start_limit * 60 - (time.monotonic() - started),
+                               on_poll=weights.read)
+        in_sync_at = None if synced is None else synced - started
+        cold_weight = weights.max_between(start_wall, datetime.now(UTC))
         log(f"in sync after {in_sync_at} s" if in_sync_at else "NOT all in sync within the limit")
         cold_health = http_json(health_url)
-        snapshots_cold = sum(s["snapshots"] for s in cold_health["symbols"].values())
+        snapshots_cold = recorder_counters(cold_health)[1]
 
         # steady state: M closes, each watched in the database from the outside
         db = pymongo.MongoClient(mongo_uri_of(mongo), tz_aware=True)[env.get("ACTS_MONGO_DB", "acts")]
@@ -141,27 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             weights.read()
             time.sleep(0.5)
         cpu0, sim0, t0 = tree_cpu(recorder.process.pid), tree_cpu(simulator.process.pid), time.monotonic()
-        messages0 = sum(c["messages"] for c in http_json(f"{health_url}?symbols=0")["connections"])
-        snapshots0 = sum(s["snapshots"] for s in http_json(health_url)["symbols"].values())
+        messages0, snapshots0 = recorder_counters(http_json(health_url))
         arrival: dict[datetime, tuple[float, float, float]] = {}
         for close in closes:
             while datetime.now(UTC) < close:
                 time.sleep(0.005)
-            seen50 = seen99 = seen100 = math.nan
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                # by `minute` (indexed; `close` is not): an unindexed count would scan the
-                # collection on every poll and slow the very writes it times
-                n = db.boundary_books.count_documents({"minute": close - timedelta(minutes=1)})
-                after = (datetime.now(UTC) - close).total_seconds()
-                if n >= args.symbols * 0.5 and math.isnan(seen50):
-                    seen50 = after
-                if n >= args.symbols * 0.99 and math.isnan(seen99):
-                    seen99 = after
-                if n >= args.symbols:
-                    seen100 = after
-                    break
-                time.sleep(0.02)
+            seen = watch_close(db, close, args.symbols)
+            seen50, seen99, seen100 = (seen[math.ceil(args.symbols * f) - 1] if len(seen) >= args.symbols * f
+                                       else math.nan for f in (0.5, 0.99, 1.0))
             arrival[close] = (seen50, seen99, seen100)
             log(f"close {close:%H:%M}: half in MongoDB {seen50:.3f} s after it, 99 % {seen99:.3f} s, all {seen100:.3f} s")
             while datetime.now(UTC) < close + timedelta(seconds=50):
@@ -171,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu = (tree_cpu(recorder.process.pid) - cpu0) / elapsed_min
         sim_cpu = (tree_cpu(simulator.process.pid) - sim0) / elapsed_min
         end_health = http_json(health_url)
-        messages = (sum(c["messages"] for c in end_health["connections"]) - messages0) / (elapsed_min * 60)
-        resnapshots = (sum(s["snapshots"] for s in end_health["symbols"].values()) - snapshots0) / elapsed_min
-        steady_weights = [weights.by_minute.get(c, 0) for c in closes[1:]]
+        messages1, snapshots1 = recorder_counters(end_health)
+        messages = (messages1 - messages0) / (elapsed_min * 60)
+        resnapshots = (snapshots1 - snapshots0) / elapsed_min
+        steady_weights = [weights.max_weight.get(c, 0) for c in closes[1:]]
 
         # the truth
         documents = list(db.boundary_books.find({"close": {"$in": closes}}, {"_id": False}))
@@ -182,13 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         equal = 0
         stale = []
         wrong = []
+        truth_url = f"http://127.0.0.1:{simulator.port}/_simulator/true_book"
         for d in books:
-            close_ms = int(d["close"].timestamp() * 1000)
-            truth = http_json(f"http://127.0.0.1:{simulator.port}/_simulator/true_book?symbol={d['symbol']}"
-                              f"&at_ms={close_ms}&limit={d['depth_limit']}")
-            same = (levels_from_binary(d["bids"]).tolist() == [[float(p), float(q)] for p, q in truth["bids"]]
-                    and levels_from_binary(d["asks"]).tolist() == [[float(p), float(q)] for p, q in truth["asks"]]
-                    and d["last_update_id"] == truth["lastUpdateId"])
+            same = equals_true_book(truth_url, d["symbol"], d["close"], d["depth_limit"],
+                                    levels_from_binary(d["bids"]).tolist(), levels_from_binary(d["asks"]).tolist(),
+                                    d["last_update_id"])
             equal += same
             if not same:
                 wrong.append(f"{d['symbol']}@{d['close']:%H:%M}")
@@ -203,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             ["symbols", args.symbols],
             ["snapshot depth (levels a side)", env.get("ACTS_RECORDER_SNAPSHOT_DEPTH", "default")],
             ["cold start to all in sync (s)", f"{in_sync_at:.0f}" if in_sync_at else "not within the limit"],
-            ["  REST weight per minute during it, max (limit 6000)", max(cold_minutes.values(), default=0)],
+            ["  REST weight per minute during it, max (limit 6000)", cold_weight],
             ["  snapshots taken", snapshots_cold],
             ["closes counted", len(closes)],
             ["boundary books stored / expected", f"{len(documents)} / {len(closes) * args.symbols}"],
