@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +81,8 @@ def _check_mongo(uri: str) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     from acts_pipeline.platform.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VARIABLE
     from acts_pipeline.platform.processes import (
+        Supervisor,
+        free_port,
         mongo_uri_of,
         simulator_api_url,
         simulator_ws_url,
@@ -122,10 +125,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
         if settings.book_source(env) == "stream":
-            recorder = start_recorder(env, port=settings.recorder_health_port(env), log_path=state / "recorder.log")
+            # The same port on every restart: the health address printed here stays right.
+            port = settings.recorder_health_port(env) or free_port()
+            recorder = Supervisor(
+                "the stream recorder", lambda: start_recorder(env, port=port, log_path=state / "recorder.log"),
+                say=_say, stopping=_STOPPING).start()
             children.append(recorder)
             down.insert(0, "the stream recorder")
-            _say(f"stream recorder health on http://127.0.0.1:{recorder.port}/health (log: {recorder.log_path})")
+            _say(f"stream recorder health on http://127.0.0.1:{recorder.port}/health (log: {recorder.log_path}); "
+                 "restarted if it exits")
         # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
         env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{args.port}"
         _runtime_path(project).write_text(json.dumps(started))
@@ -207,9 +215,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+#: Set once `dev` starts stopping: from then on no child process is restarted.
+_STOPPING = threading.Event()
+
+
 def _stopping() -> None:
     """From here on the platform is stopping: a second Ctrl-C (or SIGTERM) must not cut the stop
-    short with a traceback and leave processes behind."""
+    short with a traceback and leave processes behind, and a child that exits stays down."""
+    _STOPPING.set()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -1,5 +1,6 @@
-"""Child processes the platform starts on one machine: the embedded MongoDB-compatible server
-and the offline exchange simulator. Used by `acts-pipeline dev` and by the tests.
+"""Child processes the platform starts on one machine: the embedded MongoDB-compatible server,
+the offline exchange simulator and the stream recorder (kept running by a `Supervisor`). Used by
+`acts-pipeline dev` and by the tests.
 
 SecantusDB is GPL-2.0-only, so it is only ever run as its own process (`secantusd-py`) and
 spoken to over the MongoDB wire protocol, never imported.
@@ -13,8 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,3 +152,91 @@ def start_recorder(env: dict[str, str], *, port: int | None = None, log_path: Pa
 
     _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health?symbols=0"), child, timeout)
     return child
+
+
+def exit_description(code: int) -> str:
+    """`code 1`, or `killed by SIGKILL` for a negative Popen return code."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"code {code}"
+
+
+class Supervisor:
+    """Keeps one child process running: `start()` starts it (a callable returning a started
+    `ChildProcess`), a watcher thread starts it again whenever it exits unexpectedly, after a
+    backoff that doubles from `first_backoff` up to `max_backoff` while it keeps dying (reset once
+    it has run `stable_after` seconds), saying on `say` what happened and where its log is.
+    Nothing is restarted once `stopping` is set (`stop()` sets it; the platform sets it when it
+    starts stopping, so a child dying in the shutdown stays down)."""
+
+    def __init__(self, name: str, start: Callable[[], ChildProcess], *, say: Callable[[str], None],
+                 stopping: threading.Event | None = None, first_backoff: float = 1.0, max_backoff: float = 60.0,
+                 stable_after: float = 60.0, poll: float = 0.5):
+        self.name, self._start, self._say = name, start, say
+        self.stopping = stopping or threading.Event()
+        self.first_backoff, self.max_backoff, self.stable_after, self.poll = first_backoff, max_backoff, stable_after, poll
+        self.child: ChildProcess | None = None
+        self.restarts = 0
+        self._lock = threading.Lock()  # held while a child is started, so that stop() never misses one
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> Supervisor:
+        """Start the child (errors propagate: a child that cannot start at all stops the caller)
+        and watch it."""
+        with self._lock:
+            self.child = self._start()
+        self._watcher = threading.Thread(target=self._watch, daemon=True, name=f"supervisor: {self.name}")
+        self._watcher.start()
+        return self
+
+    @property
+    def port(self) -> int | None:
+        return self.child.port if self.child else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.child.log_path if self.child else None
+
+    def _watch(self) -> None:
+        backoff = self.first_backoff
+        started = time.monotonic()
+        while not self.stopping.wait(self.poll):
+            child = self.child
+            code = child.process.poll() if child is not None else None
+            if child is not None and code is None:
+                continue
+            if child is not None:
+                if time.monotonic() - started >= self.stable_after:
+                    backoff = self.first_backoff
+                where = f" (its log: {child.log_path})" if child.log_path else ""
+                self._say(f"{self.name} exited unexpectedly ({exit_description(code)}); "
+                          f"restarting it in {backoff:g} s{where}")
+                self.child = None
+            if self.stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.max_backoff)
+            with self._lock:
+                if self.stopping.is_set():
+                    return
+                try:
+                    self.child = self._start()
+                except Exception as exc:  # noqa: BLE001 - said, and tried again after the backoff
+                    self._say(f"{self.name} did not start again: {str(exc).splitlines()[0]}; "
+                              f"next attempt in {backoff:g} s")
+                    continue
+            started = time.monotonic()
+            self.restarts += 1
+            self._say(f"{self.name} restarted (pid {self.child.process.pid}, restart {self.restarts})")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """No more restarts; the child (if running) is stopped as `ChildProcess.stop` does."""
+        self.stopping.set()
+        with self._lock:  # waits for a start in progress
+            child = self.child
+        if child is not None:
+            child.stop(timeout)
+        if self._watcher is not None:
+            self._watcher.join(timeout)
