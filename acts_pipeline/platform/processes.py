@@ -177,7 +177,8 @@ class Supervisor:
                  stable_after: float = 60.0, poll: float = 0.5):
         self.name, self._start, self._say = name, start, say
         self.stopping = stopping or threading.Event()
-        self.first_backoff, self.max_backoff, self.stable_after, self.poll = first_backoff, max_backoff, stable_after, poll
+        self.first_backoff, self.max_backoff = first_backoff, max_backoff
+        self.stable_after, self.poll = stable_after, poll
         self.child: ChildProcess | None = None
         self.restarts = 0
         self._lock = threading.Lock()  # held while a child is started, so that stop() never misses one
@@ -227,6 +228,8 @@ class Supervisor:
                     self._say(f"{self.name} did not start again: {str(exc).splitlines()[0]}; "
                               f"next attempt in {backoff:g} s")
                     continue
+            if self.stopping.is_set():
+                return  # started just as the platform began stopping: stop() stops it, unannounced
             started = time.monotonic()
             self.restarts += 1
             self._say(f"{self.name} restarted (pid {self.child.process.pid}, restart {self.restarts})")
