@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mongomock
+import numpy as np
 from pydantic import PrivateAttr
 
 from acts_pipeline.orchestration.book_source import BookSource
@@ -20,6 +21,26 @@ from acts_pipeline.exchange import BinanceExchange, TimedBook, WeightGate
 from acts_pipeline.core.models import Kline, SymbolInfo
 from acts_pipeline.core.parsing import parse_depth
 from acts_pipeline.storage import MongoResource, MongoStore
+from acts_pipeline.storage.handlers import levels_to_binary
+
+#: Made-up boundary books, small and distinct from the captured REST books.
+STREAM_BIDS = [[1.5, 2.0], [1.4, 3.0]]
+STREAM_ASKS = [[1.6, 1.0], [1.7, 4.0]]
+
+
+def boundary_book(symbol: str, minute: datetime, *, usable: bool = True, reason: str | None = None, **fields):
+    """A boundary book (flat, as `storage.boundary_books` reads it) of `symbol` at `minute`'s close:
+    the STREAM_* levels, or, with `usable=False`, none and `reason`."""
+    close = minute + timedelta(minutes=1)
+    book = {"symbol": symbol, "minute": minute, "close": close, "source": "stream", "in_sync": usable,
+            "reason": reason, "depth_limit": 100, "decided_at": close + timedelta(milliseconds=12),
+            "revised": False, "connection": "ws-1"}
+    if usable:
+        book.update(complete=True, last_update_id=1234, event_time=close - timedelta(milliseconds=59),
+                    bids=levels_to_binary(np.array(STREAM_BIDS)), asks=levels_to_binary(np.array(STREAM_ASKS)))
+    book.update(fields)
+    return book
+
 
 CAPTURES = Path(__file__).resolve().parent.parent / "acts_simulator" / "data" / "binance"
 CAPTURED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")

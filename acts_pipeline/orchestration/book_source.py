@@ -21,8 +21,9 @@ from pydantic import Field
 
 from acts_pipeline import settings
 from acts_pipeline.core.cells import minute_close
+from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.client import StorageError
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_NAME, RECORDER_STATUS
+from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
 
@@ -66,15 +67,14 @@ class BookSource(ConfigurableResource):
 
     def boundary_books(self, minute: datetime, symbols: Iterable[str], *,
                        wait_until: datetime | None = None) -> dict[str, dict[str, Any]]:
-        """The stored boundary documents of `minute` (the book at its close) by symbol, usable or
-        not; polled until every symbol has one or `wait_until` (wall clock) passes."""
+        """The stored boundary books of `minute` (the book at its close) by symbol, usable or not;
+        until every symbol has one or `wait_until` (wall clock) passes, which symbols have one is
+        polled (without the levels), then the books are read once."""
         wanted = set(symbols)
-        store = self.mongo.get_store()
-        while True:
-            found = {d["symbol"]: d for d in store.find_minute(BOUNDARY_BOOKS, minute, wanted)}
-            if len(found) == len(wanted) or wait_until is None or datetime.now(UTC) >= wait_until:
-                return found
+        books = BoundaryBooks(self.mongo.get_store())
+        while wait_until is not None and datetime.now(UTC) < wait_until and not wanted <= books.decided(minute):
             time.sleep(0.05)
+        return books.at(minute, wanted)
 
     def wait_deadline(self, minute: datetime) -> datetime:
         return minute_close(minute) + timedelta(seconds=self.wait_for_recorder_seconds)

@@ -37,12 +37,8 @@ from acts_pipeline.core.cells import Cell, floor_minute, format_minute, minute_c
 from acts_pipeline.orchestration.partitions import minute_partitions_start, minute_range_tags, symbol_partitions
 from acts_pipeline.core.quality import coverage
 from acts_pipeline.storage.client import StorageError
-from acts_pipeline.storage.collections import (
-    BOUNDARY_BOOK_USABLE_FILTER,
-    BOUNDARY_BOOKS,
-    KLINES_1M,
-    ORDER_BOOK_SNAPSHOTS,
-)
+from acts_pipeline.storage.boundary_books import BoundaryBooks
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.storage.io_manager import MongoResource
 from acts_pipeline.orchestration.symbol_watch import WatchState, watch
@@ -299,7 +295,7 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
     start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
     try:
         store = book_source.mongo.get_store()
-        gap = snapshot_gap(store.stored_minutes(BOUNDARY_BOOKS, start, end, where=BOUNDARY_BOOK_USABLE_FILTER),
+        gap = snapshot_gap(BoundaryBooks(store).usable_minutes(start, end),
                            store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols)
     except StorageError as exc:
         return SkipReason(f"MongoDB unavailable, snapshot gaps not checked: {exc}")

@@ -19,9 +19,11 @@ The moving parts:
   of the IP's weight, so the minute runs keep theirs). A book is snapshotted once its stream has
   delivered an event (or `quiet_snapshot_after` seconds after it was subscribed), so the
   snapshot is not older than the stream it is joined to. A resync touches one book only.
-- **Writes**: the boundary records of each decision are upserted into `boundary_books` right
-  away (unique per symbol and minute: a revision replaces its record). If MongoDB cannot take
-  them, they are spooled to local disk and replayed, in order, before newer ones.
+- **Writes**: the boundary records of each decision are inserted into `boundary_books` right
+  away, one document per connection and close (`acts_pipeline.storage.boundary_books`: a revision
+  is a later decision, and the latest wins). If MongoDB cannot take them, they are spooled to
+  local disk and replayed, in order, before newer ones (each batch keeps its `_id`: a replay
+  never doubles it).
 - **Health**: `health()` (per symbol: in sync or why not, last event age, resyncs, messages a
   second; per connection: state, reconnects; the durable-after-close times), written to
   `recorder_status` every `status_every` seconds and served on the health endpoint.
@@ -48,6 +50,7 @@ from acts_pipeline.exchange.client import ExchangeClient
 from acts_pipeline.exchange.rate_limits import depth_weight
 from acts_pipeline.exchange.streams import CombinedStream, StreamPool
 from acts_pipeline.recorder.documents import boundary_document
+from acts_pipeline.storage.boundary_books import BoundaryBooks, batches
 from acts_pipeline.storage.client import MongoStore, StorageError
 from acts_pipeline.storage.collections import BOUNDARY_BOOKS, RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.durable import Spool, flush_spool
@@ -312,15 +315,16 @@ class Recorder:
             await self._write(batch)
 
     async def _write(self, documents: list[dict[str, Any]]) -> None:
+        stored = batches(documents)
         try:
             if self.spool.count():
                 await asyncio.to_thread(flush_spool, self.store, self.spool)
             began = time.perf_counter()
-            await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, documents)
+            await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, stored)
             self._write_seconds.append(time.perf_counter() - began)
         except StorageError as exc:
             self.write_errors += 1
-            path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, documents)
+            path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, stored)
             log.warning("boundary books not written (%s): %d kept in %s, written when MongoDB is back",
                         exc, len(documents), path)
             return
@@ -343,14 +347,21 @@ class Recorder:
             await self._write(batch)
 
     async def _prune_loop(self) -> None:
+        """`boundary_books` ready for its layout (once), then pruned to the retention every hour."""
+        books = BoundaryBooks(self.store)
+        prepared = False
         while True:
             try:
-                deleted = await asyncio.to_thread(self.store.delete_before, BOUNDARY_BOOKS,
-                                                  datetime.now(UTC) - self.options.retention)
+                if not prepared:
+                    await asyncio.to_thread(books.prepare)
+                    prepared = True
+                deleted = await asyncio.to_thread(books.delete_before, datetime.now(UTC) - self.options.retention)
                 if deleted:
-                    log.info("deleted %d boundary books past the %s retention", deleted, self.options.retention)
+                    log.info("deleted %d batches of boundary books past the %s retention", deleted, self.options.retention)
             except StorageError as exc:
-                log.warning("could not prune boundary books: %s", exc)
+                log.warning("could not prepare or prune boundary books: %s", exc)
+                await asyncio.sleep(min(60.0, self.options.prune_every))
+                continue
             await asyncio.sleep(self.options.prune_every)
 
     # ---- health --------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 - `client`: `MongoStore`, the client that knows MongoDB (indexes, bulk upserts, cell reads);
 - `handlers`: type handlers, chosen by the exact declared type, between values and documents;
 - `durable`: the write that survives outages (a local spool, retries, replay);
+- `boundary_books`: the stream recorder's books at each close, one document per connection and
+  close, read back per symbol;
 - `io_manager`: the `MongoResource` and the thin `MongoIOManager` that maps assets and their
   partitions to cells of a collection.
 

@@ -91,20 +91,20 @@ class MongoStore:
         if name not in self._indexed:
             spec = spec_of(name)
             with _reported(f"creating the indexes of {name}"):
-                collection.create_index(list(spec.unique_key), unique=True, name=spec.unique_index_name)
+                if spec.unique_index_name is not None:
+                    collection.create_index(list(spec.unique_key), unique=True, name=spec.unique_index_name)
                 for index_name, key in spec.indexes.items():
                     collection.create_index(list(key), name=index_name)
             self._indexed.add(name)
         return collection
 
     def upsert(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
-        """Replace-or-insert every document by its `(symbol, minute)`, in one bulk request."""
+        """Replace-or-insert every document by its collection's unique key (a cell's `(symbol,
+        minute)`), in one bulk request."""
         if not documents:
             return WriteResult(0, 0)
-        requests = [
-            ReplaceOne({"symbol": d["symbol"], "minute": d["minute"]}, dict(d), upsert=True)
-            for d in documents
-        ]
+        key = [field for field, _ in spec_of(name).unique_key]
+        requests = [ReplaceOne({k: d[k] for k in key}, dict(d), upsert=True) for d in documents]
         with _reported(f"writing {len(documents)} documents to {name}"):
             result = self.collection(name).bulk_write(requests, ordered=False)
         return WriteResult(inserted=result.upserted_count, replaced=result.matched_count)
@@ -144,13 +144,11 @@ class MongoStore:
             return {d["symbol"]: as_utc(d["tracked_since"])
                     for d in self.collection(SYMBOL_REGISTRY).find({}, {"_id": False})}
 
-    def stored_minutes(self, name: str, start: datetime, end: datetime,
-                       where: Mapping[str, Any] | None = None) -> dict[str, set[datetime]]:
-        """Per symbol, the minutes in `[start, end)` that have a document in `name` (matching
-        `where`, if given)."""
+    def stored_minutes(self, name: str, start: datetime, end: datetime) -> dict[str, set[datetime]]:
+        """Per symbol, the minutes in `[start, end)` that have a document in `name`."""
         minutes: dict[str, set[datetime]] = {}
         with _reported(f"reading {name}"):
-            cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}, **(where or {})},
+            cursor = self.collection(name).find({"minute": {"$gte": start, "$lt": end}},
                                                 {"_id": False, "symbol": True, "minute": True})
             for document in cursor:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
@@ -173,17 +171,10 @@ class MongoStore:
         with _reported(f"reading {name}"):
             return self.collection(name).find_one({"name": key}, {"_id": False})
 
-    def find_minute(self, name: str, minute: datetime, symbols: Iterable[str]) -> list[dict[str, Any]]:
-        """The documents of `minute` for `symbols` (one query on the minute index)."""
-        wanted = set(symbols)
-        with _reported(f"reading {name}"):
-            return [d for d in self.collection(name).find({"minute": minute}, {"_id": False})
-                    if d["symbol"] in wanted]
-
     def insert_or_replace(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
         """`upsert`, faster when most documents are new (a close's boundary books): one unordered
-        insert, then the documents whose `(symbol, minute)` was already there (a revision, a
-        restart) are replaced. Measured on the embedded server: 500 documents in 0.07 s against
+        insert, then the documents whose key was already there (a revision, a replayed batch) are
+        replaced. Measured on the embedded server: 500 documents in 0.07 s against
         0.17 s as upserts."""
         if not documents:
             return WriteResult(0, 0)

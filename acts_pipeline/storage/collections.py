@@ -19,6 +19,8 @@ KLINES_1M = "klines_1m"
 SYMBOL_REGISTRY = "symbol_registry"
 #: The stream recorder's book of each symbol at each minute close (`minute` is the minute that
 #: closed), kept `ACTS_RECORDER_RETENTION_DAYS`: what `order_book_snapshot` reads in the stream design.
+#: One document holds the books one connection's decision produced for one close (the layout:
+#: `acts_pipeline.storage.boundary_books`).
 BOUNDARY_BOOKS = "boundary_books"
 #: One document per recorder (its `name`): its health, rewritten every few seconds.
 RECORDER_STATUS = "recorder_status"
@@ -37,6 +39,10 @@ CELL_KEY: Index = (("symbol", ASCENDING), ("minute", ASCENDING))
 MINUTE_INDEX: Index = (("minute", ASCENDING),)
 
 
+#: The key of a collection whose documents carry their own `_id` (MongoDB's index, nothing to create).
+ID_KEY: Index = (("_id", ASCENDING),)
+
+
 @dataclass(frozen=True)
 class CollectionSpec:
     """What MongoDB must hold for a collection before it is written: the unique key (the key
@@ -46,17 +52,25 @@ class CollectionSpec:
     indexes: dict[str, Index] = field(default_factory=dict)
 
     @property
-    def unique_index_name(self) -> str:
+    def unique_index_name(self) -> str | None:
+        """The name of the unique index to create; None when the key is `_id` (always there)."""
+        if self.unique_key == ID_KEY:
+            return None
         return "_".join(name for name, _ in self.unique_key) + "_unique"
 
 
 CELLS = CollectionSpec(unique_key=CELL_KEY, indexes={"minute": MINUTE_INDEX})
+#: `boundary_books`: one document per connection and close, keyed by the `_id` the recorder gives
+#: it (so a replayed batch replaces itself), read by minute. One index, not two, on a collection
+#: written with every symbol's book within a fraction of a second after each close: on the
+#: embedded server each secondary index costs about as much as the document itself.
+BOUNDARY_BATCHES = CollectionSpec(unique_key=ID_KEY, indexes={"minute": MINUTE_INDEX})
 _SPECS = {
     ORDER_BOOK_SNAPSHOTS: CELLS,
     ORDER_BOOK_FEATURES: CELLS,
     KLINES_1M: CELLS,
     SYMBOL_REGISTRY: CollectionSpec(unique_key=(("symbol", ASCENDING),)),
-    BOUNDARY_BOOKS: CELLS,
+    BOUNDARY_BOOKS: BOUNDARY_BATCHES,
     RECORDER_STATUS: CollectionSpec(unique_key=(("name", ASCENDING),)),
 }
 
@@ -68,12 +82,8 @@ def spec_of(name: str) -> CollectionSpec:
 
 #: The recorder's name in `RECORDER_STATUS`: its status document's key, read by the snapshot asset.
 RECORDER_NAME = "recorder"
-#: `boundary_book_usable` as a query: the recorder stores levels only with in_sync and complete.
-BOUNDARY_BOOK_USABLE_FILTER = {"in_sync": True, "complete": True}
-
-
 def boundary_book_usable(document: dict | None) -> bool:
-    """Whether a `boundary_books` document carries a book the recorder vouches for: in sync at
+    """Whether a boundary book (one symbol at one close, as `storage.boundary_books` reads it) carries a book the recorder vouches for: in sync at
     the close, and every level inside the range its snapshot made complete. Otherwise its
     `reason` says why there is no book."""
     return bool(document and document.get("in_sync") and document.get("complete") and "bids" in document)

@@ -10,9 +10,10 @@ from acts_pipeline.core.cells import floor_minute
 from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.sensors import snapshot_catch_up_sensor, snapshot_gap
-from acts_pipeline.storage.collections import BOUNDARY_BOOKS, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.boundary_books import BoundaryBooks
+from acts_pipeline.storage.collections import ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.orchestration.capture import CaptureClock
-from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange
+from acts_pipeline_tests.fakes import FakeClient, MongomockResource, boundary_book, fake_exchange
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 NOW = floor_minute(datetime.now(UTC))
@@ -48,10 +49,9 @@ def tick(instance, mongo, source="stream"):
 
 def seed(mongo):
     store = mongo.get_store()
-    store.upsert(BOUNDARY_BOOKS, [{"symbol": s, "minute": m(k), "in_sync": True, "complete": True, "bids": []}
-                                  for s in SYMBOLS for k in (12, 11, 10)])
-    # a minute the recorder could not vouch for is not a gap to fill
-    store.upsert(BOUNDARY_BOOKS, [{"symbol": "BTCUSDT", "minute": m(8), "in_sync": False, "reason": "gap"}])
+    BoundaryBooks(store).write([boundary_book(s, m(k)) for s in SYMBOLS for k in (12, 11, 10)]
+                               # a minute the recorder could not vouch for is not a gap to fill
+                               + [boundary_book("BTCUSDT", m(8), usable=False, reason="gap")])
     store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(12)} for s in SYMBOLS])
 
 

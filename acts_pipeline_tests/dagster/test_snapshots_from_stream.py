@@ -4,7 +4,6 @@ nothing (with the recorder's reason) for a past minute it has no book for."""
 
 from datetime import timedelta
 
-import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 
@@ -12,27 +11,26 @@ from acts_pipeline.orchestration.assets import order_book_snapshot
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
-from acts_pipeline.storage.collections import RECORDER_NAME, BOUNDARY_BOOKS, RECORDER_STATUS
-from acts_pipeline.storage.handlers import levels_to_binary
+from acts_pipeline.storage.boundary_books import BoundaryBooks
+from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline_tests.dates import iso_instant, recent_minute
-from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, MongomockResource, fake_exchange
+from acts_pipeline_tests.fakes import (
+    CAPTURED_SYMBOLS,
+    STREAM_ASKS,
+    STREAM_BIDS,
+    FakeClient,
+    FixedClock,
+    MongomockResource,
+    boundary_book,
+    fake_exchange,
+)
 
 MINUTE = recent_minute(10, 0)
 CLOSE = MINUTE + timedelta(minutes=1)
-# Made-up books, small and distinct from the fake exchange's REST books.
-STREAM_BIDS = [[1.5, 2.0], [1.4, 3.0]]
-STREAM_ASKS = [[1.6, 1.0], [1.7, 4.0]]
 
 
 def boundary(symbol, minute=MINUTE, **fields):
-    close = minute + timedelta(minutes=1)
-    document = {"symbol": symbol, "minute": minute, "close": close, "source": "stream", "in_sync": True,
-                "reason": None, "complete": True, "depth_limit": 100, "last_update_id": 1234,
-                "event_time": close - timedelta(milliseconds=59), "bids": levels_to_binary(np.array(STREAM_BIDS)),
-                "asks": levels_to_binary(np.array(STREAM_ASKS)),
-                "decided_at": close + timedelta(milliseconds=12), "revised": False, "connection": "ws-1"}
-    document.update(fields)
-    return document
+    return boundary_book(symbol, minute, **fields)
 
 
 @pytest.fixture
@@ -69,10 +67,8 @@ def recorder_alive(mongo, at):
 def test_books_come_from_the_recorder_and_rest_only_where_it_has_none(instance, mongo):
     nkn, blz, lrc, rune = CAPTURED_SYMBOLS
     recorder_alive(mongo, CLOSE)
-    resyncing = boundary(lrc, in_sync=False, reason="a gap: resyncing")
-    for field in ("bids", "asks", "complete", "last_update_id", "event_time"):
-        resyncing.pop(field)
-    mongo.get_store().upsert(BOUNDARY_BOOKS, [boundary(nkn), boundary(blz), resyncing])
+    resyncing = boundary(lrc, usable=False, reason="a gap: resyncing")
+    BoundaryBooks(mongo.get_store()).write([boundary(nkn), boundary(blz), resyncing])
     client = FakeClient(now=None)
     result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, milliseconds=4))
     assert result.success
@@ -103,9 +99,8 @@ def test_a_recorder_that_is_down_is_not_waited_for(instance, mongo):
 def test_a_past_minute_is_backfilled_from_boundary_books_and_the_rest_stays_missing_with_the_reason(instance, mongo):
     nkn, blz, lrc, rune = CAPTURED_SYMBOLS
     past = MINUTE - timedelta(minutes=30)
-    lost = boundary(lrc, past, in_sync=False, reason="connection ws-1 lost: reset")
-    lost.pop("bids"), lost.pop("asks")
-    mongo.get_store().upsert(BOUNDARY_BOOKS, [boundary(nkn, past), boundary(blz, past), lost])
+    lost = boundary(lrc, past, usable=False, reason="connection ws-1 lost: reset")
+    BoundaryBooks(mongo.get_store()).write([boundary(nkn, past), boundary(blz, past), lost])
     recorder_alive(mongo, CLOSE)
     client = FakeClient(now=None)
     result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, seconds=5), minute=past)

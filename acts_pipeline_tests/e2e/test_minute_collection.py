@@ -15,6 +15,8 @@ import pymongo
 import pytest
 
 from acts_pipeline.platform.processes import free_port
+from acts_pipeline.storage import MongoStore
+from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.handlers import levels_from_binary
 from acts_devkit.platform import clean_env, project_copy, start_dev
 
@@ -99,10 +101,11 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path, book_sou
                 assert -1 <= features["bias_5"] <= 1 and features["crossed"] is False
         if book_source == "stream":
             # Once the recorder is in sync (seconds after start-up), books are its books at the close.
+            boundary_books = BoundaryBooks(MongoStore(db)).at(minutes[1])
             for snap in db.order_book_snapshots.find({"minute": minutes[1]}):
                 assert snap["source"] == "stream", (snap["symbol"], snap["source"])
                 assert snap["event_time"] <= minutes[1] + timedelta(minutes=1)
-                boundary = db.boundary_books.find_one({"symbol": snap["symbol"], "minute": minutes[1]})
+                boundary = boundary_books[snap["symbol"]]
                 assert levels_from_binary(boundary["bids"]).tolist() == snap["bids"]
                 assert boundary["last_update_id"] == snap["last_update_id"]
         else:

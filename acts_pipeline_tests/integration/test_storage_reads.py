@@ -45,8 +45,8 @@ def test_find_cells_returns_exactly_the_cells_asked_for_in_order(store, count):
 
 
 def test_insert_or_replace_inserts_new_cells_and_replaces_existing_ones_never_duplicating(store):
-    """The recorder's write: A, then B, then A again with new values and a new cell C."""
-    name = "boundary_books"
+    """A, then B, then A again with new values and a new cell C."""
+    name = "klines_1m"
     a = [{"symbol": "A", "minute": MINUTE, "v": 1}]
     b = [{"symbol": "B", "minute": MINUTE, "v": 2}]
     assert store.insert_or_replace(name, a).inserted == 1
@@ -54,13 +54,25 @@ def test_insert_or_replace_inserts_new_cells_and_replaces_existing_ones_never_du
     result = store.insert_or_replace(name, [{"symbol": "A", "minute": MINUTE, "v": 3},
                                             {"symbol": "C", "minute": MINUTE, "v": 4}])
     assert (result.inserted, result.replaced) == (1, 1)
-    stored = {d["symbol"]: d["v"] for d in store.collection(name).find({}, {"_id": False})}
+    stored = {d["symbol"]: d["v"] for d in store.collection(name).find({"minute": MINUTE}, {"_id": False})}
     assert stored == {"A": 3, "B": 2, "C": 4}
+
+
+def test_a_collection_keyed_by_id_is_written_by_its_id(store):
+    """boundary_books: batches carry their `_id`; a replayed batch (insert or upsert) replaces itself."""
+    name = "boundary_books"
+    a = {"_id": "a", "minute": MINUTE, "v": 1}
+    b = {"_id": "b", "minute": MINUTE, "v": 2}
+    store.insert_or_replace(name, [a, b])
+    assert store.insert_or_replace(name, [{**a, "v": 3}]).replaced == 1
+    assert store.upsert(name, [{**b, "v": 4}]).replaced == 1
+    assert {d["_id"]: d["v"] for d in store.collection(name).find()} == {"a": 3, "b": 4}
+    assert set(store.collection(name).index_information()) == {"_id_", "minute"}
 
 
 def test_the_recorders_retention_deletes_only_minutes_before_the_cutoff(store):
     name = "boundary_books"
-    store.insert_or_replace(name, [{"symbol": "A", "minute": MINUTE + timedelta(minutes=m)} for m in range(5)])
+    store.insert_or_replace(name, [{"_id": m, "minute": MINUTE + timedelta(minutes=m)} for m in range(5)])
     assert store.delete_before(name, MINUTE + timedelta(minutes=2)) == 2
     assert sorted(d["minute"] for d in store.collection(name).find({}, {"_id": False})) == [
         MINUTE + timedelta(minutes=m) for m in (2, 3, 4)]
