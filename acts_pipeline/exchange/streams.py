@@ -264,10 +264,16 @@ class StreamPool:
         for symbol in removed:
             self.connection_of.pop(symbol)
         added = [s for s in wanted if s not in self.connection_of]
+        # As many connections as the symbols need, each symbol on the least loaded one: symbols
+        # listed busiest first are spread over all of them, so that no connection carries only
+        # thin books (a connection's closes are decided by its first event after the close).
+        while len(self.connections) * self.max_streams < len(wanted):
+            self._new_connection()
+        counts = collections.Counter(self.connection_of.values())
         for symbol in added:
-            counts = collections.Counter(self.connection_of.values())
             roomy = [c for c in self.connections if counts[c] < self.max_streams]
             connection = min(roomy, key=lambda c: counts[c]) if roomy else self._new_connection()
+            counts[connection] += 1
             self.connection_of[symbol] = connection
         by_connection: dict[str, list[str]] = {c.name: [] for c in self.connections}
         for symbol, connection in self.connection_of.items():

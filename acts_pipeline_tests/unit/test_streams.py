@@ -38,7 +38,7 @@ def test_connection_attempts_stay_within_the_window():
     assert attempts.wait_seconds() == 0
 
 
-def test_symbols_fill_bounded_connections_and_stay_on_theirs():
+def test_symbols_are_spread_over_bounded_connections_and_stay_on_theirs():
     async def scenario():
         async with aiohttp.ClientSession() as session:
             pool = StreamPool("ws://127.0.0.1:9", session, lambda *a: None, lambda *a: None, max_streams=3,
@@ -47,7 +47,9 @@ def test_symbols_fill_bounded_connections_and_stay_on_theirs():
                 added, removed = pool.set_symbols([f"S{i}USDT" for i in range(7)])
                 assert (len(added), removed) == (7, [])
                 sizes = sorted(len(c.streams) for c in pool.connections)
-                assert sizes == [1, 3, 3] and all(len(pool.symbols_on(c)) <= 3 for c in pool.connections)
+                assert sizes == [2, 2, 3] and all(len(pool.symbols_on(c)) <= 3 for c in pool.connections)
+                # listed busiest first, the first symbols land on different connections
+                assert len({pool.connection_of[f"S{i}USDT"].name for i in range(3)}) == 3
                 before = dict(pool.connection_of)
                 # one removed, two added: nobody moves, the new ones fill the free room first
                 added, removed = pool.set_symbols([*(f"S{i}USDT" for i in range(1, 7)), "NEW1USDT", "NEW2USDT"])
