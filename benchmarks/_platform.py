@@ -638,22 +638,36 @@ def recorder_counters(health: dict) -> tuple[int, int]:
 
 
 def watch_close(db, close: datetime, expected: int, timeout: float = 10.0) -> list[float]:
-    """When the boundary books of `close` were in MongoDB, watched from outside: polls the count of
-    `boundary_books` documents of that close's minute (indexed; `close` is not: an unindexed count
-    would scan the collection on every poll and slow the very writes it times) from now until
-    `expected` are there or `timeout` s after the close. Every 20 ms for the first 2 s after the
-    close, then every 100 ms. Returns, for each document found, the seconds after the close of the
-    first poll that saw it (sorted; at most `expected` values). Call it just before the close."""
+    """When the boundary books of `close` were in MongoDB, watched from outside: polls which
+    symbols have a decision stored at that close (`boundary_books` batches of the close's minute,
+    their `usable` and `unusable` lists only, as `BoundaryBooks.decided` reads them; by `minute`,
+    indexed: an unindexed query would scan the collection on every poll and slow the very writes
+    it times) from now until `expected` symbols are there or `timeout` s after the close. Every
+    20 ms for the first 2 s after the close, then every 100 ms. Returns, for each book found, the
+    seconds after the close of the first poll that saw it (sorted; at most `expected` values).
+    Call it just before the close."""
     minute = close - timedelta(minutes=1)
     arrivals: list[float] = []
     while True:
-        n = db.boundary_books.count_documents({"minute": minute})
+        n = len({s for batch in db.boundary_books.find({"minute": minute}, {"_id": False, "usable": True,
+                                                                            "unusable": True})
+                 for s in (*batch.get("usable", ()), *batch.get("unusable", ()))})
         after = (datetime.now(UTC) - close).total_seconds()
         if n > len(arrivals):
             arrivals.extend([max(after, 0.0)] * (min(n, expected) - len(arrivals)))
         if len(arrivals) >= expected or after > timeout:
             return arrivals
         time.sleep(0.02 if after < 2 else 0.1)
+
+
+def boundary_books_of(db, query: dict) -> tuple[list[dict], list[dict]]:
+    """The boundary books of the `boundary_books` batches matching `query`, flat (one symbol at one
+    close, `storage.boundary_books.books_of`): (each (symbol, close)'s latest decision, which is
+    what the snapshot asset reads; every decision, revisions included)."""
+    from acts_pipeline.storage.boundary_books import books_of, latest
+
+    every = [book for batch in db.boundary_books.find(query) for book in books_of(batch)]
+    return list(latest(every).values()), every
 
 
 def truth_levels(side: list[list[str]]) -> list[list[float]]:

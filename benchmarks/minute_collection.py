@@ -1,15 +1,20 @@
 """Benchmark: the real platform collecting N symbols every minute, measured from outside.
 
-    python benchmarks/minute_collection.py --symbols N --minutes M [--per-symbol-runs]
-                                           [--exchange simulator|standin]
+    python benchmarks/minute_collection.py --symbols N --minutes M [--book-source stream|rest|both]
+                                           [--per-symbol-runs] [--exchange simulator|standin]
 
-What it does, per design (with `--per-symbol-runs`: the product's design, then the naive one,
-each on a fresh platform, and the two tables side by side with naive / batched ratios):
+What it does, per design. `--book-source both` (the default) measures the stream design
+(ACTS_BOOK_SOURCE=stream: `dev` starts the recorder, `acts-pipeline record`, and the snapshots
+are its boundary books) and then the REST design (ACTS_BOOK_SOURCE=rest), each on a fresh
+platform at the same N, and prints the two tables side by side with stream / rest ratios;
+`stream` or `rest` measures one. With `--per-symbol-runs` (REST books): the product's design,
+then the naive one, each on a fresh platform, side by side with naive / batched ratios.
 
 1. A temporary project copy (workspace.yaml, dagster.yaml; the package is installed) and
    `acts-pipeline dev --simulated --port P` started in it exactly as the README says, in its own
    process group, with `ACTS_SYMBOLS` set to N TRADING symbols of the real exchangeInfo the
-   simulator serves (USDT-quoted first) and no other `ACTS_*`/`DAGSTER_*` variable.
+   simulator serves (USDT-quoted first), `ACTS_BOOK_SOURCE` set to the design's source, and no
+   other `ACTS_*`/`DAGSTER_*` variable.
    The naive design (`--per-symbol-runs`) differs only in its workspace.yaml, which loads
    `benchmarks/naive_definitions.py` (the product's assets and resources, a sensor requesting one
    run per (minute, symbol) at the same 30 s lead), and in `max_concurrent_runs`, raised from 6
@@ -21,7 +26,10 @@ each on a fresh platform, and the two tables side by side with naive / batched r
    minutes m0..m0+M-1 are counted (default 10). Steady state: at 500 symbols the klines come in
    catch-up runs of 5-minute batches, the first one some 6 minutes after start-up; a window
    without them (the default before 2026-12-01: 3 minutes from start-up) measured half the CPU
-   a long-running platform spends.
+   a long-running platform spends. Stream design: counting also waits until the recorder's
+   health endpoint (`dev` prints "stream recorder health on http://127.0.0.1:P/health") reports
+   every symbol in sync, at most `--sync-limit` minutes (default 20) from the start; past the
+   limit the minutes are counted anyway, with a note (the books not in sync come over REST).
 3. Measurement window: [m0 + 25 s, m0 + M min + 25 s), i.e. exactly M minutes holding the M
    counted runs from request to end (extended, and the per-minute figures divided by its real
    length, if a counted run is still going at its end).
@@ -38,7 +46,20 @@ each on a fresh platform, and the two tables side by side with naive / batched r
      ledger, which is Binance's) read every 0.5 s, the largest value of each minute; the
      minute's snapshots are sent at its close, so they count in the next wall minute: wall
      minutes m0+1..m0+M are reported;
-   - cells: stored documents per collection for the counted minutes, expected = M x N.
+   - cells: stored documents per collection for the counted minutes, expected = M x N;
+     snapshots by their `source` field (stream, rest).
+   - the recorder (stream design) is a process group of its own, counted in the platform's
+     total ("platform total incl. recorder"); the simulator stays apart. Also:
+     cold start, from `dev`'s start (and from "fully up") until all N in sync, and the largest
+     per-minute weight on the IP meanwhile (its snapshots, and the minute runs' REST fallbacks);
+     every stored stream snapshot of the counted minutes against the simulator's true book at its
+     close (`/_simulator/true_book`, levels and last update id; done after the window, while the
+     platform still runs, not counted); when each counted close's boundary books were in
+     MongoDB, watched from outside as `recorder.py` does (a count of the close's minute every
+     20 ms, then 100 ms after 2 s: these polls are database CPU inside the window), pooled p50/p99
+     over every book and the worst close for all N; when they were decided (`decided_at`);
+     staleness close - `event_time` of the stream snapshots; from the recorder's health at the
+     window's ends, messages a second, re-snapshots a minute and their weight.
 5. SIGINT to the process group (Ctrl-C), as a user would; the exit code is reported.
 
 `--exchange standin`: the platform as an outside tester measures it (issue 10). The exchange is
@@ -82,13 +103,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _platform import (  # noqa: E402
     GROUPS,
     PROJECT,
+    RECORDER_GROUP,
     CpuCgroup,
     SIMULATOR_GROUP,
     DevPlatform,
     GroupFigures,
     ProcessSampler,
+    SimulatorWatcher,
     StandinExchange,
+    boundary_books_of,
     clean_env,
+    equals_true_book,
     http_json,
     log,
     machine_line,
@@ -97,13 +122,17 @@ from _platform import (  # noqa: E402
     print_grid,
     print_run_header,
     project_copy,
+    recorder_counters,
     self_cpu_seconds,
     start_dev,
     start_standin,
     symbols_for,
+    wait_for_sync,
+    watch_close,
 )
 
 from acts_pipeline.platform.processes import free_port, mongo_uri_of, start_embedded_mongo  # noqa: E402
+from acts_pipeline.storage.collections import boundary_book_usable  # noqa: E402
 
 RUN_LEAD = timedelta(seconds=30)      # acts_pipeline.orchestration.sensors.RUN_LEAD
 WINDOW_OFFSET = timedelta(seconds=25)  # the window starts 5 s before a minute's run is requested
@@ -120,6 +149,43 @@ load_from:
 """
 
 
+
+
+@dataclass
+class StreamFigures:
+    """The stream design's own figures (ACTS_BOOK_SOURCE=stream)."""
+
+    health_url: str = ""
+    #: from `acts-pipeline dev`'s start (and from "fully up") until the recorder's health reported
+    #: every symbol in sync; None if not within --sync-limit
+    in_sync_s: float | None = None
+    in_sync_after_up_s: float | None = None
+    #: the exchange's largest per-minute weight from the start until all in sync (everything on
+    #: the IP: the recorder's snapshots, and the minute runs' REST fallbacks and klines meanwhile)
+    cold_weight_max: int = 0
+    cold_snapshots: int = 0
+    cold_snapshot_weight: int = 0
+    #: per boundary book of the counted closes: seconds after its close when it was in MongoDB
+    #: (watched from outside), pooled over the closes; and per close the time all N were there
+    arrivals: list[float] = field(default_factory=list)
+    all_in: dict[datetime, float] = field(default_factory=dict)
+    boundary_stored: int = 0
+    boundary_with_book: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    decided: list[float] = field(default_factory=list)
+    #: the recorder's own figure (its last 600 documents), at the window's end
+    own_durable: dict = field(default_factory=dict)
+    #: close - event_time of the stored stream snapshots
+    staleness: list[float] = field(default_factory=list)
+    truth_checked: int = 0
+    truth_equal: int = 0
+    truth_wrong: list[str] = field(default_factory=list)
+    truth_seconds: float = 0.0
+    messages_per_s: float = math.nan
+    resnapshots_per_min: float = math.nan
+    snapshot_weight_per_min: float = math.nan
+    connections: int = 0
+    reconnects: int = 0
 
 
 @dataclass
@@ -155,6 +221,16 @@ class Result:
     #: standin mode: the cgroup's CPU from the platform's start to (s after start): a window
     #: opened at start-up (an outside watch started with the platform) holds start-up costs.
     cgroup_from_start: dict[float, float] = field(default_factory=dict)
+    #: ACTS_BOOK_SOURCE of the platform: "rest" or "stream" (the recorder started by dev).
+    book_source: str = "rest"
+    #: stored snapshots of the counted minutes by their `source` field
+    by_source: dict[str, int] = field(default_factory=dict)
+    #: stream: the recorder, from outside and from its health endpoint (see `measure`)
+    stream: StreamFigures | None = None
+
+    @property
+    def label(self) -> str:
+        return "naive" if self.design == "naive" else self.book_source
 
     @property
     def expected(self) -> int:
@@ -172,41 +248,6 @@ class Result:
     def tree_cpu_per_minute(self) -> float | None:
         """The cgroup's total (every process of the tree, simulator included) per minute."""
         return None if self.cgroup_cpu_s is None else self.cgroup_cpu_s / (self.window_s / 60)
-
-
-class SimulatorWatcher:
-    """Reads `/_simulator/stats` every `interval` s; keeps the largest `used_weight` per minute."""
-
-    def __init__(self, base_url: str, interval: float = 0.5, stats_path: str = "/_simulator/stats"):
-        # the stand-in keeps the same ledger (Binance's per-minute weight) under /_standin/stats
-        self.url = base_url.rstrip("/").removesuffix("/api") + stats_path
-        self.interval = interval
-        self.max_weight: dict[datetime, int] = {}
-        self.last: dict = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="simulator-stats")
-
-    def read(self) -> dict:
-        stats = http_json(self.url)
-        minute = datetime.now(UTC).replace(second=0, microsecond=0)
-        self.max_weight[minute] = max(self.max_weight.get(minute, 0), stats.get("used_weight", 0))
-        self.last = stats
-        return stats
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.read()
-            except OSError:
-                pass
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def symbols_registered(dagster_home: Path) -> int:
@@ -231,12 +272,15 @@ def run_tags(run: dict) -> dict[str, str]:
 
 
 def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600,
-            warmup: float = 0.0, exchange: str = "simulator") -> Result:
+            warmup: float = 0.0, exchange: str = "simulator", book_source: str = "rest",
+            sync_limit: float = 20.0) -> Result:
     import pymongo
 
-    result = Result(design, n, minutes, exchange=exchange)
+    result = Result(design, n, minutes, exchange=exchange, book_source=book_source)
+    stream = result.stream = StreamFigures() if book_source == "stream" else None
+    name = result.label
     symbols = symbols_for(n)
-    tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{design}-{n}-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{name}-{n}-"))
     if design == "naive":
         workspace = NAIVE_WORKSPACE.format(path=PROJECT / "benchmarks" / "naive_definitions.py",
                                            cwd=PROJECT / "benchmarks")
@@ -252,20 +296,21 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         # exists; the platform is pointed at them as at Binance and a user's own database.
         standin = start_standin(symbols, tmp / "standin.log")
         mongo = start_embedded_mongo(tmp / "mongo", log_path=tmp / "mongo.log")
-        log(f"{design}: stand-in exchange on {standin.api_url} (pid {standin.process.pid}), "
+        log(f"{name}: stand-in exchange on {standin.api_url} (pid {standin.process.pid}), "
             f"database on {mongo_uri_of(mongo)} (pid {mongo.process.pid})")
         env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BINANCE_API_URL=standin.api_url,
-                        ACTS_MONGO_URI=mongo_uri_of(mongo))
+                        ACTS_MONGO_URI=mongo_uri_of(mongo), ACTS_BOOK_SOURCE=book_source)
         dev_args: tuple[str, ...] = ()
         # Long-lived: the window's first and last samples are exact, so a slow period will do.
         apart_samplers = {"stand-in exchange": ProcessSampler(standin.process.pid, 5.0),
                           "database server": ProcessSampler(mongo.process.pid, 5.0)}
     else:
-        env, dev_args = clean_env(ACTS_SYMBOLS=",".join(symbols)), ("--simulated",)
-    log(f"{design}: starting `{' '.join(['acts-pipeline', 'dev', *dev_args, '--port', str(port)])}` in {cwd} "
-        f"with {n} symbols")
-    started = time.monotonic()
-    cgroup = CpuCgroup.create(f"acts-bench-{os.getpid()}-{design}")
+        env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BOOK_SOURCE=book_source)
+        dev_args = ("--simulated",)
+    log(f"{name}: starting `{' '.join(['acts-pipeline', 'dev', *dev_args, '--port', str(port)])}` in {cwd} "
+        f"with {n} symbols, ACTS_BOOK_SOURCE={book_source}")
+    started, started_wall = time.monotonic(), datetime.now(UTC)
+    cgroup = CpuCgroup.create(f"acts-bench-{os.getpid()}-{name}")
     if cgroup is None:
         result.notes.append("no cpuacct cgroup (needs root): CPU from /proc sampling only")
     dev: DevPlatform = start_dev(cwd, env, port, *dev_args,
@@ -292,6 +337,16 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         else:
             mongo_uri = dev.wait_for_line(r"embedded MongoDB on (\S+)", 90).group(1)
             simulator_url = dev.wait_for_line(r"exchange simulator on (\S+)", 90).group(1)
+        # from the start: the cold start's weight is the recorder's snapshots (and the fallbacks)
+        watcher = SimulatorWatcher(simulator_url) if standin is None else \
+            SimulatorWatcher(simulator_url, stats_path="/_standin/stats")
+        weights = watcher.max_weight
+        watcher.start()
+        if stream is not None:
+            # dev prints it once the recorder answers: "stream recorder health on http://127.0.0.1:P/health"
+            stream.health_url = dev.wait_for_line(r"stream recorder health on (\S+/health)", 120).group(1)
+            log(f"{name}: recorder health on {stream.health_url}")
+        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
         dev.wait_for_webserver(180)
         dev.wait_for_location(180)
         home = cwd / ".acts" / "dagster_home"
@@ -302,22 +357,38 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             time.sleep(1)
         up = datetime.now(UTC)
         result.up_at, result.startup_s = up, time.monotonic() - started
-        log(f"{design}: fully up after {result.startup_s:.1f} s")
-        watcher = SimulatorWatcher(simulator_url) if standin is None else \
-            SimulatorWatcher(simulator_url, stats_path="/_standin/stats")
-        weights = watcher.max_weight
-        watcher.start()
+        log(f"{name}: fully up after {result.startup_s:.1f} s")
 
         # Steady state: after `warmup` minutes the klines of the first minutes have come in their
         # first catch-up batch, and every later window holds batches as a long run does.
         ready = up + timedelta(minutes=warmup)
+        if stream is not None:
+            # ... and, for the stream design, once the recorder has every symbol in sync: before
+            # that, the minute runs fetch the books of the symbols not yet in sync over REST.
+            log(f"{name}: waiting for all {n} symbols in sync (at most {sync_limit:g} min from the start)")
+            synced = wait_for_sync(stream.health_url, n, sync_limit * 60 - (time.monotonic() - started),
+                                   alive=lambda: dev.process.poll() is None)
+            synced_wall = datetime.now(UTC)
+            stream.cold_weight_max = watcher.max_between(started_wall, synced_wall)
+            health = http_json(stream.health_url)
+            stream.cold_snapshots = recorder_counters(health)[1]
+            stream.cold_snapshot_weight = health.get("snapshot_weight", 0)
+            if synced is None:
+                result.notes.append(f"NOT all {n} symbols in sync within --sync-limit {sync_limit:g} min "
+                                    f"({health['symbols_in_sync']} were): counted anyway, with REST fallbacks")
+                log(f"{name}: only {health['symbols_in_sync']} of {n} in sync within the limit; counting anyway")
+            else:
+                stream.in_sync_s = synced - started
+                stream.in_sync_after_up_s = max(0.0, synced - started - result.startup_s)
+                log(f"{name}: all {n} in sync {stream.in_sync_s:.1f} s after the start")
+            ready = max(ready, synced_wall)
         m0 = ready.replace(second=0, microsecond=0)
         while m0 + WINDOW_OFFSET < ready + timedelta(seconds=1):  # so its run is requested after, too
             m0 += timedelta(minutes=1)
         result.counted = [m0 + timedelta(minutes=i) for i in range(minutes)]
         window_start = m0 + WINDOW_OFFSET
         window_end = m0 + timedelta(minutes=minutes) + WINDOW_OFFSET
-        log(f"{design}: counting minutes {m0:%H:%M}..{result.counted[-1]:%H:%M}; window "
+        log(f"{name}: counting minutes {m0:%H:%M}..{result.counted[-1]:%H:%M}; window "
             f"{window_start:%H:%M:%S}..{window_end:%H:%M:%S}")
         wait_until(window_start)
         sampler.open_window()
@@ -328,6 +399,16 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         if standin is not None and cgroup_start is not None:
             result.cgroup_from_start[opened - started] = cgroup_start
         stats_start = watcher.read()
+        if stream is not None:
+            health0 = http_json(stream.health_url)
+            # every counted minute's close, watched from outside as benchmarks/recorder.py does
+            for close in (m + timedelta(minutes=1) for m in result.counted):
+                wait_until(close - timedelta(seconds=1))
+                arrivals = watch_close(db, close, n)
+                stream.arrivals.extend(arrivals)
+                stream.all_in[close] = arrivals[-1] if len(arrivals) >= n else math.nan
+                log(f"{name}: close {close:%H:%M}: {len(arrivals)} of {n} boundary books in MongoDB, "
+                    f"all {stream.all_in[close]:.3f} s after it")
         wait_until(window_end)
         # let the counted runs finish (at most 90 s more), the window grows with it
         counted_keys = {f"{m:%Y-%m-%d-%H:%M}" for m in result.counted}
@@ -339,6 +420,7 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
                 break
             time.sleep(1)
         result.groups = sampler.close_window()
+        health1 = http_json(stream.health_url) if stream is not None else None
         if standin is not None:
             result.naive = naive_tree_sums(sampler)
             for name, apart_sampler in apart_samplers.items():
@@ -371,7 +453,16 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         if early:
             result.notes.append(f"{len(early)} counted runs were requested before the platform was up")
 
-        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        if stream is not None:
+            window_min = result.window_s / 60
+            (m0_, s0_), (m1_, s1_) = recorder_counters(health0), recorder_counters(health1)
+            stream.messages_per_s = (m1_ - m0_) / result.window_s
+            stream.resnapshots_per_min = (s1_ - s0_) / window_min
+            stream.snapshot_weight_per_min = (health1.get("snapshot_weight", 0)
+                                              - health0.get("snapshot_weight", 0)) / window_min
+            stream.own_durable = health1.get("durable_after_close_s", {})
+            stream.connections = len(health1["connections"])
+            stream.reconnects = sum(c["reconnects"] for c in health1["connections"])
         # Beyond the symbols whose klines ride along in the minute run, klines come in batches
         # of 5 minutes (paced under the weight budget): wait for the counted minutes' klines.
         klines_deadline = time.monotonic() + klines_wait
@@ -383,13 +474,42 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         for collection in COLLECTIONS:
             result.stored[collection] = db[collection].count_documents({"minute": {"$in": result.counted}})
         for snap in db.order_book_snapshots.find({"minute": {"$in": result.counted}},
-                                                 {"minute": 1, "captured_at": 1}):
+                                                 {"minute": 1, "captured_at": 1, "source": 1}):
             result.lateness.append((snap["captured_at"] - snap["minute"]).total_seconds() - 60)
+            source = snap.get("source", "rest")
+            result.by_source[source] = result.by_source.get(source, 0) + 1
+        if stream is not None:
+            boundary, decisions = boundary_books_of(db, {"minute": {"$in": result.counted}})
+            stream.boundary_stored = len(boundary)
+            stream.boundary_with_book = sum(1 for d in boundary if boundary_book_usable(d))
+            stream.decided = [(d["decided_at"] - d["close"]).total_seconds() for d in decisions if not d.get("revised")]
+            for d in boundary:
+                if not boundary_book_usable(d):
+                    key = (d.get("reason") or "?")[:60]
+                    stream.reasons[key] = stream.reasons.get(key, 0) + 1
+            # every stored stream snapshot against the simulator's true book at its close (the
+            # platform is still up: the simulator is its child); after the window, not counted
+            truth_url = simulator_url.rstrip("/").removesuffix("/api") + "/_simulator/true_book"
+            began = time.monotonic()
+            log(f"{name}: comparing the stored stream snapshots with the simulator's true books")
+            for snap in db.order_book_snapshots.find({"minute": {"$in": result.counted}, "source": "stream"}):
+                close = snap["minute"] + timedelta(minutes=1)
+                if snap.get("event_time") is not None:
+                    stream.staleness.append((close - snap["event_time"]).total_seconds())
+                stream.truth_checked += 1
+                if equals_true_book(truth_url, snap["symbol"], close, snap["depth_limit"], snap["bids"], snap["asks"],
+                                    snap["last_update_id"]):
+                    stream.truth_equal += 1
+                else:
+                    stream.truth_wrong.append(f"{snap['symbol']}@{snap['minute']:%H:%M}")
+            stream.truth_seconds = time.monotonic() - began
+            log(f"{name}: {stream.truth_equal} of {stream.truth_checked} equal to the true book "
+                f"({stream.truth_seconds:.0f} s)")
         return result
     finally:
         if watcher is not None:
             watcher.stop()
-        log(f"{design}: stopping (SIGINT to the process group)")
+        log(f"{name}: stopping (SIGINT to the process group)")
         sampler.stop()
         for apart_sampler in apart_samplers.values():
             apart_sampler.stop()
@@ -447,10 +567,13 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
     rows.append(("  run start before close min (s)", _fmt(min(lead), 1) if lead else "n/a", min(lead) if lead else None))
     rows.append(("  run duration median (s)", _fmt(statistics.median(dur), 1) if dur else "n/a", None))
     total = r.platform_cpu_per_minute
-    rows.append(("CPU platform (core-s/min)", _fmt(total, 2), total))
+    # one label for both designs (the rest design has no recorder: its row says so)
+    rows.append(("CPU platform total incl. recorder (core-s/min)", _fmt(total, 2), total))
     for g in (*GROUPS, "other"):
         if g in r.groups:
             rows.append((f"  CPU {g}", _fmt(r.cpu_per_minute(g), 2), r.cpu_per_minute(g)))
+        elif g == RECORDER_GROUP:
+            rows.append((f"  CPU {g}", "none (not started)", None))
     resid = sum(g.residual_seconds for k, g in r.groups.items() if k != SIMULATOR_GROUP) / (r.window_s / 60) if r.window_s else 0
     rows.append(("  of it unsampled (exact, from cutime)", _fmt(resid, 2), None))
     if r.exchange == "standin":
@@ -483,25 +606,71 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
         rows.append(("  less simulator and database (core-s/min)", _fmt(tree - apart, 2), tree - apart))
         rows.append(("  /proc sampling missed (core-s/min)", _fmt(tree - sampled, 2), tree - sampled))
     peak_total = sum(g.peak_rss for k, g in r.groups.items() if k != SIMULATOR_GROUP)
-    rows.append(("peak RSS platform, sum of groups (MB)", f"{peak_total / 2**20:.0f}", peak_total / 2**20))
+    rows.append(("peak RSS platform incl. recorder, sum of groups (MB)", f"{peak_total / 2**20:.0f}",
+                 peak_total / 2**20))
     for g in (*GROUPS, "other", SIMULATOR_GROUP):
         if g in r.groups:
             fig = r.groups[g]
-            rows.append((f"  peak RSS {g} (MB)", f"{fig.peak_rss / 2**20:.0f} (max proc {fig.max_hwm / 2**20:.0f})",
+            apart = ", apart (not in the sum)" if g == SIMULATOR_GROUP else ""
+            rows.append((f"  peak RSS {g}{apart} (MB)", f"{fig.peak_rss / 2**20:.0f} (max proc {fig.max_hwm / 2**20:.0f})",
                          fig.peak_rss / 2**20))
     weights = list(r.weight_by_minute.values())
     if weights:
         rows.append(("request weight per minute mean/max", f"{statistics.mean(weights):.0f} / {max(weights)}", statistics.mean(weights)))
+    if r.stream is not None:
+        rows.append(("  of it recorder snapshots, weight/min", _fmt(r.stream.snapshot_weight_per_min, 1), None))
     reqs = " ".join(f"{k}:{v}" for k, v in sorted(r.requests.items()) if v)
     rows.append(("  requests in window", reqs or "none", None))
     rows.append(("cells expected (minutes x symbols)", f"{len(r.counted)} x {r.symbols} = {r.expected}", r.expected))
     for c in COLLECTIONS:
         stored = r.stored.get(c, 0)
         rows.append((f"  stored / missing {c}", f"{stored} / {r.expected - stored}", None))
+        if c == "order_book_snapshots":
+            rows.append(("    snapshots by source", " ".join(f"{k}:{v}" for k, v in sorted(r.by_source.items()))
+                         or "none", None))
     rows.append(("  klines complete, s after window end", _fmt(r.klines_late_s, 0) if r.klines_late_s is not None
                  else "not within --klines-wait", None))
+    if r.stream is not None:
+        rows.extend(_stream_rows(r))
     rows.append(("start-up to fully up (s)", _fmt(r.startup_s, 1), None))
     rows.append(("exit code after SIGINT", str(r.exit_code), None))
+    return rows
+
+
+def _pair(values: list[float], digits: int = 3) -> str:
+    return f"{_fmt(percentile(values, 50), digits)} / {_fmt(percentile(values, 99), digits)}" if values else "n/a"
+
+
+def _stream_rows(r: Result) -> list[tuple[str, str, float | None]]:
+    """The recorder's figures (ACTS_BOOK_SOURCE=stream)."""
+    st = r.stream
+    n = r.symbols
+    rows: list[tuple[str, str, float | None]] = [
+        ("stream: cold start, dev start to all in sync (s)",
+         _fmt(st.in_sync_s, 1) if st.in_sync_s is not None else "not within --sync-limit", None),
+        ("  of it after fully up (s)", _fmt(st.in_sync_after_up_s, 1), None),
+        ("  REST weight per minute during it, max (of 6000)", str(st.cold_weight_max), None),
+        ("  recorder snapshots by then / their weight", f"{st.cold_snapshots} / {st.cold_snapshot_weight}", None),
+    ]
+    equal = (f"{st.truth_equal} / {st.truth_checked} ({100 * st.truth_equal / st.truth_checked:.2f} %)"
+             if st.truth_checked else "none stored")
+    rows.append(("stream snapshots equal to the true book at the close", equal, None))
+    if st.truth_wrong:
+        rows.append(("  WRONG BOOKS", ", ".join(st.truth_wrong[:10]) + (" ..." if len(st.truth_wrong) > 10 else ""), None))
+    rows.append(("boundary books stored / with a book / expected",
+                 f"{st.boundary_stored} / {st.boundary_with_book} / {r.expected}", None))
+    rows.append(("  without a book, by reason", "; ".join(f"{k}: {v}" for k, v in st.reasons.items()) or "none", None))
+    rows.append(("  in MongoDB after the close p50 / p99 (s, outside)", _pair(st.arrivals), None))
+    worst = max(st.all_in.values(), default=math.nan)
+    rows.append((f"  all {n} of a close in MongoDB, worst close (s)",
+                 _fmt(worst) if not math.isnan(worst) else "some close incomplete within 10 s", None))
+    rows.append(("  decided after the close p50 / p99 (s)", _pair(st.decided), None))
+    own = st.own_durable or {}
+    rows.append(("  recorder's own durable p50 / p99 (s, last 600 books)", f"{own.get('p50')} / {own.get('p99')}", None))
+    rows.append(("staleness close - event_time p50 / p99 (s)", _pair(st.staleness), None))
+    rows.append(("re-snapshots per minute (steady state)", _fmt(st.resnapshots_per_min, 2), None))
+    rows.append(("messages per second (all connections)", _fmt(st.messages_per_s, 0), None))
+    rows.append(("recorder connections / reconnects", f"{st.connections} / {st.reconnects}", None))
     return rows
 
 
@@ -529,11 +698,13 @@ def _close_of(run: dict) -> float:
 
 def print_table(results: list[Result]) -> None:
     columns = [rows_of(r) for r in results]
-    headers = ["figure"] + [f"{r.design}{'' if r.exchange == 'simulator' else ', ' + r.exchange} "
+    headers = ["figure"] + [f"{r.label}{'' if r.exchange == 'simulator' else ', ' + r.exchange} "
                             f"(N={r.symbols}, M={len(r.counted)})" for r in results]
     ratio = len(results) == 2
     if ratio:
-        headers.append("naive / batched")
+        # (numerator, denominator): naive / batched, or stream / rest
+        num, den = (1, 0) if results[1].design == "naive" else (0, 1)
+        headers.append(f"{results[num].label} / {results[den].label}")
     labels: list[str] = []
     for column in columns:  # union of the rows, each design's extra rows after their predecessor
         previous = None
@@ -548,15 +719,18 @@ def print_table(results: list[Result]) -> None:
     for label in labels:
         row = [label] + [b.get(label, ("", None))[0] for b in by_label]
         if ratio:
-            a, b = by_label[0].get(label, ("", None))[1], by_label[1].get(label, ("", None))[1]
+            a, b = by_label[den].get(label, ("", None))[1], by_label[num].get(label, ("", None))[1]
             wanted = label.startswith(ratio_rows)
-            row.append(f"{b / a:.1f}x" if wanted and a and b is not None and a > 0 else "")
+            row.append(f"{b / a:.2f}x" if wanted and a and b is not None and a > 0 else "")
         table.append(row)
     print_grid(headers, table)
     for r in results:
         for note in r.notes:
-            print(f"note ({r.design}): {note}")
-        print(f"note ({r.design}): CPU sampled every {SAMPLE_INTERVAL:g} s ({r.samples} samples, "
+            print(f"note ({r.label}): {note}")
+        if r.stream is not None:
+            print(f"note ({r.label}): truth check of {r.stream.truth_checked} snapshots took "
+                  f"{r.stream.truth_seconds:.0f} s after the window (not counted)")
+        print(f"note ({r.label}): CPU sampled every {SAMPLE_INTERVAL:g} s ({r.samples} samples, "
               f"{r.sampler_cost_s:.2f} s of harness CPU time spent reading /proc), window {r.window_s:.0f} s")
 
 
@@ -582,21 +756,43 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulator: `acts-pipeline dev --simulated` (default); standin: the outside "
                         "measurement, an independent stand-in exchange and the database started apart, "
                         "`acts-pipeline dev` without --simulated pointed at them (see the module doc)")
+    parser.add_argument("--book-source", choices=("stream", "rest", "both"), default=None,
+                        help="ACTS_BOOK_SOURCE of the platform: stream (the recorder started by dev), rest, or "
+                        "both: stream then rest, each on a fresh platform at the same N, side by side with "
+                        "stream / rest ratios (default: both; rest with --exchange standin or --per-symbol-runs)")
+    parser.add_argument("--sync-limit", type=float, default=20.0,
+                        help="stream: minutes from the start allowed for every symbol to get in sync before "
+                        "counting (default 20; 1262 symbols take about 9-10). Past it the minutes are counted "
+                        "anyway, with a note")
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
+    source = args.book_source or ("rest" if args.exchange == "standin" or args.per_symbol_runs else "both")
+    if args.exchange == "standin" and source != "rest":
+        parser.error(f"--book-source {source} needs websocket streams, which the stand-in exchange does not "
+                     "serve (REST only): with --exchange standin only --book-source rest is possible")
+    if args.per_symbol_runs and source != "rest":
+        parser.error(f"--per-symbol-runs compares the naive design with the batched one on REST books: "
+                     f"use it with --book-source rest, not {source}")
+    if args.per_symbol_runs:
+        runs = [("batched", "rest"), ("naive", "rest")]
+    elif source == "both":
+        runs = [("batched", "stream"), ("batched", "rest")]
+    else:
+        runs = [("batched", source)]
 
     harness_cpu = self_cpu_seconds()
     print_run_header("minute_collection.py", argv if argv is not None else sys.argv[1:])
     results, failed = [], 0
-    for design in ("batched", "naive") if args.per_symbol_runs else ("batched",):
-        if results:
+    for i, (design, book_source) in enumerate(runs):
+        if i:
             print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         try:
             results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
-                                   args.klines_wait, args.warmup, args.exchange))
+                                   args.klines_wait, args.warmup, args.exchange, book_source, args.sync_limit))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
-            print(f"{design}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
+            label = "naive" if design == "naive" else book_source
+            print(f"{label}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
     if results:
         print_table(results)
     print(machine_line(f"end {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))

@@ -12,9 +12,12 @@ What it does:
    Binance counts it) and any 429 or 418 it answered.
 3. Steady state, M closes after every symbol is in sync:
    - when each close's boundary books were in MongoDB, measured from outside: the database is
-     polled every 20 ms (an indexed count) from the close until all N documents of that close
-     are there (the time half of them, 99 % of them and all of them were there); and, from the
-     stored `decided_at`, when the recorder had decided them;
+     polled every 20 ms (by the indexed minute: which symbols have a decision stored) from the
+     close until all N books of that close are there (the time half of them, 99 % of them and all
+     of them were there; `_platform.watch_close`); and, from the
+     stored `decided_at`, when the recorder had decided them (the collection holds one document per
+     connection and close, `acts_pipeline/storage/boundary_books.py`: read as flat books, each
+     symbol's latest decision);
    - the recorder's CPU (core-seconds per minute, `/proc`, its threads included) and peak RSS;
      the simulator's apart; messages a second (the connections' counters);
    - REST weight per minute (re-snapshots only, once in sync) and re-snapshots per minute;
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _platform import (  # noqa: E402
     CLK_TCK,
     SimulatorWatcher,
+    boundary_books_of,
     equals_true_book,
     http_json,
     log,
@@ -149,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         steady_weights = [weights.max_weight.get(c, 0) for c in closes[1:]]
 
         # the truth
-        documents = list(db.boundary_books.find({"close": {"$in": closes}}, {"_id": False}))
+        documents, decisions = boundary_books_of(db, {"minute": {"$in": [c - timedelta(minutes=1) for c in closes]}})
         books = [d for d in documents if boundary_book_usable(d)]
-        decided = [(d["decided_at"] - d["close"]).total_seconds() for d in documents if not d.get("revised")]
+        decided = [(d["decided_at"] - d["close"]).total_seconds() for d in decisions if not d.get("revised")]
         equal = 0
         stale = []
         wrong = []
