@@ -2,9 +2,10 @@
 network) and the real database: every stored boundary book equals the simulator's true book at
 that close, level for level; a book it cannot vouch for is stored as a reason, never a book.
 
-Each test waits for real minute closes, so one recorder run checks as much as it can: the test
-drives it phase by phase (`RecorderRun`) and waits for the first close after the last phase
-instead of a fixed number of closes. `test_recorder_outage.py` uses the same helpers."""
+Every check here waits for real minute closes, so one recorder run (`recorded_run`, about 1 to 2
+minutes: it ends at the second close after every symbol is in sync) serves the tests of this
+file and of `test_recorder_outage.py`: in sync, a database outage across the first close, the
+database back, stream faults and a dropped connection, every book resynced, then the next close."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pymongo
 import pytest
 
+from acts_devkit.servers import start_test_mongo
+from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo
 from acts_pipeline.recorder.recorder import RecorderOptions
 from acts_pipeline.recorder.service import RecorderConfig, serve
 from acts_pipeline.storage.boundary_books import books_of, latest
@@ -31,6 +35,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT", "LRCBTC", "RUNEEUR", "BNBUSDT"]
 DEPTH = 20
+#: Time to stop the database before the close it must be down for.
+STOP_MARGIN = timedelta(seconds=3)
 
 
 def levels(side: list[list[str]]) -> list[list[float]]:
@@ -106,7 +112,7 @@ class RecorderRun:
 
     def stored(self, close: datetime) -> list[dict]:
         """The boundary books of `close` (each symbol's latest decision)."""
-        return [book for (_, at), book in stored_books(self.db).items() if at == close]
+        return [book for (_, at), book in stored_books(list(self.db[BOUNDARY_BOOKS].find())).items() if at == close]
 
     def wait_stored(self, close: datetime, slack: float = 20) -> list[dict]:
         """The documents of `close` once every symbol has one (at most `slack` s after the close)."""
@@ -115,20 +121,33 @@ class RecorderRun:
                           timeout, f"every symbol's document of the {close:%H:%M} close", every=0.25)
 
 
-def stored_books(db) -> dict[tuple[str, datetime], dict]:
-    """Every stored boundary book, read back as the minute runs read them (`storage.boundary_books`:
-    the latest decision of each symbol at each close), by (symbol, close). Each decision is stored
-    once: a symbol has at most one first decision at a close (a replayed batch never doubles)."""
-    decisions = [book for batch in db[BOUNDARY_BOOKS].find() for book in books_of(batch)]
+def stored_books(batches: list[dict]) -> dict[tuple[str, datetime], dict]:
+    """The boundary books of stored `batches` (`boundary_books` documents) read back as the minute
+    runs read them (`storage.boundary_books`: the latest decision of each symbol at each close),
+    by (symbol, close). Each decision is stored once: a symbol has at most one first decision at a
+    close (a replayed batch never doubles)."""
+    decisions = [book for batch in batches for book in books_of(batch)]
     first = [(d["symbol"], d["close"]) for d in decisions if not d["revised"]]
     assert len(first) == len(set(first)), sorted(first)
     return {(symbol, minute + timedelta(minutes=1)): book for (symbol, minute), book in latest(decisions).items()}
 
 
-def check_against_the_truth(simulator, db, last_close) -> list[dict]:
+def assert_true_book(simulator, document: dict) -> None:
+    """`document` (a usable boundary book) is the simulator's true book at its close."""
+    close_ms = int(document["close"].timestamp() * 1000)
+    truth = simulator.true_book(document["symbol"], at_ms=close_ms, limit=DEPTH)
+    assert levels_from_binary(document["bids"]).tolist() == levels(truth["bids"]), (document["symbol"], document["close"])
+    assert levels_from_binary(document["asks"]).tolist() == levels(truth["asks"]), (document["symbol"], document["close"])
+    assert document["last_update_id"] == truth["lastUpdateId"]
+    assert int(document["event_time"].timestamp() * 1000) == truth["E"]
+    assert document["minute"] == document["close"] - timedelta(minutes=1)
+    assert document["decided_at"] >= document["close"]
+
+
+def check_against_the_truth(simulator, batches, last_close) -> list[dict]:
     """Every stored book is the true book at its close; every symbol has one at `last_close`;
     a symbol's decision at a close is stored once; a decision without a book says why."""
-    documents = list(stored_books(db).values())
+    documents = list(stored_books(batches).values())
     books = [d for d in documents if usable(d)]
     # The last counted close: every symbol had time to sync (snapshots within seconds).
     last = [d for d in books if d["close"] == last_close]
@@ -136,65 +155,150 @@ def check_against_the_truth(simulator, db, last_close) -> list[dict]:
         (d["symbol"], d["reason"]) for d in documents if d["close"] == last_close]
     assert books, "no boundary book stored"
     for document in books:
-        close_ms = int(document["close"].timestamp() * 1000)
-        truth = simulator.true_book(document["symbol"], at_ms=close_ms, limit=DEPTH)
-        assert levels_from_binary(document["bids"]).tolist() == levels(truth["bids"]), (document["symbol"], document["close"])
-        assert levels_from_binary(document["asks"]).tolist() == levels(truth["asks"]), (document["symbol"], document["close"])
-        assert document["last_update_id"] == truth["lastUpdateId"]
-        assert int(document["event_time"].timestamp() * 1000) == truth["E"]
-        assert document["minute"] == document["close"] - timedelta(minutes=1)
-        assert document["decided_at"] >= document["close"]
+        assert_true_book(simulator, document)
     for document in documents:
         if not usable(document):
             assert document["reason"] and "bids" not in document
     return documents
 
 
-def test_stream_faults_resync_only_what_they_touch_and_every_stored_book_is_the_true_book(
-        simulator, mongo_uri, mongo_db_name, tmp_path):
-    """One recorder run (once in sync: stream faults, then a dropped connection, then the first
-    close after every book is back in sync) checks:
+@dataclass
+class Recorded:
+    """What one recorder run (`recorded_run`) saw, for the tests to check afterwards."""
 
-    - every boundary book stored, at every close of the run (before, during and after the faults),
-      is the simulator's true book at its close, level for level, with its `lastUpdateId` and
-      event time; a document without a book gives its reason; one document per symbol and close;
-    - at the last close every symbol has a book, and the recorder's status counts all six symbols
-      and a durable-after-close sample for each book it wrote;
+    started: datetime
+    in_sync_at: datetime
+    outage_close: datetime   # the close the database was down for (the first after in sync)
+    last_close: datetime     # the last close of the run, after the stream faults
+    spooled: list[dict]      # the outage close's decisions, read from the spool during the outage
+    during_outage: dict      # the recorder's /health then
+    stored_when_back: list[dict]  # the outage close as stored once the next close was
+    before_faults: dict      # /health's symbols before the stream faults
+    after_faults: dict       # and after them
+    batches: list[dict] = field(default_factory=list)  # every boundary_books document at the end
+    status: dict = field(default_factory=dict)          # the recorder's last status (at its stop)
+    spool_left: list[str] = field(default_factory=list)  # the spool folder's files at the end
+
+
+_RUNS: dict[str, Recorded | BaseException] = {}
+
+
+def recorded_run(simulator, tmp_path_factory) -> Recorded:
+    """The one recorder run of this session (made by the first test that asks; a failure is
+    reported to every test that asks). Against the session's simulator and a private embedded
+    database server (`test_database_faults.py` stops and restarts one the same way):
+
+    1. every symbol in sync; the server is stopped, over the next close (`outage_close`, at
+       least `STOP_MARGIN` away), until that close's decisions are in the spool on disk;
+    2. the server restarted on the same port and data; stream faults for 12 s: a skipped event
+       (NKNUSDT), a late one (ETHUSDT), duplicated ones (BTCUSDT); then a dropped connection;
+    3. every book back in sync; the run ends once the next close (`last_close`, at least the one
+       after the outage) is stored, the spool emptied, and the recorder stopped."""
+    if "run" not in _RUNS:
+        try:
+            _RUNS["run"] = _record(simulator, tmp_path_factory.mktemp("recorder"))
+        except BaseException as exc:  # noqa: BLE001 - every test of the run reports it
+            _RUNS["run"] = exc
+            raise
+    run = _RUNS["run"]
+    if isinstance(run, BaseException):
+        pytest.fail(f"the recorder run failed: {run!r}")
+    return run
+
+
+def _record(simulator, tmp_path: Path) -> Recorded:
+    data, log = tmp_path / "data", tmp_path / "secantusd.log"
+    server = start_test_mongo(data, log_path=log)
+    try:
+        with RecorderRun(simulator, mongo_uri_of(server), "acts", tmp_path / "spool") as recorder:
+            recorder.wait_in_sync()
+            in_sync_at = datetime.now(UTC)
+            outage_close = next_close(in_sync_at + STOP_MARGIN)
+            server.stop()
+
+            def spooled_close():
+                documents = [d for batch in recorder.spool.pending() if batch.collection == BOUNDARY_BOOKS
+                             for stored in batch.documents for d in books_of(stored) if d["close"] == outage_close]
+                return {d["symbol"] for d in documents} == set(SYMBOLS) and documents
+
+            spooled = wait_until(spooled_close, (outage_close - datetime.now(UTC)).total_seconds() + 20,
+                                 "the outage close's decisions in the spool", every=0.25)
+            during_outage = recorder.health()
+            server = start_embedded_mongo(data, port=server.port, log_path=log)
+
+            before = recorder.wait_in_sync()["symbols"]
+            try:
+                simulator.set_faults([
+                    {"endpoint": "stream", "symbol": "NKNUSDT", "kind": "skip_event", "times": 1},
+                    {"endpoint": "stream", "symbol": "BTCUSDT", "kind": "duplicate_event", "times": 2},
+                    # held until ETHUSDT's next event (about one a second) has been sent: it arrives after it
+                    {"endpoint": "stream", "symbol": "ETHUSDT", "kind": "late_event", "times": 1, "delay": 20},
+                ])
+                time.sleep(12)
+                after = recorder.health()["symbols"]
+                simulator.clear_faults()
+                simulator.set_faults([{"endpoint": "stream", "kind": "drop_connection", "times": 1}])
+                wait_until(lambda: recorder.health()["connections"][0]["reconnects"] >= 1, 30, "the reconnect")
+            finally:
+                simulator.clear_faults()
+            recorder.wait_in_sync()
+
+            after_outage = outage_close + timedelta(minutes=1)
+            last_close = max(after_outage, next_close(datetime.now(UTC)))
+            recorder.wait_stored(after_outage)
+            stored_when_back = recorder.stored(outage_close)
+            recorder.wait_stored(last_close)
+            wait_until(lambda: recorder.spool.count() == 0, 10, "an empty spool")
+            recorder.stop()
+            return Recorded(
+                started=recorder.started, in_sync_at=in_sync_at, outage_close=outage_close, last_close=last_close,
+                spooled=spooled, during_outage=during_outage, stored_when_back=stored_when_back,
+                before_faults=before, after_faults=after, batches=list(recorder.db[BOUNDARY_BOOKS].find()),
+                status=recorder.db[RECORDER_STATUS].find_one({"name": "recorder"}),
+                spool_left=sorted(p.name for p in recorder.spool.folder.iterdir()))
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def recorded(simulator_process, tmp_path_factory) -> Recorded:
+    return recorded_run(simulator_process, tmp_path_factory)
+
+
+def test_every_stored_boundary_book_is_the_true_book_at_its_close(recorded, simulator_process):
+    """Over the whole run (the outage close, the closes during and after the stream faults):
+
+    - every boundary book stored is the simulator's true book at its close, level for level, with
+      its `lastUpdateId` and event time; a decision without a book gives its reason; a symbol's
+      decision at a close is stored once;
+    - every close from the first after the recorder started to the last has a decision of every
+      symbol (none skipped), and at the last close every symbol has a book;
+    - the recorder's last status counts the six symbols and a durable-after-close time for each
+      decision it wrote at its close (the outage close's were written later, from the spool)."""
+    documents = check_against_the_truth(simulator_process, recorded.batches, recorded.last_close)
+    close = next_close(recorded.started)
+    assert recorded.last_close >= close + timedelta(minutes=1)
+    while close <= recorded.last_close:
+        assert {d["symbol"] for d in documents if d["close"] == close} == set(SYMBOLS), close
+        close += timedelta(minutes=1)
+    assert recorded.status["symbols_tracked"] == len(SYMBOLS)
+    written_at_close = [d for d in documents if not d["revised"] and d["close"] != recorded.outage_close]
+    assert recorded.status["durable_after_close_s"]["samples"] >= len(written_at_close) > 0
+
+
+def test_stream_faults_resync_only_what_they_touch(recorded):
+    """During the run's stream faults (their books checked against the truth above):
+
     - a skipped event (NKNUSDT) and a late one (ETHUSDT) put those symbols out of sync and resync
       them alone: the other symbols see no gap and no new snapshot (cryptofeed reset every book
       of a connection on one gap, its issues #613, #958); duplicated events (BTCUSDT) are ignored;
-    - a dropped connection is reconnected, its books resync and recording goes on.
-    """
-    with RecorderRun(simulator, mongo_uri, mongo_db_name, tmp_path / "spool") as recorder:
-        before = recorder.wait_in_sync()["symbols"]
-        try:
-            simulator.set_faults([
-                {"endpoint": "stream", "symbol": "NKNUSDT", "kind": "skip_event", "times": 1},
-                {"endpoint": "stream", "symbol": "BTCUSDT", "kind": "duplicate_event", "times": 2},
-                # held until ETHUSDT's next event (about one a second) has been sent: it arrives after it
-                {"endpoint": "stream", "symbol": "ETHUSDT", "kind": "late_event", "times": 1, "delay": 20},
-            ])
-            time.sleep(12)
-            after = recorder.health()["symbols"]
-            simulator.clear_faults()
-            simulator.set_faults([{"endpoint": "stream", "kind": "drop_connection", "times": 1}])
-            wait_until(lambda: recorder.health()["connections"][0]["reconnects"] >= 1, 30, "the reconnect")
-        finally:
-            simulator.clear_faults()
-        recorder.wait_in_sync()
-        last_close = next_close(datetime.now(UTC))
-        recorder.wait_stored(last_close)
-        db = recorder.db
-        recorder.stop()
-        check_against_the_truth(simulator, db, last_close)
-        gaps = {s: after[s]["gaps"] - before[s]["gaps"] for s in SYMBOLS}
-        assert gaps["NKNUSDT"] >= 1 and gaps["ETHUSDT"] >= 1, gaps
-        untouched = [s for s in SYMBOLS if s not in ("NKNUSDT", "ETHUSDT")]
-        assert all(gaps[s] == 0 for s in untouched), gaps
-        assert all(after[s]["snapshots"] == before[s]["snapshots"] for s in untouched), (before, after)
-        status = db[RECORDER_STATUS].find_one({"name": "recorder"})
-        assert status["symbols_tracked"] == len(SYMBOLS)
-        assert status["symbols_in_sync"] == len(SYMBOLS)
-        assert status["connections"][0]["reconnects"] >= 1
-        written = [book for batch in db[BOUNDARY_BOOKS].find({"revised": False}) for book in books_of(batch)]
-        assert status["durable_after_close_s"]["samples"] >= len(written) > 0
+    - a dropped connection is reconnected, its books resync and recording goes on: every symbol is
+      in sync when the recorder stops, with a book at the last close."""
+    before, after = recorded.before_faults, recorded.after_faults
+    gaps = {s: after[s]["gaps"] - before[s]["gaps"] for s in SYMBOLS}
+    assert gaps["NKNUSDT"] >= 1 and gaps["ETHUSDT"] >= 1, gaps
+    untouched = [s for s in SYMBOLS if s not in ("NKNUSDT", "ETHUSDT")]
+    assert all(gaps[s] == 0 for s in untouched), gaps
+    assert all(after[s]["snapshots"] == before[s]["snapshots"] for s in untouched), (before, after)
+    assert recorded.status["connections"][0]["reconnects"] >= 1
+    assert recorded.status["symbols_in_sync"] == len(SYMBOLS)
