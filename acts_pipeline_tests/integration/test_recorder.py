@@ -35,8 +35,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT", "LRCBTC", "RUNEEUR", "BNBUSDT"]
 DEPTH = 20
-#: Time to stop the database before the close it must be down for.
-STOP_MARGIN = timedelta(seconds=3)
+#: The database is down at least this long before the close it is down for.
+STOP_MARGIN = timedelta(seconds=0.5)
+#: A book resynced less than this before a close may have no event since its snapshot then (a
+#: quiet symbol): its decision would be a reason, not a book. The last close is this far away.
+SETTLE = timedelta(seconds=10)
 
 
 def levels(side: list[list[str]]) -> list[list[float]]:
@@ -188,12 +191,13 @@ def recorded_run(simulator, tmp_path_factory) -> Recorded:
     reported to every test that asks). Against the session's simulator and a private embedded
     database server (`test_database_faults.py` stops and restarts one the same way):
 
-    1. every symbol in sync; the server is stopped, over the next close (`outage_close`, at
-       least `STOP_MARGIN` away), until that close's decisions are in the spool on disk;
+    1. every symbol in sync; the server is stopped, over the next close (`outage_close`), until
+       that close's decisions are in the spool on disk;
     2. the server restarted on the same port and data; stream faults for 12 s: a skipped event
        (NKNUSDT), a late one (ETHUSDT), duplicated ones (BTCUSDT); then a dropped connection;
-    3. every book back in sync; the run ends once the next close (`last_close`, at least the one
-       after the outage) is stored, the spool emptied, and the recorder stopped."""
+    3. every book back in sync; the run ends once the next close (`last_close`: the one after the
+       outage, or a later one if the books resynced less than `SETTLE` before it) is stored, the
+       spool emptied, and the recorder stopped."""
     if "run" not in _RUNS:
         try:
             _RUNS["run"] = _record(simulator, tmp_path_factory.mktemp("recorder"))
@@ -213,8 +217,8 @@ def _record(simulator, tmp_path: Path) -> Recorded:
         with RecorderRun(simulator, mongo_uri_of(server), "acts", tmp_path / "spool") as recorder:
             recorder.wait_in_sync()
             in_sync_at = datetime.now(UTC)
-            outage_close = next_close(in_sync_at + STOP_MARGIN)
             server.stop()
+            outage_close = next_close(datetime.now(UTC) + STOP_MARGIN)
 
             def spooled_close():
                 documents = [d for batch in recorder.spool.pending() if batch.collection == BOUNDARY_BOOKS
@@ -244,7 +248,7 @@ def _record(simulator, tmp_path: Path) -> Recorded:
             recorder.wait_in_sync()
 
             after_outage = outage_close + timedelta(minutes=1)
-            last_close = max(after_outage, next_close(datetime.now(UTC)))
+            last_close = max(after_outage, next_close(datetime.now(UTC) + SETTLE))
             recorder.wait_stored(after_outage)
             stored_when_back = recorder.stored(outage_close)
             recorder.wait_stored(last_close)
