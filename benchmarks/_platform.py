@@ -643,7 +643,9 @@ def watch_close(db, close: datetime, expected: int, timeout: float = 10.0) -> li
     their `usable` and `unusable` lists only, as `BoundaryBooks.decided` reads them; by `minute`,
     indexed: an unindexed query would scan the collection on every poll and slow the very writes
     it times) from now until `expected` symbols are there or `timeout` s after the close. Every
-    20 ms for the first 2 s after the close, then every 100 ms. Returns, for each book found, the
+    20 ms for the first 2 s after the close, then every 0.5 s (a poll that finds batches reads
+    them whole on the embedded server: a symbol never decided must not make it read them 50
+    times a second). Returns, for each book found, the
     seconds after the close of the first poll that saw it (sorted; at most `expected` values).
     Call it just before the close."""
     minute = close - timedelta(minutes=1)
@@ -657,7 +659,7 @@ def watch_close(db, close: datetime, expected: int, timeout: float = 10.0) -> li
             arrivals.extend([max(after, 0.0)] * (min(n, expected) - len(arrivals)))
         if len(arrivals) >= expected or after > timeout:
             return arrivals
-        time.sleep(0.02 if after < 2 else 0.1)
+        time.sleep(0.02 if after < 2 else 0.5)
 
 
 def boundary_books_of(db, query: dict) -> tuple[list[dict], list[dict]]:

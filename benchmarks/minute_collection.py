@@ -56,7 +56,7 @@ then the naive one, each on a fresh platform, side by side with naive / batched 
      close (`/_simulator/true_book`, levels and last update id; done after the window, while the
      platform still runs, not counted); when each counted close's boundary books were in
      MongoDB, watched from outside as `recorder.py` does (a count of the close's minute every
-     20 ms, then 100 ms after 2 s: these polls are database CPU inside the window), pooled p50/p99
+     20 ms, then 0.5 s after 2 s: these polls are database CPU inside the window), pooled p50/p99
      over every book and the worst close for all N; when they were decided (`decided_at`);
      staleness close - `event_time` of the stream snapshots; from the recorder's health at the
      window's ends, messages a second, re-snapshots a minute and their weight.
@@ -729,7 +729,7 @@ def print_table(results: list[Result]) -> None:
             print(f"note ({r.label}): {note}")
         if r.stream is not None:
             print(f"note ({r.label}): truth check of {r.stream.truth_checked} snapshots took "
-                  f"{r.stream.truth_seconds:.0f} s after the window (not counted)")
+                  f"{r.stream.truth_seconds:.1f} s after the window (not counted)")
         print(f"note ({r.label}): CPU sampled every {SAMPLE_INTERVAL:g} s ({r.samples} samples, "
               f"{r.sampler_cost_s:.2f} s of harness CPU time spent reading /proc), window {r.window_s:.0f} s")
 
