@@ -173,7 +173,7 @@ class StreamFigures:
     boundary_with_book: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     decided: list[float] = field(default_factory=list)
-    #: the recorder's own figure (its last 600 documents), at the window's end
+    #: the recorder's own `durable_after_close_s` (over its latest writes, not the window), at the window's end
     own_durable: dict = field(default_factory=dict)
     #: close - event_time of the stored stream snapshots
     staleness: list[float] = field(default_factory=list)
@@ -666,7 +666,7 @@ def _stream_rows(r: Result) -> list[tuple[str, str, float | None]]:
                  _fmt(worst) if not math.isnan(worst) else "some close incomplete within 10 s", None))
     rows.append(("  decided after the close p50 / p99 (s)", _pair(st.decided), None))
     own = st.own_durable or {}
-    rows.append(("  recorder's own durable p50 / p99 (s, last 600 books)", f"{own.get('p50')} / {own.get('p99')}", None))
+    rows.append(("  recorder's own durable p50 / p99 (s, its latest writes)", f"{own.get('p50')} / {own.get('p99')}", None))
     rows.append(("staleness close - event_time p50 / p99 (s)", _pair(st.staleness), None))
     rows.append(("re-snapshots per minute (steady state)", _fmt(st.resnapshots_per_min, 2), None))
     rows.append(("messages per second (all connections)", _fmt(st.messages_per_s, 0), None))
