@@ -113,11 +113,12 @@ class Recorder:
         self._wanted: dict[str, float] = {}   # symbols needing a snapshot -> since when
         self._queued: set[str] = set()
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
-        self._writes: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        # decisions to store: (records, connection) of each, turned into documents in a worker thread
+        self._writes: asyncio.Queue[list[tuple[list[BoundaryRecord], str]]] = asyncio.Queue()
+        # seconds from a close to its batch (one connection's books) in MongoDB, the latest batches
         self._durable_lag: collections.deque[float] = collections.deque(maxlen=600)
         self._write_seconds: collections.deque[float] = collections.deque(maxlen=200)
         self._loop_lag: collections.deque[float] = collections.deque(maxlen=1200)
-        self._closes_written: dict[int, int] = {}  # close -> documents written
         self.last_close_written: int | None = None
         self.write_errors = 0
         self.stopped_at: float | None = None
@@ -303,9 +304,14 @@ class Recorder:
     # ---- writes --------------------------------------------------------------------------------
 
     def _emit(self, records: list[BoundaryRecord], connection: str) -> None:
-        o = self.options
-        documents = [boundary_document(r, depth=o.depth, connection=connection) for r in records]
-        self._writes.put_nowait(documents)
+        self._writes.put_nowait([(records, connection)])
+
+    def _stored_form(self, decisions: list[tuple[list[BoundaryRecord], str]]) -> list[dict[str, Any]]:
+        """The `boundary_books` batches of `decisions` (in a worker thread: off the event loop,
+        which is busy with every connection's events right after a close)."""
+        depth = self.options.depth
+        return batches(boundary_document(r, depth=depth, connection=connection)
+                       for records, connection in decisions for r in records)
 
     async def _write_loop(self) -> None:
         while True:
@@ -314,33 +320,41 @@ class Recorder:
                 batch.extend(self._writes.get_nowait())
             await self._write(batch)
 
-    async def _write(self, documents: list[dict[str, Any]]) -> None:
-        stored = batches(documents)
+    async def _write(self, decisions: list[tuple[list[BoundaryRecord], str]]) -> None:
+        """Stores the boundary books of `decisions` as batches, after whatever the spool still
+        holds; spools them if MongoDB cannot take them. With no decisions, only replays the spool."""
+        stored = await asyncio.to_thread(self._stored_form, decisions) if decisions else []
         try:
             if self.spool.count():
-                await asyncio.to_thread(flush_spool, self.store, self.spool)
-            began = time.perf_counter()
-            await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, stored)
-            self._write_seconds.append(time.perf_counter() - began)
+                await asyncio.to_thread(flush_spool, self.store, self.spool,
+                                        on_written=lambda batch: self._written(batch.documents))
+            if stored:
+                began = time.perf_counter()
+                await asyncio.to_thread(self.store.insert_or_replace, BOUNDARY_BOOKS, stored)
+                self._write_seconds.append(time.perf_counter() - began)
         except StorageError as exc:
             self.write_errors += 1
-            path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, stored)
-            log.warning("boundary books not written (%s): %d kept in %s, written when MongoDB is back",
-                        exc, len(documents), path)
+            if stored:
+                path = await asyncio.to_thread(self.spool.put, BOUNDARY_BOOKS, stored)
+                log.warning("boundary books not written (%s): %d kept in %s, written when MongoDB is back",
+                            exc, sum(len(b["books"]) for b in stored), path)
+            else:
+                log.warning("spooled boundary books still not written: %s", exc)
             return
+        self._written(stored)
+
+    def _written(self, stored: list[dict[str, Any]]) -> None:
+        """Batches are in MongoDB now: how long after their close (a revision is not counted)."""
         written = time.time()
-        for document in documents:
-            close_ms = int(document["close"].timestamp() * 1000)
-            if not document["revised"]:
+        for batch in stored:
+            close_ms = int(batch["close"].timestamp() * 1000)
+            if not batch["revised"]:
                 self._durable_lag.append(written - close_ms / 1000)
-                self._closes_written[close_ms] = self._closes_written.get(close_ms, 0) + 1
             if self.last_close_written is None or close_ms > self.last_close_written:
                 self.last_close_written = close_ms
-        for close_ms in sorted(self._closes_written)[:-10]:
-            del self._closes_written[close_ms]
 
     async def _drain_writes(self) -> None:
-        batch: list[dict[str, Any]] = []
+        batch: list[tuple[list[BoundaryRecord], str]] = []
         while not self._writes.empty():
             batch.extend(self._writes.get_nowait())
         if batch:
@@ -420,14 +434,19 @@ class Recorder:
             "symbols": symbols,
         }
 
-    async def _write_status(self) -> None:
+    async def _write_status(self) -> bool:
         status = self.health()
         try:
             await asyncio.to_thread(self.store.put_status, RECORDER_STATUS, self.options.name, status)
+            return True
         except StorageError as exc:
             log.warning("could not write the recorder's status: %s", exc)
+            return False
 
     async def _status_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.status_every)
-            await self._write_status()
+            if await self._write_status() and self.spool.count() and self._writes.empty():
+                # MongoDB is back: the spooled books go now (through the write loop, in order),
+                # not with the next close's
+                self._writes.put_nowait([])

@@ -67,8 +67,8 @@ def batches(books: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             entries = [{k: v for k, v in book.items() if k not in BATCH_FIELDS} for book in part]
             documents.append({
                 "_id": ObjectId(), **dict(zip(BATCH_FIELDS, key)),
-                "usable": [book["symbol"] for book in part if boundary_book_usable(dict(book))],
-                "unusable": [book["symbol"] for book in part if not boundary_book_usable(dict(book))],
+                "usable": [book["symbol"] for book in part if boundary_book_usable(book)],
+                "unusable": [book["symbol"] for book in part if not boundary_book_usable(book)],
                 "books": entries,
             })
     return documents

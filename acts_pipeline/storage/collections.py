@@ -7,7 +7,9 @@ without loading the driver (`1` is `pymongo.ASCENDING`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 ASCENDING = 1
 
@@ -82,7 +84,7 @@ def spec_of(name: str) -> CollectionSpec:
 
 #: The recorder's name in `RECORDER_STATUS`: its status document's key, read by the snapshot asset.
 RECORDER_NAME = "recorder"
-def boundary_book_usable(document: dict | None) -> bool:
+def boundary_book_usable(document: Mapping[str, Any] | None) -> bool:
     """Whether a boundary book (one symbol at one close, as `storage.boundary_books` reads it) carries a book the recorder vouches for: in sync at
     the close, and every level inside the range its snapshot made complete. Otherwise its
     `reason` says why there is no book."""

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -60,6 +60,12 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)
+        # the rename itself must survive a power loss too: the folder's entry is written now
+        folder = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         return final
 
     def done(self, path: Path) -> None:
@@ -67,7 +73,9 @@ class Spool:
         path.unlink(missing_ok=True)
 
     def pending(self) -> Iterator[SpooledBatch]:
-        """Pending batches, oldest first. An unreadable file is reported and left in place."""
+        """Pending batches, oldest first. An unreadable file is reported and set aside (renamed
+        `<name>.unreadable`, kept for a person to look at): it is no longer pending, so it does not
+        hold every later write up nor count as spooled for ever."""
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("*.json")):
@@ -76,7 +84,9 @@ class Spool:
             except FileNotFoundError:
                 continue  # written meanwhile by another process
             except ValueError as exc:
-                log.error("spooled batch %s is unreadable and was left in place: %s", path, exc)
+                aside = path.with_name(path.name + ".unreadable")
+                path.replace(aside)
+                log.error("spooled batch %s is unreadable and was set aside as %s: %s", path, aside.name, exc)
                 continue
             yield SpooledBatch(path, raw["collection"], raw["documents"])
 
@@ -84,14 +94,18 @@ class Spool:
         return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0
 
 
-def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None) -> int:
-    """Write every pending spooled batch, oldest first; returns how many were written."""
+def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None,
+                on_written: Callable[[SpooledBatch], None] | None = None) -> int:
+    """Write every pending spooled batch, oldest first (`on_written` is told of each once it is in
+    MongoDB); returns how many were written."""
     written = 0
     for batch in spool.pending():
         if batch.path == skip:
             continue
         store.upsert(batch.collection, batch.documents)
         spool.done(batch.path)
+        if on_written is not None:
+            on_written(batch)
         written += 1
         log.info("wrote spooled batch %s (%d documents)", batch.path.name, len(batch.documents))
     return written

@@ -166,6 +166,19 @@ def test_duplicate_and_stale_events_are_ignored_and_counted():
     assert book.view(1).bids.tolist() == [[10.0, 9.0]]
 
 
+def test_a_state_is_sorted_once_and_its_levels_are_read_only():
+    book = synced_book()
+    first, again = book.view(2), book.view(2)
+    assert first.bids is again.bids and first.asks is again.asks  # a thin book at the next close
+    with pytest.raises(ValueError):
+        first.bids[0, 1] = 0.0
+    book.apply(made_up_update(101, 101, bids=[(10.0, 5.0)]))
+    changed = book.view(2)
+    assert changed.bids.tolist() == [[10.0, 5.0], [9.0, 2.0]] and first.bids.tolist() == [[10.0, 1.0], [9.0, 2.0]]
+    book.apply_snapshot(OrderBook(S, 101, np.array([[10.0, 6.0]]), np.array([[11.0, 1.0]])), 1)
+    assert book.view(2).bids.tolist() == [[10.0, 6.0]]  # a snapshot at the same update ID is a new state
+
+
 def test_overlapping_event_is_applied():
     book = synced_book()
     book.apply(made_up_update(101, 103, bids=[(10.0, 9.0)]))
