@@ -30,6 +30,7 @@ from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.core.cells import Cell, cells_of, floor_minute, format_minute
 from acts_pipeline.orchestration.partitions import minute_symbol_partitions
 from acts_pipeline.core.quality import coverage, feature_problems, minute_spans, snapshot_problems
+from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
@@ -124,8 +125,9 @@ def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoReso
 
 @asset_check(asset=order_book_snapshot, blocking=False, partitions_def=minute_symbol_partitions,
              description="With ACTS_BOOK_SOURCE=stream: the stream recorder is running (its status is less "
-             "than 30 s old) and vouches for every tracked symbol's book (in sync, complete to the "
-             "published depth). A symbol it cannot vouch for falls back to REST, and a minute past the "
+             "than 30 s old), vouches for every tracked symbol's book (in sync, complete to the "
+             "published depth), and stored its books (none of the symbols it reports in sync came over "
+             "REST for want of any boundary book). A symbol it cannot vouch for falls back to REST, and a minute past the "
              "tolerance stays missing, so this check is the early warning. Passes in the REST design.")
 def stream_recorder_is_healthy(context: AssetCheckExecutionContext, book_source: BookSource) -> AssetCheckResult:
     if not book_source.streams():
@@ -156,6 +158,24 @@ def stream_recorder_is_healthy(context: AssetCheckExecutionContext, book_source:
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
                                 description=f"the stream recorder is {why}: every book comes over REST, and "
                                 "minutes it did not record cannot be backfilled")
+    # What the recorder says against what the run found: a book of this run that came over REST
+    # for a symbol the recorder reports in sync, with no decision of the recorder stored for that
+    # minute at all (an older recorder writing another layout, another database, writes failing):
+    # the status alone would look green.
+    store = book_source.mongo.get_store()
+    in_sync = {s for s, v in symbols.items() if v.get("in_sync")}
+    over_rest = [d for d in store.find_cells(ORDER_BOOK_SNAPSHOTS, _run_cells(context), fields=["source"])
+                 if d.get("source") == "rest" and d["symbol"] in in_sync]
+    books = BoundaryBooks(store)
+    decided = {minute: books.decided(minute) for minute in {as_utc(d["minute"]) for d in over_rest}}
+    unseen = sorted({d["symbol"] for d in over_rest if d["symbol"] not in decided[as_utc(d["minute"])]})
+    metadata["in_sync_without_boundary_book"] = len(unseen)
+    if unseen:
+        return AssetCheckResult(
+            passed=False, severity=AssetCheckSeverity.WARN, metadata=metadata,
+            description=f"{len(unseen)} of {len(registered)} symbols have no boundary book stored for this run though "
+            f"the recorder reports them in sync, and came over REST ({', '.join(unseen[:5])}{', ...' if len(unseen) > 5 else ''}): is the "
+            "recorder writing to this database, in this version's layout? Its log and /health say more")
     if out or unrecorded:
         listed = [f"{s}: {r}" for s, r in sorted(out.items())][:MAX_LISTED] + [
             f"{s}: not recorded yet" for s in unrecorded[:MAX_LISTED]]

@@ -109,9 +109,13 @@ class MongoStore:
             result = self.collection(name).bulk_write(requests, ordered=False)
         return WriteResult(inserted=result.upserted_count, replaced=result.matched_count)
 
-    def find_cells(self, name: str, cells: Iterable[Cell]) -> list[dict[str, Any]]:
-        """The stored documents of `cells`, ordered by minute then symbol; absent cells are absent."""
+    def find_cells(self, name: str, cells: Iterable[Cell], fields: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The stored documents of `cells`, ordered by minute then symbol; absent cells are absent.
+        With `fields`, only those (and `symbol`, `minute`) are read."""
         wanted = set(cells)
+        projection: dict[str, bool] = {"_id": False}
+        if fields is not None:
+            projection.update({f: True for f in ("symbol", "minute", *fields)})
         if not wanted:
             return []
         minutes = sorted({c.minute for c in wanted})
@@ -121,7 +125,7 @@ class MongoStore:
             query["symbol"] = {"$in": symbols}
         with _reported(f"reading {name}"):
             documents = [
-                d for d in self.collection(name).find(query, {"_id": False})
+                d for d in self.collection(name).find(query, projection)
                 if Cell(as_utc(d["minute"]), d["symbol"]) in wanted
             ]
         documents.sort(key=lambda d: (as_utc(d["minute"]), d["symbol"]))

@@ -8,8 +8,10 @@ from dagster import AssetCheckSeverity, DagsterInstance, build_asset_check_conte
 
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.checks import stream_recorder_is_healthy
-from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
-from acts_pipeline_tests.fakes import MongomockResource
+from acts_pipeline.core.cells import floor_minute
+from acts_pipeline.storage.collections import ORDER_BOOK_SNAPSHOTS, RECORDER_NAME, RECORDER_STATUS
+from acts_pipeline.storage.boundary_books import BoundaryBooks
+from acts_pipeline_tests.fakes import MongomockResource, boundary_book
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "NKNUSDT"]
 
@@ -67,3 +69,22 @@ def test_all_in_sync_passes(mongo):
     evaluation = evaluate(mongo)
     assert evaluation.passed and evaluation.description.startswith("all 3 symbols in sync")
     assert evaluation.metadata["symbols_in_sync"].value == 3
+
+
+def test_books_over_rest_for_symbols_reported_in_sync_are_a_warning(mongo):
+    """The recorder says all is well, but no boundary book of two symbols was stored for the run's
+    minute (an older recorder writing another layout, another database): the check must not stay
+    green. A symbol whose stored decision says why it had no book (it was resyncing at the close)
+    is not that."""
+    status(mongo)
+    minute = floor_minute(datetime.now(UTC)) - timedelta(minutes=1)  # the cells of a check run alone
+    store = mongo.get_store()
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": minute, "source": source} for s, source in (
+        ("BTCUSDT", "stream"), ("ETHUSDT", "rest"), ("NKNUSDT", "rest"))])
+    BoundaryBooks(store).write([boundary_book("BTCUSDT", minute),
+                                boundary_book("ETHUSDT", minute, usable=False, reason="resyncing")])
+    evaluation = evaluate(mongo)
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    assert evaluation.description.startswith("1 of 3 symbols have no boundary book stored for this run")
+    assert "(NKNUSDT)" in evaluation.description
+    assert evaluation.metadata["in_sync_without_boundary_book"].value == 1
