@@ -1,6 +1,6 @@
 """Soak run: the real platform for M minutes under random faults, then an accounting from MongoDB.
 
-    python benchmarks/soak.py --minutes M [--symbols N] [--seed S] [--keep]
+    python benchmarks/soak.py --minutes M [--symbols N] [--seed S] [--book-source stream|rest]
     python benchmarks/soak.py --report DIR      # account again from a finished run's folder
 
 What runs (all real processes, owned by this script so that it can break them):
@@ -10,6 +10,11 @@ What runs (all real processes, owned by this script so that it can break them):
 - `acts-pipeline dev --port P` (not `--simulated`) in a temporary project copy (workspace.yaml and
   dagster.yaml), pointed at both by `ACTS_MONGO_URI` / `ACTS_BINANCE_API_URL`, with `ACTS_SYMBOLS`
   set to N trading symbols and `DAGSTER_HOME` in the run folder. Its log is `dev.log` there.
+  `--book-source` (default `stream`) is its `ACTS_BOOK_SOURCE`. With `stream`, dev also runs the
+  stream recorder (`ACTS_BINANCE_WS_URL` the simulator's streams, `ACTS_RECORDER_HEALTH_PORT` a
+  fixed port, so that its `/health` is polled every 3 s across restarts; its log is
+  `project/.acts/recorder.log`), and the simulator keeps its past books (`--retention`) for the
+  whole run: they are the truth every stored book is checked against.
 
 What is done to it (seeded, printed up front; every injection is logged with its minute):
 
@@ -24,6 +29,41 @@ What is done to it (seeded, printed up front; every injection is logged with its
   and storage path (the snapshots of its minutes must be spooled and land afterwards);
 - one daemon restart: SIGINT to the whole `acts-pipeline dev` process group, 90-120 s down,
   then started again with the same DAGSTER_HOME, environment and project copy.
+  The outage and the restart need 14 minutes; a shorter soak skips both (and says so).
+
+With `--book-source stream` the REST faults above hit what still goes over REST: the recorder's
+snapshots (a resync, a re-snapshot) and the snapshot asset's REST fallback. Besides them:
+
+- stream faults (the simulator's `/_simulator/faults`, endpoint `stream`, `times` 1), after the
+  minute's REST rules are posted: every kind at least once over the soak. On one symbol:
+  `skip_event`, `duplicate_event`, `late_event` (delay 2, 5 or 20 s), several in one minute on
+  distinct symbols; on the connection carrying a chosen symbol, each in a minute of its own:
+  `drop_connection`, `server_close`, `expire_connection` (delay 0 or 3 s) and `slow_consumer`
+  (a 3-6 s stall posted so that it straddles the minute's close: the boundary book must not be
+  decided on a stalled stream). Each minute left without one gets one more symbol fault, p=0.5.
+  A rule fires on its symbol's next event and the minute's rules are all cleared at :15, so a
+  planned symbol quieter than 0.5 events/s (at the last `/health`) is replaced by the busiest
+  one of its connection (said, and both kept in soak.json);
+- one recorder restart: SIGKILL to the `acts-pipeline record` child of dev, which dev's
+  supervisor must start again (measured: when its `/health` answers again).
+
+Accounted besides, from MongoDB and the simulator (the truth is fetched before it stops):
+
+- 0 wrong books: every stored snapshot with `source: "stream"` and every usable boundary book
+  (`boundary_books`, in sync and complete) equals `/_simulator/true_book` at its close (levels,
+  `last_update_id`, `event_time`);
+- a missing snapshot or features cell is explained only by the daemon restart's downtime, or by
+  the recorder having no usable book for it *and* a non-recoverable REST fault on it (the REST
+  fallback failing); a cell whose recorder book is usable is never explained;
+- every boundary book that is missing or unusable is explained by an episode touching its
+  symbol: a recorder (re)start or kill, the daemon restart, a stream fault on that symbol, a
+  connection fault on the connection carrying it, or a REST fault on its own snapshots. An
+  episode explains a symbol's closes until its first usable book after the episode ended, so a
+  fault on one symbol never explains another symbol's book (a resync of one symbol touching
+  another is reported UNEXPLAINED), except through a connection fault on their connection;
+- the table also gives the faults injected by kind (and fired, from the simulator's stats),
+  snapshot cells stored by source, revised boundary records, and resyncs / gaps / snapshots per
+  symbol summed over the recorder's lives (from `/health`).
 
 After the M minutes the platform runs 2.5 more minutes without faults (so the klines catch-up
 sensor can fill the restart's klines), then stops, and every (minute, symbol) cell from the
@@ -32,7 +72,8 @@ A missing cell is explained only by a non-recoverable fault injected on that cel
 restart's downtime (the platform was down at some moment between 30 s before the close, when
 the sensor requests the run, and close + tolerance). Nothing is explained by the DB outage:
 the spool must make it invisible. The script exits 1 when any cell is missing unexplained, or
-any document is duplicated, corrupt or wrongly labelled, or spooled batches are left over.
+any document is duplicated, corrupt or wrongly labelled, or spooled batches are left over, and
+with `stream` also when any book is wrong or any boundary book is unusable unexplained.
 """
 
 from __future__ import annotations
@@ -62,10 +103,14 @@ from acts_pipeline.platform.processes import (
     free_port,
     mongo_uri_of,
     simulator_api_url,
+    simulator_ws_url,
     start_embedded_mongo,
     start_simulator,
 )
 from acts_pipeline.core.quality import feature_problems, snapshot_problems
+from acts_pipeline.storage.boundary_books import books_of, latest
+from acts_pipeline.storage.collections import boundary_book_usable
+from acts_pipeline.storage.handlers import levels_from_binary
 
 PROJECT = Path(__file__).resolve().parents[1]
 MINUTE = timedelta(minutes=1)
@@ -77,6 +122,11 @@ PREFERRED_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "SOL
 COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 
 NONRECOVERABLE = ("invalid_symbol", "timeout", "ban_418", "http_500_forever")
+#: Stream faults (acts_simulator/faults.py) that act on one symbol's events, and on a connection
+#: (chosen by the symbol it carries: every symbol of that connection resyncs).
+STREAM_SYMBOL_KINDS = ("skip_event", "duplicate_event", "late_event")
+STREAM_CONNECTION_KINDS = ("drop_connection", "expire_connection", "server_close", "slow_consumer")
+SHORT_SOAK = 14  # minutes the DB outage and the daemon restart need; shorter soaks skip them
 
 
 def now() -> datetime:
@@ -161,6 +211,56 @@ def plan_run(minutes: int, symbols: list[str], seed: int, outage: bool, restart:
     return plan
 
 
+def plan_stream(plan: dict) -> None:
+    """Which soak minute gets the recorder restart, and the stream faults: every kind at least
+    once (connection faults in minutes of their own, symbol faults on distinct symbols), then one
+    more symbol fault with p=0.5 in each minute left without one."""
+    rng = random.Random(plan["seed"] * 7919 + 17)
+    minutes, symbols = plan["minutes"], plan["symbols"]
+    busy: set[int] = set()
+    if "restart" in plan:
+        busy |= set(range(plan["restart"]["index"] - 1, plan["restart"]["index"] + 4))
+    candidates = [i for i in range(2, minutes - 2) if i not in busy] or [max(1, minutes // 2)]
+    kill = rng.choice(candidates)
+    plan["recorder_kill"] = {"index": kill, "second": rng.randint(20, 45)}
+    eligible = [i for i in range(1, minutes) if i not in busy and i != kill] or [i for i in range(minutes) if i != kill]
+    rng.shuffle(eligible)
+    faults: list[dict] = []
+    connection_kinds, symbol_kinds = list(STREAM_CONNECTION_KINDS), list(STREAM_SYMBOL_KINDS)
+    rng.shuffle(connection_kinds)
+    rng.shuffle(symbol_kinds)
+    for n, kind in enumerate(connection_kinds):
+        faults.append({"index": eligible[n % len(eligible)], "kind": kind})
+    left = [i for i in eligible if i not in {f["index"] for f in faults}] or eligible
+    for n, kind in enumerate(symbol_kinds):
+        faults.append({"index": left[n % len(left)], "kind": kind})
+    for index in eligible:
+        if index not in {f["index"] for f in faults} and rng.random() < 0.5:
+            faults.append({"index": index, "kind": rng.choice(STREAM_SYMBOL_KINDS)})
+    for fault in faults:
+        taken = {f.get("symbol") for f in faults if f["index"] == fault["index"]}
+        fault["symbol"] = rng.choice([s for s in symbols if s not in taken] or symbols)
+        earliest = max(20, plan["inject_seconds"][fault["index"]] + 2)  # after the minute's REST rules
+        kind = fault["kind"]
+        if kind == "slow_consumer":  # the stall straddles the close: the boundary must wait for it
+            fault["delay"] = rng.randint(3, 6)
+            fault["second"] = 59 - fault["delay"] // 2
+        else:
+            fault["second"] = rng.randint(earliest, 57)
+            if kind == "late_event":
+                fault["delay"] = rng.choice([2, 5, 20])
+            elif kind == "expire_connection":
+                fault["delay"] = rng.choice([0, 3])
+    plan["stream_faults"] = sorted(faults, key=lambda f: (f["index"], f["second"]))
+
+
+def stream_rule(fault: dict) -> dict:
+    rule = {"endpoint": "stream", "symbol": fault["symbol"], "kind": fault["kind"], "times": 1}
+    if fault.get("delay") is not None:
+        rule["delay"] = fault["delay"]
+    return rule
+
+
 def recoverable_rule(rng: random.Random, symbol: str) -> tuple[dict, str]:
     kind = rng.choices(
         ["http_5xx", "malformed_json", "missing_bids", "close_connection", "latency", "rate_limit_429",
@@ -232,10 +332,12 @@ class Soak:
         self.dev_log = self.dir / "dev.log"
         self.mongo_port = free_port()
         self.ui_port = free_port()
+        self.health_port = free_port()  # the recorder's /health, fixed: the same after every restart
         self.mongo: ChildProcess | None = None
         self.simulator: ChildProcess | None = None
         self.dev: subprocess.Popen | None = None
-        self.state: dict = {"dir": str(self.dir), "injections": [], "loads": [], "events": []}
+        self.state: dict = {"dir": str(self.dir), "injections": [], "loads": [], "events": [],
+                            "book_source": args.book_source, "stream_faults": [], "recorder_lives": {}}
         self.lock = threading.Lock()
 
     # -- processes ---------------------------------------------------------------------------
@@ -260,7 +362,11 @@ class Soak:
             "ACTS_SYMBOLS": ",".join(self.state["plan"]["symbols"]),
             "ACTS_CAPTURE_TOLERANCE_SECONDS": str(TOLERANCE_S),
             "DAGSTER_HOME": str(self.home),
+            "ACTS_BOOK_SOURCE": self.args.book_source,
         })
+        if self.args.book_source == "stream":
+            env["ACTS_BINANCE_WS_URL"] = simulator_ws_url(self.simulator)
+            env["ACTS_RECORDER_HEALTH_PORT"] = str(self.health_port)
         return env
 
     def start_dev(self) -> None:
@@ -273,6 +379,7 @@ class Soak:
                 stdin=subprocess.DEVNULL, start_new_session=True)
 
     def stop_dev(self, timeout: float = 60) -> None:
+        recorder = self.recorder_pid()  # its own session: not in dev's process group
         process, self.dev = self.dev, None
         if process is None or process.poll() is not None:
             return
@@ -290,6 +397,13 @@ class Soak:
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # dev stops it; only one left behind by a killed dev is still there (same pid, same port)
+            cmdline = Path(f"/proc/{recorder}/cmdline").read_bytes().split(b"\0") if recorder else []
+            if str(self.health_port).encode() in cmdline:
+                os.kill(recorder, signal.SIGKILL)
+                say(f"the recorder (pid {recorder}) outlived dev: killed")
+        except (OSError, ProcessLookupError):
             pass
 
     def cleanup(self) -> None:
@@ -347,6 +461,127 @@ class Soak:
                          for e in entries) or "none"
         say(f"minute {minute:%H:%M} faults: {text}")
 
+    def inject_stream(self, fault: dict, minute: datetime) -> None:
+        # A rule fires on its symbol's next event, and the minute's REST rules are cleared (all
+        # rules are) at :15: a quiet symbol may see none before. So the fault goes to the planned
+        # symbol if it is busy (>= 0.5 events/s at the last /health), else to the busiest symbol
+        # of the same connection not yet aimed at this minute.
+        fault = dict(fault)
+        planned_symbol = fault["symbol"]
+        rates = self.state.get("symbol_rates") or {}
+        planned = rates.get(fault["symbol"])
+        if planned is not None and planned["rate"] < 0.5:
+            aimed = {f["symbol"] for f in self.state["stream_faults"] if f["minute"] == iso(minute)}
+            peers = [(r["rate"], s) for s, r in rates.items()
+                     if r["connection"] == planned["connection"] and s not in aimed]
+            if peers:
+                fault["symbol"] = max(peers)[1]
+        rule = stream_rule(fault)
+        http("POST", f"{self.sim_url}/_simulator/faults", {"rules": [rule]})
+        self.state["stream_faults"].append({"minute": iso(minute), "posted_at": iso(now()), "planned": planned_symbol,
+                                            **rule})
+        delay = f" delay {fault['delay']} s" if fault.get("delay") is not None else ""
+        say(f"minute {minute:%H:%M} stream fault: {fault['kind']}{delay} on {fault['symbol']}"
+            + (" (its connection)" if fault["kind"] in STREAM_CONNECTION_KINDS else "")
+            + (f" (planned {planned_symbol}: quiet)" if planned_symbol != fault["symbol"] else ""))
+
+    def recorder_pid(self) -> int | None:
+        """The `acts-pipeline record` child of dev (a session of its own: not in dev's group)."""
+        if self.dev is None:
+            return None
+        for entry in Path("/proc").iterdir():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.dev.pid and b"record" in cmdline:
+                return int(entry.name)
+        return None
+
+    def kill_recorder(self) -> None:
+        pid = self.recorder_pid()
+        if pid is None:
+            say("RECORDER RESTART: no recorder process found; skipped")
+            return
+        os.kill(pid, signal.SIGKILL)
+        self.state["recorder_kill"] = {"at": iso(now()), "pid": pid}
+        say(f"RECORDER RESTART: SIGKILL to the recorder (pid {pid}); dev's supervisor must bring it back")
+
+    def poll_health(self) -> None:
+        """The recorder's /health: each life (by started_at) keeps its latest per-symbol counters."""
+        try:
+            health = http("GET", f"http://127.0.0.1:{self.health_port}/health", timeout=2)
+        except (OSError, ValueError):
+            return
+        lives = self.state["recorder_lives"]
+        life = lives.setdefault(health["started_at"], {"first_seen": iso(now())})
+        life["symbols"] = {s: {k: h[k] for k in ("resyncs", "gaps", "snapshots", "in_sync")}
+                           for s, h in health.get("symbols", {}).items()}
+        self.state["symbol_rates"] = {s: {"rate": h.get("messages_per_s") or 0.0, "connection": h.get("connection")}
+                                      for s, h in health.get("symbols", {}).items()}
+        life["connections"] = [{k: c.get(k) for k in ("name", "reconnects", "streams")}
+                               for c in health.get("connections", [])]
+        kill = self.state.get("recorder_kill")
+        if kill and "back" not in kill and life["first_seen"] >= kill["at"]:
+            kill["back"] = life["first_seen"]
+            say(f"RECORDER RESTART: the recorder answers again (started {health['started_at'][11:19]})")
+
+    def check_books(self) -> None:
+        """Every stored stream snapshot and every usable boundary book against the simulator's
+        true book at its close (while the simulator still runs); the verdicts go to soak.json."""
+        db = pymongo.MongoClient(mongo_uri_of(self.mongo), tz_aware=True, serverSelectionTimeoutMS=20000).acts
+        truths: dict = {}
+        result = {"stream_snapshots": 0, "boundary_books": 0, "withdrawn": 0, "wrong": [], "withdrawn_wrong": [],
+                  "unchecked": []}
+        documents = [("order_book_snapshots", d) for d in db.order_book_snapshots.find({"source": "stream"})]
+        # every decision (boundary_books holds one batch per connection and close; a revision is
+        # a later decision): the latest one of each (symbol, close) counts, a book it withdrew
+        # is checked too and reported apart
+        decisions = [b for batch in db.boundary_books.find() for b in books_of(batch)]
+        current = latest(decisions)
+        for book in decisions:
+            if boundary_book_usable(book):
+                final = current[(book["symbol"], book["minute"])] is book or \
+                    current[(book["symbol"], book["minute"])] == book
+                documents.append(("boundary_books" if final else "withdrawn", book))
+        for name, d in documents:
+            close = d["minute"] + MINUTE
+            close_ms = int(close.timestamp() * 1000)
+            key = (d["symbol"], close_ms, d["depth_limit"])
+            if key not in truths:
+                try:
+                    truths[key] = http("GET", f"{self.sim_url}/_simulator/true_book?symbol={d['symbol']}"
+                                       f"&at_ms={close_ms}&limit={d['depth_limit']}", timeout=30)
+                except (OSError, ValueError) as exc:
+                    truths[key] = None
+                    result["unchecked"].append(f"{name} {d['symbol']} {close:%H:%M}: {exc}")
+            truth = truths[key]
+            if truth is None:
+                continue
+            result["stream_snapshots" if name == "order_book_snapshots" else name] += 1
+            if name != "order_book_snapshots":
+                bids, asks = levels_from_binary(d["bids"]).tolist(), levels_from_binary(d["asks"]).tolist()
+            else:
+                bids, asks = d["bids"], d["asks"]
+            problems = []
+            for side, got in (("bids", bids), ("asks", asks)):
+                want = [[float(p), float(q)] for p, q in truth[side]]
+                if got != want:
+                    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+                    problems.append(f"{side} differ from level {first} ({len(got)} vs {len(want)} levels)")
+            if d["last_update_id"] != truth["lastUpdateId"]:
+                problems.append(f"last_update_id {d['last_update_id']} != {truth['lastUpdateId']}")
+            if d.get("event_time") is not None and truth["E"] is not None \
+                    and int(d["event_time"].timestamp() * 1000) != truth["E"]:
+                problems.append(f"event_time != the last event's E {truth['E']}")
+            if problems:
+                result["withdrawn_wrong" if name == "withdrawn" else "wrong"].append(
+                    f"{'withdrawn book' if name == 'withdrawn' else 'WRONG BOOK ' + name}: {d['symbol']} close "
+                    f"{close:%H:%M}: " + "; ".join(problems)
+                    + (f" (decided {d['decided_at']:%H:%M:%S.%f}"[:-3] + ")" if "decided_at" in d else ""))
+        self.state["book_check"] = result
+
     # -- the run -----------------------------------------------------------------------------
 
     def save(self) -> None:
@@ -358,12 +593,17 @@ class Soak:
                                  "other_processes_at_start": other_heavy_processes()}
         say(f"run folder: {self.dir} (dev log: {self.dev_log})")
         self.start_mongo()
-        self.simulator = start_simulator(log_path=self.dir / "simulator.log", extra_args=["--seed", str(args.seed)])
+        # its past books (the truth every stored book is checked against) kept for the whole run
+        retention = (args.minutes + 30) * 60
+        self.simulator = start_simulator(log_path=self.dir / "simulator.log",
+                                         extra_args=["--seed", str(args.seed), "--retention", str(retention)])
         info = http("GET", f"{simulator_api_url(self.simulator)}/v3/exchangeInfo")
         trading = [s["symbol"] for s in info["symbols"] if s.get("status") == "TRADING"]
         symbols = [s for s in PREFERRED_SYMBOLS if s in trading][:args.symbols]
         symbols += [s for s in sorted(trading) if s not in symbols][:args.symbols - len(symbols)]
         plan = plan_run(args.minutes, symbols, args.seed, not args.no_outage, not args.no_restart)
+        if args.book_source == "stream":
+            plan_stream(plan)
         self.state["plan"] = plan
         self.state["tolerance_s"] = TOLERANCE_S
         self.print_plan()
@@ -389,19 +629,28 @@ class Soak:
             at = first + plan["restart"]["index"] * MINUTE + timedelta(seconds=plan["restart"]["second"])
             events.append((at, 3, "dev_stop", 0))
             events.append((at + timedelta(seconds=plan["restart"]["seconds"]), 3, "dev_start", 0))
+        for n, fault in enumerate(plan.get("stream_faults", [])):
+            events.append((first + fault["index"] * MINUTE + timedelta(seconds=fault["second"]), 4, "stream", n))
+        if "recorder_kill" in plan:
+            kill = plan["recorder_kill"]
+            events.append((first + kill["index"] * MINUTE + timedelta(seconds=kill["second"]), 5, "kill_recorder", 0))
         end = first + args.minutes * MINUTE
         events.append((end + timedelta(seconds=15), 0, "clear", -1))
         events.append((end + timedelta(seconds=args.tail), 9, "stop", 0))
         events.sort()
 
         restart_ready: list[datetime] = []
-        last_load = 0.0
+        last_load = last_health = 0.0
+        streams = args.book_source == "stream"
         for when, _, what, index in events:
             while now() < when:
                 time.sleep(min(0.5, max(0.0, (when - now()).total_seconds())))
                 if time.monotonic() - last_load >= 30:
                     last_load = time.monotonic()
                     self.state["loads"].append([iso(now()), *load_sample()])
+                if streams and time.monotonic() - last_health >= 3:
+                    last_health = time.monotonic()
+                    self.poll_health()
                 if self.dev is not None and self.dev.poll() is not None:
                     say(f"acts-pipeline dev exited on its own (code {self.dev.returncode}): a crash, see {self.dev_log}")
                     self.state["events"].append({"at": iso(now()), "what": f"dev exited {self.dev.returncode}"})
@@ -415,6 +664,15 @@ class Soak:
                     say(f"minute {minute:%H:%M}: injection skipped ({late:.0f} s late)")
                 else:
                     self.inject(index, minute)
+            elif what == "stream":
+                fault = plan["stream_faults"][index]
+                minute = first + fault["index"] * MINUTE
+                if late > 5:
+                    say(f"minute {minute:%H:%M}: stream fault {fault['kind']} skipped ({late:.0f} s late)")
+                else:
+                    self.inject_stream(fault, minute)
+            elif what == "kill_recorder":
+                self.kill_recorder()
             elif what == "db_stop":
                 self.mongo.stop()
                 self.state["outage"] = {"from": iso(now())}
@@ -456,7 +714,11 @@ class Soak:
             self.state["simulator_stats"] = http("GET", f"{self.sim_url}/_simulator/stats")
         except OSError:
             pass
+        if streams:
+            self.poll_health()
         self.stop_dev()
+        if streams:
+            self.check_books()
         self.state["machine"]["load_at_end"] = load_sample()
         self.state["machine"]["other_processes_at_end"] = other_heavy_processes()
         self.save()
@@ -487,7 +749,14 @@ class Soak:
     def print_plan(self) -> None:
         plan = self.state["plan"]
         print(f"soak plan (seed {plan['seed']}): {plan['minutes']} minutes x {len(plan['symbols'])} symbols "
-              f"({', '.join(plan['symbols'])}); tolerance {TOLERANCE_S:g} s")
+              f"({', '.join(plan['symbols'])}); tolerance {TOLERANCE_S:g} s; books: {self.args.book_source}")
+        if "recorder_kill" in plan:
+            k = plan["recorder_kill"]
+            print(f"  recorder restart: soak minute {k['index']} at :{k['second']:02d} (SIGKILL; dev restarts it)")
+        for f in plan.get("stream_faults", []):
+            delay = f" delay {f['delay']} s" if f.get("delay") is not None else ""
+            print(f"  stream fault: soak minute {f['index']} at :{f['second']:02d}: {f['kind']}{delay} on "
+                  f"{f['symbol']}" + (" (its connection)" if f["kind"] in STREAM_CONNECTION_KINDS else ""))
         if "outage" in plan:
             o = plan["outage"]
             print(f"  DB outage: soak minute {o['index']} at :{o['second']:02d} for {o['seconds']} s")
@@ -502,6 +771,118 @@ class Soak:
 
 # --------------------------------------------------------------------------------------------
 # The accounting
+
+
+def stream_accounting(state: dict, minutes: list[datetime], boundary: dict,
+                      snapshots: dict) -> tuple[list[str], int, int]:
+    """The stream design's part of the accounting: (lines to print, unexplained unusable
+    boundary books, wrong books).
+
+    Every (minute, symbol) whose boundary book is missing or unusable must be explained by an
+    episode that touched that symbol: a recorder (re)start or kill, the daemon restart (the
+    recorder stops with dev), a stream fault on that symbol, a connection fault on the
+    connection carrying it, or a REST fault on the symbol's own snapshots. An episode explains a
+    symbol's closes from its start until the symbol's first usable book after it has ended. A
+    fault on one symbol therefore never explains another symbol's book (except through its
+    connection)."""
+    symbols = state["plan"]["symbols"]
+    usable = {cell for cell, d in boundary.items() if boundary_book_usable(d)}
+    usable_closes: dict[str, list[datetime]] = {}
+    for minute, symbol in sorted(usable):
+        usable_closes.setdefault(symbol, []).append(minute + MINUTE)
+    everyone = set(symbols)
+    episodes: list[tuple[str, set[str], datetime, datetime]] = []  # label, symbols, from, until
+    lives = sorted(parse(t) for t in state.get("recorder_lives", {}))
+    for started in lives:
+        episodes.append(("recorder start", everyone, started - timedelta(hours=1), started))
+    kill = state.get("recorder_kill") or {}
+    if kill:
+        episodes.append(("recorder killed", everyone, parse(kill["at"]), parse(kill.get("back") or kill["at"])))
+    restart = state.get("restart") or {}
+    if restart.get("from"):
+        episodes.append(("daemon restart", everyone, parse(restart["from"]),
+                         parse(restart.get("to") or restart["from"])))
+    for fault in state.get("stream_faults", []):
+        posted = parse(fault["posted_at"])
+        until = posted + timedelta(seconds=(fault.get("delay") or 0) + 3)
+        if fault["kind"] in STREAM_CONNECTION_KINDS:
+            near = [d for d in boundary.values() if posted <= d["close"] <= posted + 2 * MINUTE]
+            names = {d["connection"] for d in near if d["symbol"] == fault["symbol"]}
+            touched = {d["symbol"] for d in near if d["connection"] in names} or everyone
+            episodes.append((f"{fault['kind']} on its connection", touched, posted, until))
+        else:
+            episodes.append((fault["kind"], {fault["symbol"]}, posted, until))
+    for entry in state["injections"]:  # REST rules stay armed until :15 of the next minute
+        posted = parse(entry["posted_at"])
+        touched = everyone if entry["symbol"] == "*" else {entry["symbol"]}
+        cleared = floor_minute(posted) + MINUTE + timedelta(seconds=15)
+        episodes.append(("REST fault on its snapshot", touched, posted, cleared))
+
+    episodes.sort(key=lambda e: e[2], reverse=True)  # the latest cause first
+
+    def explanation(minute: datetime, symbol: str) -> str | None:
+        close = minute + MINUTE
+        for label, touched, start, until in episodes:
+            if symbol in touched and start <= close + timedelta(seconds=1) and not any(
+                    until <= c < close for c in usable_closes.get(symbol, [])):
+                return label
+        return None
+
+    expected = [(m, s) for m in minutes for s in symbols]
+    explained: Counter = Counter()
+    lines: list[str] = []
+    unexplained = []
+    for minute, symbol in expected:
+        if (minute, symbol) in usable:
+            continue
+        label = explanation(minute, symbol)
+        if label:
+            explained[label] += 1
+        else:
+            d = boundary.get((minute, symbol)) or {}
+            unexplained.append(f"UNEXPLAINED unusable boundary book: {symbol} {format_minute(minute)}: "
+                               f"{d.get('reason') or 'no document'}" + (" (revised)" if d.get("revised") else ""))
+    revised = sum(1 for d in boundary.values() if d.get("revised"))  # withdrawn books, as last decided
+    sources = Counter(d.get("source") or "rest" for cell, d in snapshots.items() if cell in set(expected))
+    check = state.get("book_check") or {}
+    wrong = check.get("wrong", [])
+    kinds = Counter(f["kind"] for f in state.get("stream_faults", []))
+    fired = (state.get("simulator_stats") or {}).get("faults_fired") or {}
+    lines.append("stream design:")
+    lines.append("  stream faults injected (fired): " + ", ".join(
+        f"{k} {n} ({fired.get(k, 0)})" for k, n in sorted(kinds.items())) + f"; REST faults injected "
+        f"{len(state['injections'])} (fired on the recorder's snapshots or the REST fallback: "
+        f"{sum(v for k, v in fired.items() if k not in STREAM_SYMBOL_KINDS + STREAM_CONNECTION_KINDS)})")
+    if kill:
+        back = parse(kill.get("back")) if kill.get("back") else None
+        lines.append(f"  recorder restart: SIGKILL {kill['at'][11:19]} (pid {kill['pid']}), answering again "
+                     + (f"{kill['back'][11:19]} ({(back - parse(kill['at'])).total_seconds():.0f} s)"
+                        if back else "NEVER"))
+    lines.append(f"  recorder lives: {len(lives)} (" + ", ".join(f"{t:%H:%M:%S}" for t in lives) + ")")
+    lines.append("  snapshot cells stored by source: " + ", ".join(f"{k} {n}" for k, n in sorted(sources.items())))
+    lines.append(f"  boundary books: {len(usable & set(expected))} usable of {len(expected)} cells; unusable or absent "
+                 f"explained by: " + (", ".join(f"{k} {n}" for k, n in sorted(explained.items())) or "none")
+                 + f"; unexplained {len(unexplained)}; revised records {revised}")
+    lines.append(f"  wrong books: {len(wrong)} (checked against the simulator's true book at the close: "
+                 f"{check.get('stream_snapshots', 0)} stream snapshots, {check.get('boundary_books', 0)} usable "
+                 f"boundary books; unchecked {len(check.get('unchecked', []))}); books published then withdrawn by a revision: "
+                 f"{check.get('withdrawn', 0)}, of which differ from the truth: "
+                 f"{len(check.get('withdrawn_wrong', []))}")
+    totals: dict[str, list[int]] = {s: [0, 0, 0] for s in symbols}
+    for life in state.get("recorder_lives", {}).values():
+        for symbol, h in (life.get("symbols") or {}).items():
+            if symbol in totals:
+                totals[symbol] = [a + b for a, b in zip(totals[symbol], (h["resyncs"], h["gaps"], h["snapshots"]))]
+    touched_by = {s: sorted({f["kind"] for f in state.get("stream_faults", []) if f["symbol"] == s}) for s in symbols}
+    lines.append("  resyncs / gaps / snapshots per symbol (all recorder lives), and the symbol faults aimed at it:")
+    for symbol in symbols:
+        r, g, n = totals[symbol]
+        lines.append(f"    {symbol:<10} {r:>3} / {g:>3} / {n:>3}   {', '.join(touched_by[symbol]) or '-'}")
+    lines.extend(check.get("unchecked", []))
+    lines.extend(wrong)
+    lines.extend(check.get("withdrawn_wrong", []))
+    lines.extend(unexplained)
+    return lines, len(unexplained), len(wrong)
 
 
 def report(state: dict, mongo_uri: str, home: Path) -> int:
@@ -542,6 +923,11 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
 
     db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=20000).acts
     expected = {(m, s) for m in minutes for s in symbols}
+    streams = state.get("book_source", "rest") == "stream"
+    # each (minute, symbol)'s latest decision (storage/boundary_books.py: batches, revisions later)
+    boundary = {(minute, symbol): d for (symbol, minute), d in latest(
+        b for batch in db.boundary_books.find({"minute": {"$gte": first, "$lte": last}})
+        for b in books_of(batch)).items()} if streams else {}
     rows = {}
     details: list[str] = []
     unexplained_total = dup_total = corrupt_total = wrong_total = 0
@@ -609,8 +995,10 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
         unexplained = []
         for cell in sorted(expected - stored):
             minute, symbol = cell
-            if name != "klines_1m" and cell in nonrecoverable:
-                explained[f"fault {nonrecoverable[cell].split()[0]}"] += 1
+            no_recorder_book = not streams or not boundary_book_usable(boundary.get(cell))
+            if name != "klines_1m" and cell in nonrecoverable and no_recorder_book:
+                explained[("no recorder book and REST " if streams else "fault ")
+                          + nonrecoverable[cell].split()[0]] += 1
             elif name != "klines_1m" and downtime(minute):
                 explained["downtime"] += 1
             else:
@@ -625,6 +1013,10 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
                     why.append(f"non-recoverable depth fault {nonrecoverable[cell]}")
                 if name == "order_book_features" and cell in snapshots_by_cell:
                     why.append("its snapshot IS stored")
+                if streams and name != "klines_1m":
+                    b = boundary.get(cell)
+                    why.append("the recorder's book IS usable" if boundary_book_usable(b) else
+                               f"no recorder book: {(b or {}).get('reason') or 'no document'}")
                 unexplained.append(f"UNEXPLAINED missing {name}: {symbol} {format_minute(minute)}"
                                    + (f" ({'; '.join(why)})" if why else ""))
         if name == "klines_1m":
@@ -639,6 +1031,8 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
 
     spool = home / "acts_spool"
     spool_left = len(list(spool.glob("*.json"))) if spool.is_dir() else 0
+    stream_lines, boundary_unexplained, wrong_books = (
+        stream_accounting(state, minutes, boundary, snapshots_by_cell) if streams else ([], 0, 0))
 
     print()
     print("=" * 100)
@@ -702,12 +1096,16 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
           f"{len(downtime_minutes) * len(symbols)}; catch-up runs: "
           f"{[(c['status'], c['range']) for c in runs.get('catch_up', [])]}")
     print(f"spooled batches left: {spool_left}")
+    for line in stream_lines:
+        print(line)
     for line in details:
         print(line)
-    failed = unexplained_total or dup_total or corrupt_total or wrong_total or spool_left
+    failed = (unexplained_total or dup_total or corrupt_total or wrong_total or spool_left or boundary_unexplained
+              or wrong_books)
     print(f"RESULT: {'FAIL' if failed else 'PASS'}: {unexplained_total} unexplained missing, {dup_total} duplicated, "
-          f"{corrupt_total} corrupt, {wrong_total} wrongly labelled, {spool_left} spooled left "
-          f"(run folder {state['dir']})")
+          f"{corrupt_total} corrupt, {wrong_total} wrongly labelled, {spool_left} spooled left"
+          + (f", {wrong_books} wrong books, {boundary_unexplained} unexplained unusable boundary books"
+             if streams else "") + f" (run folder {state['dir']})")
     return 1 if failed else 0
 
 
@@ -718,6 +1116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
     parser.add_argument("--no-outage", action="store_true", help="skip the database outage")
     parser.add_argument("--no-restart", action="store_true", help="skip the daemon restart")
+    parser.add_argument("--book-source", choices=["stream", "rest"], default="stream",
+                        help="ACTS_BOOK_SOURCE of the platform (default stream: the recorder, the stream faults "
+                        "and a recorder restart too)")
     parser.add_argument("--tail", type=float, default=TAIL_S, help=argparse.SUPPRESS)
     parser.add_argument("--report", metavar="DIR", help="only account again from a finished run's folder")
     args = parser.parse_args(argv)
@@ -734,8 +1135,11 @@ def main(argv: list[str] | None = None) -> int:
             return report(state, mongo_uri_of(mongo), folder / "dagster_home")
         finally:
             mongo.stop()
-    if args.minutes < 14 and not (args.no_outage and args.no_restart):
-        parser.error("the outage and the restart need --minutes 14 or more (or --no-outage --no-restart)")
+    if args.minutes < 4:
+        parser.error("--minutes must be at least 4")
+    if args.minutes < SHORT_SOAK and not (args.no_outage and args.no_restart):
+        print(f"--minutes {args.minutes}: shorter than {SHORT_SOAK}, so no DB outage and no daemon restart")
+        args.no_outage = args.no_restart = True
     soak = Soak(args)
     try:
         code = soak.run()
