@@ -46,7 +46,7 @@ Decisions, beyond the documented procedure:
 from __future__ import annotations
 
 import enum
-import heapq
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 
@@ -127,13 +127,15 @@ class _Side:
     """One side of the book. Keys are signed prices (price for bids, -price for asks), so that
     on both sides a larger key is a better level and one code path serves both.
 
-    `top` is an upper bound of the best key (exact when `top_exact`): raised by an insert above
-    it, made stale (not lowered) when its level is deleted, recomputed only when the crossing
-    check needs it exactly. `floor` is the worst key of the complete range (-inf: complete to the
-    end) and `n_in` the number of levels held at or above it.
+    `levels` maps key to quantity; `keys` holds the same keys sorted ascending (the best last),
+    kept in step by bisection on every insert and delete (0.4 us at 700 levels): the best level
+    is `keys[-1]` and the top `depth` levels are a slice, so a view costs O(depth) (6 us a side
+    at 100 levels, against 34 us for a heap selection over the dict; at a close every book is
+    viewed at once). `floor` is the worst key of the complete range (-inf: complete to the end)
+    and `n_in` the number of levels held at or above it.
     """
 
-    __slots__ = ("sign", "levels", "floor", "n_in", "top", "top_exact")
+    __slots__ = ("sign", "levels", "keys", "floor", "n_in")
 
     def __init__(self, sign: float):
         self.sign = sign
@@ -141,54 +143,52 @@ class _Side:
 
     def clear(self) -> None:
         self.levels: dict[float, float] = {}
+        self.keys: list[float] = []
         self.floor = _INF  # nothing is known to be complete before a snapshot
         self.n_in = 0
-        self.top = -_INF
-        self.top_exact = True
 
     def load(self, levels: np.ndarray, limit: int) -> None:
         sign = self.sign
         self.levels = {price * sign: qty for price, qty in levels.tolist() if qty > 0.0}
+        self.keys = sorted(self.levels)
         self.floor = float(levels[-1, 0]) * sign if len(levels) >= limit else -_INF
-        self.n_in = sum(1 for key in self.levels if key >= self.floor)
-        self.refresh_top()
+        self.n_in = len(self.keys) - bisect_left(self.keys, self.floor)
 
-    def refresh_top(self) -> None:
-        self.top = max(self.levels) if self.levels else -_INF
-        self.top_exact = True
+    @property
+    def top(self) -> float:
+        """The best key (-inf when the side is empty)."""
+        return self.keys[-1] if self.keys else -_INF
 
     def apply(self, levels: tuple[tuple[float, float], ...]) -> None:
-        book, sign, floor = self.levels, self.sign, self.floor
-        n_in, top, top_exact = self.n_in, self.top, self.top_exact
+        book, keys, sign, floor = self.levels, self.keys, self.sign, self.floor
+        n_in = self.n_in
         for price, qty in levels:
             key = price * sign
             if qty == 0.0:
                 # deleting a level the book does not hold is normal (Binance says so)
                 if book.pop(key, None) is not None:
+                    del keys[bisect_left(keys, key)]
                     if key >= floor:
                         n_in -= 1
-                    if key == top:
-                        top_exact = False
             else:
                 if key not in book:
+                    insort(keys, key)
                     if key >= floor:
                         n_in += 1
-                    if key >= top:
-                        top, top_exact = key, True
                 book[key] = qty
-        self.n_in, self.top, self.top_exact = n_in, top, top_exact
+        self.n_in = n_in
 
     def view(self, depth: int) -> tuple[np.ndarray, bool]:
         """The best `depth` levels inside the complete range, and whether the side is complete."""
-        book, floor, sign = self.levels, self.floor, self.sign
-        keys = heapq.nlargest(depth, book) if depth > 0 else []
-        inside = len(keys)
-        if floor > -_INF:
-            while inside and keys[inside - 1] < floor:
-                inside -= 1
-        rows = [(key * sign, book[key]) for key in keys[:inside]]
-        array = np.array(rows, dtype=np.float64) if rows else np.empty((0, 2), dtype=np.float64)
-        return array, (floor == -_INF or inside >= depth)
+        book, keys, floor = self.levels, self.keys, self.floor
+        start = max(len(keys) - depth, bisect_left(keys, floor)) if depth > 0 else len(keys)
+        best = keys[start:][::-1]
+        array = np.empty((len(best), 2), dtype=np.float64)
+        if best:
+            array[:, 0] = best
+            array[:, 0] *= self.sign
+            array[:, 1] = [book[key] for key in best]
+        return array, (floor == -_INF or len(best) >= depth)
 
 
 class LocalBook:
@@ -331,8 +331,8 @@ class LocalBook:
     # ---- output --------------------------------------------------------------------------------
 
     def view(self, depth: int = 100) -> BookView:
-        """The top `depth` levels per side inside the complete range (sorted here, O(N log depth),
-        once per state: the arrays are read-only and shared by the views of the same state)."""
+        """The top `depth` levels per side inside the complete range (O(depth), once per state: the
+        arrays are read-only and shared by the views of the same state)."""
         if not self.in_sync:
             return BookView(
                 symbol=self.symbol, depth=depth, in_sync=False, reason=self._reason, bids=None, asks=None,
@@ -384,13 +384,7 @@ class LocalBook:
 
     def _cross_check(self, after: str) -> bool:
         bids, asks = self._bids, self._asks
-        if bids.top < -asks.top:  # best bid <= bids.top < -asks.top <= best ask
-            return False
-        if not bids.top_exact:
-            bids.refresh_top()
-        if not asks.top_exact:
-            asks.refresh_top()
-        if bids.top < -asks.top:
+        if bids.top < -asks.top:  # best bid < best ask
             return False
         self._crossed += 1
         self._lose_sync(f"crossed after {after}: best bid {bids.top} >= best ask {-asks.top}")
