@@ -50,8 +50,11 @@ def private_server(tmp_path):
 def test_failing_writes_are_retried_and_stored_once(mongo_uri, mongo_db_name, tmp_path):
     mongo = MongoResource(uri=mongo_uri, database=mongo_db_name)
     admin = mongo.get_store().database.client.admin
+    # 50 (MaxTimeMSExpired): a write the server gave up on. (91, ShutdownInProgress, makes pymongo
+    # wait ~10 s to rediscover the server before each retry; a real server going away is the
+    # outage test below.)
     admin.command("configureFailPoint", "failCommand", mode={"times": 3},
-                  data={"failCommands": ["update"], "errorCode": 91, "errmsg": "injected by the test"})
+                  data={"failCommands": ["update"], "errorCode": 50, "errmsg": "injected by the test"})
     try:
         result = collect(nth_minute(0), mongo, tmp_path / "spool")
     finally:
