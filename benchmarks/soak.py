@@ -42,8 +42,9 @@ snapshots (a resync, a re-snapshot) and the snapshot asset's REST fallback. Besi
   (a 3-6 s stall posted so that it straddles the minute's close: the boundary book must not be
   decided on a stalled stream). Each minute left without one gets one more symbol fault, p=0.5.
   A rule fires on its symbol's next event and the minute's rules are all cleared at :15, so a
-  planned symbol quieter than 0.5 events/s (at the last `/health`) is replaced by the busiest
-  one of its connection (said, and both kept in soak.json);
+  planned symbol quieter than 0.1 events/s (2 for a connection fault, whose moment matters; at
+  the last `/health`) is replaced by the busiest one of its connection (said, and both kept in
+  soak.json);
 - one recorder restart: SIGKILL to the `acts-pipeline record` child of dev, which dev's
   supervisor must start again (measured: when its `/health` answers again).
 
@@ -463,14 +464,16 @@ class Soak:
 
     def inject_stream(self, fault: dict, minute: datetime) -> None:
         # A rule fires on its symbol's next event, and the minute's REST rules are cleared (all
-        # rules are) at :15: a quiet symbol may see none before. So the fault goes to the planned
-        # symbol if it is busy (>= 0.5 events/s at the last /health), else to the busiest symbol
-        # of the same connection not yet aimed at this minute.
+        # rules are) at :15: a quiet symbol may see none before. So a symbol fault goes to the
+        # planned symbol if it has >= 0.1 events/s (at the last /health), and a connection fault,
+        # whose moment matters (a stall straddling the close), to one with >= 2; else each goes to
+        # the busiest symbol of the same connection not yet aimed at this minute.
         fault = dict(fault)
         planned_symbol = fault["symbol"]
         rates = self.state.get("symbol_rates") or {}
         planned = rates.get(fault["symbol"])
-        if planned is not None and planned["rate"] < 0.5:
+        busy = 2.0 if fault["kind"] in STREAM_CONNECTION_KINDS else 0.1
+        if planned is not None and planned["rate"] < busy:
             aimed = {f["symbol"] for f in self.state["stream_faults"] if f["minute"] == iso(minute)}
             peers = [(r["rate"], s) for s, r in rates.items()
                      if r["connection"] == planned["connection"] and s not in aimed]
