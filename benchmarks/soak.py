@@ -51,8 +51,11 @@ snapshots (a resync, a re-snapshot) and the snapshot asset's REST fallback. Besi
 Accounted besides, from MongoDB and the simulator (the truth is fetched before it stops):
 
 - 0 wrong books: every stored snapshot with `source: "stream"` and every usable boundary book
-  (`boundary_books`, in sync and complete) equals `/_simulator/true_book` at its close (levels,
-  `last_update_id`, `event_time`);
+  (`boundary_books`, in sync and complete, the latest decision of its symbol and close) equals
+  `/_simulator/true_book` at its close (levels, `last_update_id`, `event_time`). A book that a
+  later revision withdrew is checked too and listed apart: not wrong in `boundary_books`, but the
+  snapshot asset may have stored it before the revision (then that snapshot counts as wrong).
+  `--report DIR` reuses these verdicts from soak.json: the simulator is gone by then;
 - a missing snapshot or features cell is explained only by the daemon restart's downtime, or by
   the recorder having no usable book for it *and* a non-recoverable REST fault on it (the REST
   fallback failing); a cell whose recorder book is usable is never explained;
