@@ -80,7 +80,9 @@ def order_book_snapshot(
       `requested_at` / `captured_at` of the request; never later than the capture tolerance.
       In the stream design, the fallback of a symbol the recorder could not vouch for.
 
-    A minute neither source has stays missing, with the reason: nothing is invented.
+    A minute neither source has stays missing, with the reason: nothing is invented. A stream
+    book the recorder withdraws after it was stored (it learnt the book may be wrong) is deleted,
+    with its features, by the next run over its cell (`snapshot_catch_up_sensor` requests it).
 
     Reading the partitions view: a stored cell is materialized, and its metadata shows the
     book's best bid and ask, mid, spread in bps, level counts and lateness. Grey cells are
@@ -92,7 +94,7 @@ def order_book_snapshot(
     snapshots: list[OrderBookSnapshot] = []
     failures: dict[str, str] = {}
     streams = book_source.streams()
-    from_stream = 0
+    from_stream = withdrawn = 0
     for minute, symbols in _minutes(cells_of(context.partition_keys)).items():
         unvouched: dict[str, str] = {}
         if streams:
@@ -110,6 +112,14 @@ def order_book_snapshot(
                     unvouched[symbol] = (document or {}).get("reason") or (
                         "the stream recorder stored no book for this close" if alive
                         else "the stream recorder is not running")
+            # A book the recorder published, a run stored, and the recorder then withdrew (an
+            # event of the close came late, a gap showed events missing): the stored cell is wrong
+            # and goes, with its features (the catch-up sensor requests these runs).
+            revised = [s for s in unvouched if (documents.get(s) or {}).get("revised")]
+            for symbol in book_source.withdraw(minute, revised) if revised else []:
+                context.log.warning(f"{format_minute(minute)}|{symbol}: the stored book was withdrawn by the "
+                                    f"recorder ({unvouched[symbol]}); deleted with its features")
+                withdrawn += 1
             rest_symbols = list(unvouched)
         else:
             rest_symbols = symbols
@@ -147,6 +157,7 @@ def order_book_snapshot(
         "books": len(snapshots),
         "books_from_stream": from_stream,
         "books_over_rest": len(snapshots) - from_stream,
+        "books_withdrawn": withdrawn,
         "failed_cells": MetadataValue.json(failures),
         "max_lateness_s": max((s.captured_at - minute_close(s.minute)).total_seconds() for s in snapshots),
     })

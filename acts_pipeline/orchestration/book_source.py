@@ -20,10 +20,10 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from acts_pipeline import settings
-from acts_pipeline.core.cells import minute_close
+from acts_pipeline.core.cells import Cell, minute_close
 from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.client import StorageError
-from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
+from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
 
@@ -75,6 +75,18 @@ class BookSource(ConfigurableResource):
         while wait_until is not None and datetime.now(UTC) < wait_until and not wanted <= books.decided(minute):
             time.sleep(0.05)
         return books.at(minute, wanted)
+
+    def withdraw(self, minute: datetime, symbols: Iterable[str]) -> list[str]:
+        """Deletes the stored stream snapshots of `minute` for `symbols`, whose books the recorder
+        withdrew after a run had stored them, and the features computed from them (a wrong book
+        must not stand; a REST snapshot stored for the cell is kept). The symbols it deleted."""
+        store = self.mongo.get_store()
+        cells = [Cell(minute, s) for s in symbols]
+        wrong = [Cell(as_utc(d["minute"]), d["symbol"]) for d in store.find_cells(
+            ORDER_BOOK_SNAPSHOTS, cells, fields=["source"]) if d.get("source") == "stream"]
+        store.delete_cells(ORDER_BOOK_FEATURES, wrong)
+        store.delete_cells(ORDER_BOOK_SNAPSHOTS, wrong)
+        return [c.symbol for c in wrong]
 
     def wait_deadline(self, minute: datetime) -> datetime:
         return minute_close(minute) + timedelta(seconds=self.wait_for_recorder_seconds)

@@ -11,6 +11,7 @@ minute whose close has passed is not requested: its book is gone.
 """
 
 import json
+from collections.abc import Iterable
 
 
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from dagster import (
 
 from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
+from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange, depth_weight
 from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
@@ -261,10 +263,11 @@ SNAPSHOT_CATCH_UP_MARGIN = timedelta(minutes=2)
 
 
 def snapshot_gap(recorded: dict[str, set[datetime]], stored: dict[str, set[datetime]],
-                 symbols: list[str]) -> tuple[datetime, datetime] | None:
+                 symbols: list[str], withdrawn: Iterable[datetime] = ()) -> tuple[datetime, datetime] | None:
     """The first run of consecutive minutes in which some symbol has a boundary book the recorder
-    vouched for and no stored snapshot: (first, last), or None."""
-    missing = sorted({m for s in symbols for m in recorded.get(s, set()) - stored.get(s, set())})
+    vouched for and no stored snapshot, or a stored snapshot whose book the recorder withdrew
+    (`withdrawn`: those minutes): (first, last), or None."""
+    missing = sorted({m for s in symbols for m in recorded.get(s, set()) - stored.get(s, set())} | set(withdrawn))
     if not missing:
         return None
     last = missing[0]
@@ -282,7 +285,8 @@ def snapshot_gap(recorded: dict[str, set[datetime]], stored: dict[str, set[datet
     default_status=DefaultSensorStatus.RUNNING,
     description="With ACTS_BOOK_SOURCE=stream: stores the snapshots (and features) of minutes the stream "
     "recorder kept but no minute run stored (a daemon restart, an outage) over the last hour, in one run "
-    "over the gap, from the recorder's boundary books. Older minutes are backfilled from the UI.",
+    "over the gap, from the recorder's boundary books; the same run deletes stored books the recorder "
+    "withdrew afterwards (it learnt they may be wrong). Older minutes are backfilled from the UI.",
 )
 def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: BookSource):
     if not book_source.streams():
@@ -295,12 +299,17 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
     start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
     try:
         store = book_source.mongo.get_store()
-        gap = snapshot_gap(BoundaryBooks(store).usable_minutes(start, end),
-                           store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols)
+        books = BoundaryBooks(store)
+        withdrawn = [Cell(minute, symbol) for symbol, minute in books.withdrawn(start, end) if symbol in symbols]
+        stale = {as_utc(d["minute"]) for d in store.find_cells(ORDER_BOOK_SNAPSHOTS, withdrawn, fields=["source"])
+                 if d.get("source") == "stream"}
+        gap = snapshot_gap(books.usable_minutes(start, end),
+                           store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols, stale)
     except StorageError as exc:
         return SkipReason(f"MongoDB unavailable, snapshot gaps not checked: {exc}")
     if gap is None:
-        return SkipReason(f"no minute since {start:%Y-%m-%d %H:%M} has a recorded book and no snapshot")
+        return SkipReason(f"no minute since {start:%Y-%m-%d %H:%M} has a recorded book and no snapshot, "
+                          "nor a stored book the recorder withdrew")
     running = context.instance.get_runs(
         filters=RunsFilter(tags={CATCH_UP_TAG: "snapshots"}, statuses=IN_PROGRESS), limit=1)
     if running:

@@ -11,8 +11,9 @@ The moving parts:
   `StreamPool`, a removed one loses both.
 - **Books and closes**: one `BoundaryTracker` per connection decides each symbol's boundary book
   at every close (the Tardis rule, `acts_pipeline.core.boundary`): on the symbol's first event
-  after the close, or once the connection's clock (the largest `E` it carried; for a quiet
-  connection the wall clock less `clock_margin_ms`) has passed the close.
+  after the close, or once the connection's clock (the largest `E` it carried; for a connection
+  that keeps delivering but none of its events is past the close yet, the wall clock less
+  `clock_margin_ms`) has passed the close.
 - **Snapshots**: a book that is not in sync (new, after a gap, after a reconnect) or whose top
   `depth` levels would leave its complete range gets a REST snapshot of `snapshot_depth` levels,
   at most `snapshot_concurrency` at once and through the client's weight gate (its budget a share
@@ -45,6 +46,7 @@ from typing import Any
 from acts_pipeline.core.boundary import BoundaryRecord, BoundaryTracker
 from acts_pipeline.core.errors import ExchangeError, MalformedResponseError, UnknownSymbolError
 from acts_pipeline.core.local_book import LocalBook, SnapshotOutcome
+from acts_pipeline.core.models import OrderBook
 from acts_pipeline.core.parsing import ms_to_datetime, parse_depth_stream_message
 from acts_pipeline.exchange.client import ExchangeClient
 from acts_pipeline.exchange.rate_limits import depth_weight
@@ -58,6 +60,15 @@ from acts_pipeline.storage.durable import Spool, flush_spool
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
+
+
+def snapshot_problem(book: OrderBook) -> str | None:
+    """Why a REST snapshot cannot start (or extend) a local book, or None. A side with fewer levels
+    than asked for is complete to its end (`LocalBook`): an empty one would be published as a
+    complete book without bids (or asks) until events refill it. A spot book of a TRADING symbol
+    has both sides, so an empty side is a fault of the reply (found by the stream soak)."""
+    empty = [name for name, levels in (("bids", book.bids), ("asks", book.asks)) if not len(levels)]
+    return f"no {' and no '.join(empty)} (lastUpdateId {book.last_update_id})" if empty else None
 
 
 def _now_ms() -> int:
@@ -226,7 +237,13 @@ class Recorder:
             self._wanted.setdefault(symbol, now)
 
     async def _clock_loop(self) -> None:
-        """Closes on quiet connections: the wall clock less the margin stands in for their events."""
+        """Closes on connections whose events are all before it: the wall clock less the margin
+        stands in for their next event, but only on a connection that delivered a message within
+        the margin. A stalled connection (a slow consumer, a network stall) delivers nothing while
+        events it owes with `E` at or before the close may still come: its closes wait for them
+        (found by the stream soak: a stall straddling a close, decided by the wall clock, then
+        revised after the minute's run had stored the books). A connection whose symbols are all
+        quiet is decided by its next event."""
         margin = self.options.clock_margin_ms
         loop = asyncio.get_running_loop()
         while True:
@@ -234,8 +251,13 @@ class Recorder:
             await asyncio.sleep(0.05)
             # How late the loop woke this task: events wait as long behind whatever runs.
             self._loop_lag.append(loop.time() - asked - 0.05)
-            now_ms = _now_ms()
+            now = time.time()
+            now_ms = int(now * 1000)
+            live = {c.name for c in (self.pool.connections if self.pool else ())
+                    if c.health.last_message_at is not None and now - c.health.last_message_at <= margin / 1000}
             for name, tracker in self.trackers.items():
+                if name not in live:
+                    continue
                 records = tracker.on_clock(now_ms - margin, now_ms)
                 if records:
                     self._emit(records, name)
@@ -290,6 +312,12 @@ class Recorder:
         self.snapshot_weight += depth_weight(depth)
         health.snapshots += 1
         health.refused = None
+        problem = snapshot_problem(timed.book)
+        if problem:
+            health.snapshot_errors += 1
+            health.last_error = f"snapshot refused: {problem}"
+            self._wanted[symbol] = time.time()  # taken again
+            return
         tracker = self.trackers.get(health.connection)
         book = tracker.books.get(symbol) if tracker is not None else None
         if book is None:

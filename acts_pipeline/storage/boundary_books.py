@@ -148,6 +148,15 @@ class BoundaryBooks:
                 minutes.get(symbol, set()).discard(minute)
         return {symbol: found_minutes for symbol, found_minutes in minutes.items() if found_minutes}
 
+    def withdrawn(self, start: datetime, end: datetime) -> dict[tuple[str, datetime], str]:
+        """The books of minutes in `[start, end)` that the recorder published and then withdrew
+        (a revision), by (symbol, minute), with the reason. Final: once withdrawn, a close gets
+        no book again. Reads the revisions only (small batches, no levels)."""
+        found = self._find({"minute": {"$gte": start, "$lt": end}, "revised": True},
+                           {"_id": False, "minute": True, "books.symbol": True, "books.reason": True})
+        return {(book["symbol"], as_utc(batch["minute"])): book.get("reason") or "withdrawn by the recorder"
+                for batch in found for book in batch.get("books", ())}
+
     def delete_before(self, minute: datetime) -> int:
         """Deletes the batches of minutes before `minute` (the retention); how many."""
         return self.store.delete_before(BOUNDARY_BOOKS, minute)

@@ -158,6 +158,15 @@ class MongoStore:
                 minutes.setdefault(document["symbol"], set()).add(as_utc(document["minute"]))
         return minutes
 
+    def delete_cells(self, name: str, cells: Iterable[Cell]) -> int:
+        """Deletes the documents of `cells` from `name`; how many."""
+        cells = list(cells)
+        if not cells:
+            return 0
+        with _reported(f"deleting from {name}"):
+            return self.collection(name).delete_many(
+                {"$or": [{"symbol": c.symbol, "minute": c.minute} for c in cells]}).deleted_count
+
     def delete_before(self, name: str, minute: datetime) -> int:
         """Deletes the documents of `name` whose `minute` is before `minute`; how many. (The
         recorder's retention: an explicit delete on the minute index works on every

@@ -75,3 +75,25 @@ def test_nothing_to_do_in_the_rest_design_or_without_a_gap(instance):
     mongo.get_store().upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k)} for s in SYMBOLS for k in (11, 10)])
     result = tick(instance, mongo)
     assert isinstance(result, SkipReason) and "no minute since" in result.skip_message
+
+
+def test_a_stored_book_the_recorder_withdrew_is_requested_again(instance):
+    """Found by the stream soak: a run stored a stream book, then the recorder revised it (an event
+    of that close came late). The sensor asks for a run over that minute, which deletes it."""
+    mongo = MongomockResource(database="snapshot_catch_up_withdrawn")
+    store = mongo.get_store()
+    books = BoundaryBooks(store)
+    books.write([boundary_book(s, m(k)) for s in SYMBOLS for k in (12, 11, 10)])
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k), "source": "stream"}
+                                        for s in SYMBOLS for k in (12, 11, 10)])
+    assert isinstance(tick(instance, mongo), SkipReason)
+    withdrawn = boundary_book("ETHUSDT", m(11), usable=False, reason="an event with E=... arrived after the close "
+                              "was decided", revised=True, decided_at=m(11) + timedelta(minutes=1, seconds=3))
+    books.write([withdrawn])
+    request = tick(instance, mongo)
+    assert isinstance(request, RunRequest), request
+    assert request.tags["dagster/asset_partition_range_start"] == f"{m(11):%Y-%m-%d-%H:%M}|BTCUSDT"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{m(11):%Y-%m-%d-%H:%M}|ETHUSDT"
+    # once deleted (or if the cell's book had come over REST) there is nothing to do
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": "ETHUSDT", "minute": m(11), "source": "rest"}])
+    assert isinstance(tick(instance, mongo), SkipReason)

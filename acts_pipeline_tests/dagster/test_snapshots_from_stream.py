@@ -111,3 +111,28 @@ def test_a_past_minute_is_backfilled_from_boundary_books_and_the_rest_stays_miss
     logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
     assert "connection ws-1 lost: reset" in logs and "capture tolerance" in logs
     assert f"{rune}" in logs and "stored no book" in logs
+
+
+def test_a_stored_book_the_recorder_withdrew_is_deleted_with_its_features(instance, mongo):
+    """The recorder published NKNUSDT's book, a run stored it (and its features), then the recorder
+    withdrew it. The next run over the minute deletes both, says why, and keeps the other cells;
+    a REST book stored for a withdrawn cell is not the recorder's and stays."""
+    nkn, blz, lrc, rune = CAPTURED_SYMBOLS
+    past = MINUTE - timedelta(minutes=30)
+    store = mongo.get_store()
+    BoundaryBooks(store).write([boundary(s, past) for s in CAPTURED_SYMBOLS])
+    recorder_alive(mongo, CLOSE)
+    client = FakeClient(now=None)
+    assert run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, seconds=5), minute=past).success
+    store.upsert("order_book_features", [{"symbol": s, "minute": past, "bias_5": 0.1} for s in CAPTURED_SYMBOLS])
+    store.upsert("order_book_snapshots", [{**stored(mongo)[lrc], "source": "rest"}])
+    later = CLOSE - timedelta(minutes=30) + timedelta(seconds=4)
+    BoundaryBooks(store).write([boundary(s, past, usable=False, reason="an event arrived after the close was decided",
+                                         revised=True, decided_at=later) for s in (nkn, lrc)])
+    result = run(instance, mongo, client, at=iso_instant(MINUTE, minutes=1, seconds=5), minute=past)
+    assert result.success
+    assert set(stored(mongo)) == {blz, lrc, rune} and stored(mongo)[lrc]["source"] == "rest"
+    features = {d["symbol"] for d in store.collection("order_book_features").find()}
+    assert features == {blz, lrc, rune}
+    logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert f"|{nkn}: the stored book was withdrawn by the recorder" in logs
