@@ -97,6 +97,11 @@ class RecorderOptions:
     snapshot_concurrency: int = 4
     clock_margin_ms: int = 1000
     quiet_snapshot_after: float = 10.0
+    #: events kept per book for its next snapshot (those after the snapshot's lastUpdateId are
+    #: applied): a snapshot is applied within a second or two of being taken, 10 to 20 events
+    #: of a busy book. Fewer kept objects, shorter pauses of the garbage collector (1262 books:
+    #: 200 events each made a full collection 78 ms, 64 make it 38 ms).
+    history: int = 64
     symbols_every: float = 5.0
     status_every: float = 5.0
     prune_every: float = 3600.0
@@ -186,7 +191,7 @@ class Recorder:
             if tracker is None:
                 tracker = self.trackers[connection.name] = BoundaryTracker(
                     start_ms=_now_ms(), depth=self.options.depth)
-            tracker.add_book(LocalBook(symbol))
+            tracker.add_book(LocalBook(symbol, history=self.options.history))
             self.symbols[symbol] = SymbolHealth(connection.name, now)
             self._wanted[symbol] = now
         if added or removed:
