@@ -208,7 +208,7 @@ def parse_capture_tolerance(raw: str | float | None) -> float:
 
 DEFAULT_BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BOOK_SOURCES = ("stream", "rest")
-DEFAULT_BOOK_SOURCE = "rest"
+DEFAULT_BOOK_SOURCE = "stream"
 DEFAULT_RECORDER_RETENTION_DAYS = 7
 MAX_RECORDER_RETENTION_DAYS = 90
 #: Levels per side of the recorder's REST snapshots: the range its books are complete in, so more

@@ -206,4 +206,4 @@ class GraphqlWebserver:
 
 def rest_books() -> BookSource:
     """The snapshot asset's book source in the REST design (the recorder's store is never read)."""
-    return BookSource(mongo=MongomockResource(database="book_source_unused"))
+    return BookSource(mongo=MongomockResource(database="book_source_unused"), source="rest")
