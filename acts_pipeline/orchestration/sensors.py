@@ -177,8 +177,9 @@ def klines_gap(tracked_since: dict[str, datetime], stored: dict[str, set[datetim
     return first, last
 
 
-def klines_scan_start(cursor: dict, now: datetime, window_start: datetime) -> tuple[datetime, bool]:
-    """Where this tick starts reading stored klines, and whether that is a full scan."""
+def scan_start(cursor: dict, now: datetime, window_start: datetime) -> tuple[datetime, bool]:
+    """Where a catch-up sensor's tick starts reading what is stored (after the last minute its
+    cursor found complete; the whole window once an hour), and whether that is a full scan."""
     full_scan_at = cursor.get("full_scan_at")
     if full_scan_at is None or now - datetime.fromisoformat(full_scan_at) >= FULL_SCAN_EVERY:
         return window_start, True
@@ -219,7 +220,7 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     end = klines_scan_end(now, ride_along)
     window_start = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
     cursor = json.loads(context.cursor) if context.cursor else {}
-    start, full = klines_scan_start(cursor, now, window_start)
+    start, full = scan_start(cursor, now, window_start)
     try:
         store = mongo.get_store()
         tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
@@ -296,17 +297,27 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
         return SkipReason("no symbols registered yet")
     now = datetime.now(UTC)
     end = floor_minute(now - SNAPSHOT_CATCH_UP_MARGIN)
-    start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
+    window_start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
+    # Recorded books against stored snapshots from after the last minute found complete (the
+    # whole hour once an hour): an hour of 500 symbols is 30,000 cells to read every minute.
+    # Withdrawn books are looked for over the whole hour (a revision can come minutes later):
+    # only the revisions are read, a few small documents.
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    start, full = scan_start(cursor, now, window_start)
     try:
         store = book_source.mongo.get_store()
         books = BoundaryBooks(store)
-        withdrawn = [Cell(minute, symbol) for symbol, minute in books.withdrawn(start, end) if symbol in symbols]
+        withdrawn = [Cell(minute, symbol) for symbol, minute in books.withdrawn(window_start, end) if symbol in symbols]
         stale = {as_utc(d["minute"]) for d in store.find_cells(ORDER_BOOK_SNAPSHOTS, withdrawn, fields=["source"])
                  if d.get("source") == "stream"}
         gap = snapshot_gap(books.usable_minutes(start, end),
                            store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols, stale)
     except StorageError as exc:
         return SkipReason(f"MongoDB unavailable, snapshot gaps not checked: {exc}")
+    cursor = {**cursor, "complete_through": ((gap[0] if gap else end) - timedelta(minutes=1)).isoformat()}
+    if full:
+        cursor["full_scan_at"] = now.isoformat()
+    context.update_cursor(json.dumps(cursor))
     if gap is None:
         return SkipReason(f"no minute since {start:%Y-%m-%d %H:%M} has a recorded book and no snapshot, "
                           "nor a stored book the recorder withdrew")

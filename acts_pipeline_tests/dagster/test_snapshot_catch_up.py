@@ -1,6 +1,7 @@
 """`snapshot_catch_up_sensor`: minutes the recorder kept and no run stored (a daemon restart, an
 outage) are requested in one run over the gap; nothing in the REST design, nothing twice."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,13 +39,17 @@ def instance():
         yield instance
 
 
-def tick(instance, mongo, source="stream"):
+def tick(instance, mongo, source="stream", cursor=None, contexts=None):
     book_source = BookSource(mongo=mongo, source=source)
     defs = Definitions(assets=[order_book_snapshot, order_book_features], sensors=[snapshot_catch_up_sensor],
                        resources={"book_source": book_source, "capture_clock": CaptureClock(),
                                   "exchange": fake_exchange(FakeClient(now=None))})
-    with build_sensor_context(instance=instance, definitions=defs, resources={"book_source": book_source}) as context:
-        return snapshot_catch_up_sensor(context)
+    with build_sensor_context(instance=instance, definitions=defs, resources={"book_source": book_source},
+                              cursor=cursor) as context:
+        result = snapshot_catch_up_sensor(context)
+        if contexts is not None:
+            contexts.append(context.cursor)
+        return result
 
 
 def seed(mongo):
@@ -97,3 +102,31 @@ def test_a_stored_book_the_recorder_withdrew_is_requested_again(instance):
     # once deleted (or if the cell's book had come over REST) there is nothing to do
     store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": "ETHUSDT", "minute": m(11), "source": "rest"}])
     assert isinstance(tick(instance, mongo), SkipReason)
+
+
+def test_a_tick_reads_only_after_the_minutes_found_complete_but_every_withdrawal(instance):
+    """An hour of 500 symbols is 30,000 cells: a tick reads recorded and stored minutes from after
+    the last one its cursor found complete (a full scan once an hour), while withdrawn books are
+    looked for over the whole hour."""
+    mongo = MongomockResource(database="snapshot_catch_up_cursor")
+    store = mongo.get_store()
+    books = BoundaryBooks(store)
+    books.write([boundary_book(s, m(k)) for s in SYMBOLS for k in (12, 11, 10)])
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k), "source": "stream"}
+                                        for s in SYMBOLS for k in (12, 11, 10)])
+    cursors = []
+    assert isinstance(tick(instance, mongo, contexts=cursors), SkipReason)
+    cursor = json.loads(cursors[0])
+    assert datetime.fromisoformat(cursor["complete_through"]) >= m(10) and "full_scan_at" in cursor
+    # a snapshot deleted behind the cursor is not seen until the hourly full scan...
+    store.collection(ORDER_BOOK_SNAPSHOTS).delete_one({"symbol": "BTCUSDT", "minute": m(11)})
+    assert isinstance(tick(instance, mongo, cursor=cursors[0]), SkipReason)
+    # ...but a book withdrawn behind it is
+    books.write([boundary_book("ETHUSDT", m(12), usable=False, reason="late event", revised=True,
+                               decided_at=m(12) + timedelta(minutes=1, seconds=2))])
+    request = tick(instance, mongo, cursor=cursors[0])
+    assert isinstance(request, RunRequest) and f"{m(12):%Y-%m-%d-%H:%M}|" in request.tags["dagster/asset_partition_range_start"]
+    stale = json.dumps({**cursor, "full_scan_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat()})
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": "ETHUSDT", "minute": m(12), "source": "rest"}])
+    request = tick(instance, mongo, cursor=stale)  # the full scan finds the deleted one
+    assert isinstance(request, RunRequest) and f"{m(11):%Y-%m-%d-%H:%M}|" in request.tags["dagster/asset_partition_range_start"]
