@@ -298,6 +298,8 @@ def test_every_stored_boundary_book_is_the_true_book_at_its_close(recorded, simu
         assert {d["symbol"] for d in documents if d["close"] == close} == set(SYMBOLS), close
         close += timedelta(minutes=1)
     assert recorded.status["symbols_tracked"] == len(SYMBOLS)
+    # stored per symbol: what the platform's check reads (the rest is on /health)
+    assert {s: set(v) for s, v in recorded.status["symbols"].items()} == {s: {"in_sync", "reason"} for s in SYMBOLS}
     closes = {d["close"] for d in documents if not d["revised"]}
     assert recorded.outage_close in closes
     assert recorded.status["durable_after_close_s"]["samples"] >= len(closes) > 1
