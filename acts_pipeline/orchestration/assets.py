@@ -30,6 +30,7 @@ from acts_pipeline.orchestration.klines_budget import pace_klines_request
 from acts_pipeline.core.features import compute_features
 from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
 from acts_pipeline.orchestration.book_source import BookSource
+from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, boundary_book_usable
 from acts_pipeline.storage.handlers import as_utc, levels_from_binary
 from acts_pipeline.storage.io_manager import COLLECTION_METADATA_KEY
@@ -100,18 +101,25 @@ def order_book_snapshot(
         if streams:
             if capture_clock.now() < minute_close(minute):
                 capture_clock.wait_for_close(minute)
-            alive = book_source.recorder_alive(capture_clock.now())
-            documents = book_source.boundary_books(
-                minute, symbols, wait_until=book_source.wait_deadline(minute) if alive else None)
+            try:
+                alive = book_source.recorder_down(book_source.recorder_status(), capture_clock.now()) is None
+                documents = book_source.boundary_books(
+                    minute, symbols, wait_until=book_source.wait_deadline(minute) if alive else None)
+                missing = ("the stream recorder stored no book for this close" if alive
+                           else "the stream recorder is not running")
+            except StorageError as exc:
+                # MongoDB is down at the close: the recorder's books cannot be read (its own are
+                # spooled), but REST can still take every book within the tolerance, and the
+                # write is spooled too. Found by the stream soak: the step failed on the read and
+                # was retried past the tolerance, losing the books the recorder had no book for.
+                documents, missing = {}, f"the recorder's books could not be read: {exc}"
             for symbol in symbols:
                 document = documents.get(symbol)
                 if boundary_book_usable(document):
                     snapshots.append(_stream_snapshot(document))
                     from_stream += 1
                 else:
-                    unvouched[symbol] = (document or {}).get("reason") or (
-                        "the stream recorder stored no book for this close" if alive
-                        else "the stream recorder is not running")
+                    unvouched[symbol] = (document or {}).get("reason") or missing
             # A book the recorder published, a run stored, and the recorder then withdrew (an
             # event of the close came late, a gap showed events missing): the stored cell is wrong
             # and goes, with its features (the catch-up sensor requests these runs).

@@ -59,12 +59,6 @@ class BookSource(ConfigurableResource):
         age = (now - as_utc(status["updated_at"])).total_seconds()
         return f"silent for {age:.0f} s" if age > self.recorder_stale_seconds else None
 
-    def recorder_alive(self, now: datetime) -> bool:
-        try:
-            return self.recorder_down(self.recorder_status(), now) is None
-        except StorageError:
-            return False
-
     def boundary_books(self, minute: datetime, symbols: Iterable[str], *,
                        wait_until: datetime | None = None) -> dict[str, dict[str, Any]]:
         """The stored boundary books of `minute` (the book at its close) by symbol, usable or not;

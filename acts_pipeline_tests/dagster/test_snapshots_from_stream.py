@@ -12,6 +12,7 @@ from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline.storage.boundary_books import BoundaryBooks
+from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import (
@@ -136,3 +137,30 @@ def test_a_stored_book_the_recorder_withdrew_is_deleted_with_its_features(instan
     assert features == {blz, lrc, rune}
     logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
     assert f"|{nkn}: the stored book was withdrawn by the recorder" in logs
+
+
+class UnreachableMongo(MongomockResource):
+    """The recorder's store while MongoDB is down."""
+
+    def get_store(self):
+        raise StorageError("reading recorder_status failed: ServerSelectionTimeoutError: connection refused")
+
+
+def test_with_mongodb_down_at_the_close_every_book_comes_over_rest_at_once(instance, mongo):
+    """Found by the stream soak: the read of the recorder's books failed, the step was retried
+    past the tolerance, and the symbols the recorder had no book for were lost. Now the books come
+    over REST within the tolerance (the run's own write goes through the spool)."""
+    client = FakeClient(now=None)
+    clock = FixedClock(at=iso_instant(MINUTE, minutes=1, milliseconds=4))
+    client._now = clock.now
+    result = materialize(
+        [order_book_snapshot], instance=instance, raise_on_error=False,
+        tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
+        resources={"exchange": fake_exchange(client), "capture_clock": clock,
+                   "book_source": BookSource(mongo=UnreachableMongo(database="down"), source="stream"),
+                   "io_manager": MongoIOManager(mongo=mongo)})
+    assert result.success
+    assert sorted(client.book_calls) == sorted(CAPTURED_SYMBOLS)
+    assert {d["source"] for d in stored(mongo).values()} == {"rest"} and len(stored(mongo)) == 4
+    logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert "4/4 books over REST (the recorder had no book for 4)" in logs
