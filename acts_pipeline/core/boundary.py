@@ -180,11 +180,23 @@ class BoundaryTracker:
             self._clock = clock_ms
         return self._advance(now_ms)
 
-    def connection_lost(self, reason: str) -> None:
+    def connection_lost(self, reason: str, now_ms: int) -> list[BoundaryRecord]:
         """The connection dropped: every book of it is out of sync (events may be lost), each
-        until its own new snapshot. Closes already decided stand: their events had arrived."""
-        for book in self._books.values():
+        until its own new snapshot. A published close that an event of its symbol after it has
+        confirmed stands (that event continued the book, or its gap revised the close). A close
+        no later event has confirmed is withdrawn: an event lost before the drop (with `E` at
+        or before the close) could no longer be seen as a gap. Found by the property test: a
+        skipped event, a close decided by the clock, then a drop before the symbol's next event.
+        Returns the revisions."""
+        records: list[BoundaryRecord] = []
+        for symbol, book in self._books.items():
+            state_time = book.event_time_ms if book.in_sync else None
+            if state_time is not None:
+                records += self._revise(
+                    symbol, -(-state_time // self.interval_ms) * self.interval_ms, self._taken[symbol], now_ms,
+                    f"{reason}: no event of the symbol after the close confirmed its book")
             book.invalidate(reason)
+        return records
 
     # ---- decisions -----------------------------------------------------------------------------
 

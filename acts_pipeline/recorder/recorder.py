@@ -236,7 +236,9 @@ class Recorder:
         if tracker is None:
             return
         log.warning("%s lost (%s): its %d books resync", connection.name, reason, len(tracker.books))
-        tracker.connection_lost(f"connection {connection.name} lost: {reason}")
+        records = tracker.connection_lost(f"connection {connection.name} lost: {reason}", _now_ms())
+        if records:
+            self._emit(records, connection.name)
         now = time.time()
         for symbol in tracker.books:
             self._wanted.setdefault(symbol, now)

@@ -200,9 +200,21 @@ def test_crossed_book_withdraws_the_records_taken_in_the_same_call():
 
 def test_connection_lost_puts_every_book_of_the_connection_out_of_sync():
     tracker = tracker_with_synced_books()
-    tracker.connection_lost("made-up connection drop")
+    assert tracker.connection_lost("made-up connection drop", now_ms=C1) == []  # nothing published yet
     records = tracker.on_clock(C1 + 1, now_ms=C1 + 1)
     assert [(r.in_sync, r.reason) for r in records] == [(False, "made-up connection drop")] * 2
+
+
+def test_a_drop_withdraws_the_closes_no_later_event_confirmed():
+    """C1 decided by the clock for both books; A then has an event after C1 (it continues A's
+    book: A's C1 stands), B has none before the drop: an event of B lost before the drop could no
+    longer show as a gap, so B's C1 is withdrawn."""
+    tracker = tracker_with_synced_books()
+    assert all(r.in_sync for r in tracker.on_clock(C1 + 1, now_ms=C1 + 1))
+    tracker.on_event(made_up_update("MADEUPA", 102, 102, C1 + 5, bids=[(10.0, 7.0)]), now_ms=C1 + 6)
+    records = tracker.connection_lost("made-up connection drop", now_ms=C1 + 9)
+    assert [(r.symbol, r.close_ms, r.revises, r.view) for r in records] == [("MADEUPB", C1, True, None)]
+    assert "no event of the symbol after the close confirmed its book" in records[0].reason
 
 
 def test_symbols_join_and_leave_and_unknown_symbols_are_refused():
@@ -328,8 +340,7 @@ def test_property_every_boundary_book_is_the_reference_state_at_its_close(data):
             tracker.books[symbol].apply_snapshot(histories[symbol].snapshot(update_id, limit), limit=limit)
             records = []
         elif step[0] == "drop":
-            tracker.connection_lost("made-up connection drop")
-            records = []
+            records = tracker.connection_lost("made-up connection drop", now)
         else:
             records = tracker.on_clock(step[1], now)
         for record in records:
