@@ -22,7 +22,6 @@ from pydantic import Field
 from acts_pipeline import settings
 from acts_pipeline.core.cells import Cell, minute_close
 from acts_pipeline.storage.boundary_books import BoundaryBooks
-from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, RECORDER_NAME, RECORDER_STATUS
 from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
@@ -70,14 +69,17 @@ class BookSource(ConfigurableResource):
             time.sleep(0.05)
         return books.at(minute, wanted)
 
+    def stored_from_stream(self, cells: Iterable[Cell]) -> list[Cell]:
+        """Those of `cells` whose stored snapshot came from the recorder (`source` stream)."""
+        return [Cell(as_utc(d["minute"]), d["symbol"]) for d in self.mongo.get_store().find_cells(
+            ORDER_BOOK_SNAPSHOTS, cells, fields=["source"]) if d.get("source") == "stream"]
+
     def withdraw(self, minute: datetime, symbols: Iterable[str]) -> list[str]:
         """Deletes the stored stream snapshots of `minute` for `symbols`, whose books the recorder
         withdrew after a run had stored them, and the features computed from them (a wrong book
         must not stand; a REST snapshot stored for the cell is kept). The symbols it deleted."""
         store = self.mongo.get_store()
-        cells = [Cell(minute, s) for s in symbols]
-        wrong = [Cell(as_utc(d["minute"]), d["symbol"]) for d in store.find_cells(
-            ORDER_BOOK_SNAPSHOTS, cells, fields=["source"]) if d.get("source") == "stream"]
+        wrong = self.stored_from_stream([Cell(minute, s) for s in symbols])
         store.delete_cells(ORDER_BOOK_FEATURES, wrong)
         store.delete_cells(ORDER_BOOK_SNAPSHOTS, wrong)
         return [c.symbol for c in wrong]

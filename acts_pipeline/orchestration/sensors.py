@@ -31,7 +31,6 @@ from dagster import (
 
 from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
-from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange, depth_weight
 from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
@@ -308,8 +307,7 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
         store = book_source.mongo.get_store()
         books = BoundaryBooks(store)
         withdrawn = [Cell(minute, symbol) for symbol, minute in books.withdrawn(window_start, end) if symbol in symbols]
-        stale = {as_utc(d["minute"]) for d in store.find_cells(ORDER_BOOK_SNAPSHOTS, withdrawn, fields=["source"])
-                 if d.get("source") == "stream"}
+        stale = {cell.minute for cell in book_source.stored_from_stream(withdrawn)}
         gap = snapshot_gap(books.usable_minutes(start, end),
                            store.stored_minutes(ORDER_BOOK_SNAPSHOTS, start, end), symbols, stale)
     except StorageError as exc:

@@ -82,15 +82,21 @@ def test_nothing_to_do_in_the_rest_design_or_without_a_gap(instance):
     assert isinstance(result, SkipReason) and "no minute since" in result.skip_message
 
 
-def test_a_stored_book_the_recorder_withdrew_is_requested_again(instance):
-    """Found by the stream soak: a run stored a stream book, then the recorder revised it (an event
-    of that close came late). The sensor asks for a run over that minute, which deletes it."""
-    mongo = MongomockResource(database="snapshot_catch_up_withdrawn")
+def recorded_and_stored(mongo):
+    """Minutes 12, 11 and 10 ago recorded and stored from the stream for every symbol: (store, books)."""
     store = mongo.get_store()
     books = BoundaryBooks(store)
     books.write([boundary_book(s, m(k)) for s in SYMBOLS for k in (12, 11, 10)])
     store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k), "source": "stream"}
                                         for s in SYMBOLS for k in (12, 11, 10)])
+    return store, books
+
+
+def test_a_stored_book_the_recorder_withdrew_is_requested_again(instance):
+    """Found by the stream soak: a run stored a stream book, then the recorder revised it (an event
+    of that close came late). The sensor asks for a run over that minute, which deletes it."""
+    mongo = MongomockResource(database="snapshot_catch_up_withdrawn")
+    store, books = recorded_and_stored(mongo)
     assert isinstance(tick(instance, mongo), SkipReason)
     withdrawn = boundary_book("ETHUSDT", m(11), usable=False, reason="an event with E=... arrived after the close "
                               "was decided", revised=True, decided_at=m(11) + timedelta(minutes=1, seconds=3))
@@ -109,11 +115,7 @@ def test_a_tick_reads_only_after_the_minutes_found_complete_but_every_withdrawal
     the last one its cursor found complete (a full scan once an hour), while withdrawn books are
     looked for over the whole hour."""
     mongo = MongomockResource(database="snapshot_catch_up_cursor")
-    store = mongo.get_store()
-    books = BoundaryBooks(store)
-    books.write([boundary_book(s, m(k)) for s in SYMBOLS for k in (12, 11, 10)])
-    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": s, "minute": m(k), "source": "stream"}
-                                        for s in SYMBOLS for k in (12, 11, 10)])
+    store, books = recorded_and_stored(mongo)
     cursors = []
     assert isinstance(tick(instance, mongo, contexts=cursors), SkipReason)
     cursor = json.loads(cursors[0])
