@@ -1,0 +1,141 @@
+"""`features_history` against the real embedded database: a day's features recomputed from the
+stored snapshots equal what the live `order_book_features` asset computes from the same
+snapshots, in bounded batches, also for the snapshots only the Parquet archive still holds, and
+a re-run replaces them."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from acts_pipeline.core.models import OrderBook, OrderBookSnapshot
+from acts_pipeline.orchestration import history_features
+from acts_pipeline.orchestration.archive_assets import ArchiveResource
+from acts_pipeline.orchestration.assets import order_book_features, order_book_snapshot
+from acts_pipeline.orchestration.history_features import features_history
+from acts_pipeline.orchestration.partitions import minute_range_tags
+from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline.storage.archive import Archive
+from acts_pipeline.storage.handlers import SnapshotHandler
+from acts_pipeline_tests.dates import recent_minute
+from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, captured_book, fake_exchange, rest_books
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+DAY = recent_minute(0, 0)  # yesterday, inside the live partitions' window too
+#: Minutes of the day with snapshots: the first, some in the morning, the last.
+MINUTES = [DAY + timedelta(minutes=m) for m in (0, 1, 2, 600, 601, 602, 603, 1438, 1439)]
+
+
+def varied_snapshot(symbol: str, minute, index: int) -> OrderBookSnapshot:
+    """The captured book of `symbol`, different at each minute: quantities scaled, top levels
+    taken away; one book with no asks, one from the stream."""
+    book = captured_book(symbol)
+    bids = book.bids.copy()
+    bids[:, 1] *= 1 + index / 10
+    asks = book.asks[index % 5:]
+    if index == 4 and symbol == "BLZETH":
+        asks = np.empty((0, 2))
+    captured = minute + timedelta(minutes=1, milliseconds=5 + index)
+    stream = symbol == "LRCBTC" and index % 2 == 0
+    return OrderBookSnapshot(symbol=symbol, minute=minute, requested_at=captured - timedelta(milliseconds=4),
+                             captured_at=captured, depth_limit=100, book=OrderBook(symbol, 1000 + index, bids, asks),
+                             source="stream" if stream else "rest",
+                             event_time=captured - timedelta(milliseconds=70) if stream else None)
+
+
+@pytest.fixture
+def mongo(mongo_uri, mongo_db_name):
+    mongo = MongoResource(uri=mongo_uri, database=mongo_db_name)
+    snapshots = [varied_snapshot(s, m, i) for i, m in enumerate(MINUTES) for s in CAPTURED_SYMBOLS]
+    mongo.get_store().upsert("order_book_snapshots", SnapshotHandler().to_documents(snapshots))
+    # a snapshot of the day before and of the day after: not this day's
+    outside = [varied_snapshot("NKNUSDT", DAY - timedelta(minutes=1), 0), varied_snapshot("NKNUSDT", DAY + timedelta(days=1), 0)]
+    mongo.get_store().upsert("order_book_snapshots", SnapshotHandler().to_documents(outside))
+    return mongo
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("symbols", list(CAPTURED_SYMBOLS))
+        yield instance
+
+
+def features(mongo) -> dict:
+    return {(d["symbol"], d["minute"]): d for d in mongo.get_store().collection("order_book_features").find({}, {"_id": False})}
+
+
+def test_a_day_recomputed_equals_the_live_features_of_the_same_snapshots(mongo, instance, tmp_path, monkeypatch):
+    # the live asset over the day's minutes, reading the stored snapshots through the I/O manager
+    for first, last in ((MINUTES[0], MINUTES[2]), (MINUTES[3], MINUTES[6]), (MINUTES[7], MINUTES[8])):
+        live = materialize(
+            [order_book_snapshot, order_book_features], selection=[order_book_features], instance=instance,
+            tags=minute_range_tags(first, list(CAPTURED_SYMBOLS), last),
+            resources={"io_manager": MongoIOManager(mongo=mongo, spool_dir=str(tmp_path)),
+                       # the snapshot step is not run (its books are the stored ones): its resources idle
+                       "exchange": fake_exchange(FakeClient(now=None)), "book_source": rest_books(),
+                       "capture_clock": FixedClock(at=first.isoformat())})
+        assert live.success
+    expected = features(mongo)
+    assert len(expected) == len(MINUTES) * len(CAPTURED_SYMBOLS)
+    mongo.get_store().collection("order_book_features").drop()
+
+    batches = []
+    original = history_features.compute_features
+
+    def counted(snapshots):
+        batches.append(len(snapshots))
+        return original(snapshots)
+
+    monkeypatch.setattr(history_features, "BATCH_SNAPSHOTS", 7)
+    monkeypatch.setattr(history_features, "compute_features", counted)
+    result = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
+                         resources={"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))})
+    assert result.success
+    assert features(mongo) == expected  # every field, every cell, and none outside the day
+    assert max(batches) == 7 and sum(batches) == len(expected)  # bounded batches, each snapshot once
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["snapshots"].value == len(expected) and metadata["features_inserted"].value == len(expected)
+    assert metadata["symbols"].value == 4
+    assert metadata["first_minute"].value == f"{DAY:%Y-%m-%d}-00:00"
+    assert metadata["last_minute"].value == f"{DAY:%Y-%m-%d}-23:59"
+    assert instance.get_materialized_partitions(AssetKey("features_history")) == {f"{DAY:%Y-%m-%d}"}
+
+    # a re-run replaces, never duplicates
+    again = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
+                        resources={"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))})
+    (event,) = again.get_asset_materialization_events()
+    assert event.materialization.metadata["features_replaced"].value == len(expected)
+    assert features(mongo) == expected
+
+
+def test_a_day_with_no_snapshot_says_so(mongo, instance, tmp_path):
+    day = DAY - timedelta(days=2)
+    result = materialize([features_history], instance=instance, partition_key=f"{day:%Y-%m-%d}",
+                         resources={"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))})
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["snapshots"].value == 0
+    assert "no snapshot" in event.materialization.metadata["note"].value
+    assert features(mongo) == {}
+
+
+def test_snapshots_only_the_archive_holds_get_their_features_too(mongo, instance, tmp_path):
+    store = mongo.get_store()
+    resources = {"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))}
+    assert materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
+                       resources=resources).success
+    expected = features(mongo)
+    Archive(str(tmp_path / "archive")).archive_day(store, DAY.date())
+    # MongoDB's retention took the morning's snapshots (archived); features are recomputed from scratch
+    store.collection("order_book_snapshots").delete_many({"minute": {"$gte": DAY, "$lt": MINUTES[5]}})
+    store.collection("order_book_features").drop()
+    result = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}", resources=resources)
+    assert result.success
+    assert features(mongo) == expected
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["snapshots_from_archive"].value == 5 * len(CAPTURED_SYMBOLS)
+    assert metadata["snapshots_from_mongodb"].value == 4 * len(CAPTURED_SYMBOLS)
