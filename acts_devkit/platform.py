@@ -44,6 +44,18 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def graphql(webserver_url: str, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+    """The `data` of a GraphQL request to a Dagster webserver; its errors raised."""
+    request = urllib.request.Request(
+        f"{webserver_url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = json.loads(response.read())
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
 @dataclass
 class DevPlatform:
     process: subprocess.Popen
@@ -67,14 +79,7 @@ class DevPlatform:
         raise RuntimeError(f"no line matching {pattern!r} within {timeout:g} s:\n{self.log()[-4000:]}")
 
     def graphql(self, query: str, timeout: float = 60) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
-            headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.loads(response.read())
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return graphql(f"http://127.0.0.1:{self.port}", query, timeout=timeout)
 
     def wait_for_webserver(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -259,10 +259,11 @@ def recorder_health_port(environ: Mapping[str, str] | None = None) -> int | None
     return _parse_whole_number(raw, "ACTS_RECORDER_HEALTH_PORT", "port", 0, 65535) if raw else None
 
 
-#: The minute partitions reach back this many whole hours before the hour the code location
-#: loaded. Dagster's partition pages cost time in proportion to the cells the window holds
-#: (benchmarks/ui_pages.py): 6 hours keeps every page under 2 s at 100 symbols.
-DEFAULT_PARTITION_WINDOW_HOURS = 6
+#: The live minute x symbol partitions reach back this many whole hours before the hour the code
+#: location loaded. Dagster's guidance is at most 100,000 keys per asset, and its partition pages
+#: cost time in proportion to the cells (benchmarks/ui_pages.py): 2 hours are at most 181 minutes,
+#: 90,500 cells at 500 symbols. Older minutes are in the history assets.
+DEFAULT_PARTITION_WINDOW_HOURS = 2
 MAX_PARTITION_WINDOW_HOURS = 90 * 24
 MAX_PARTITION_WINDOW_DAYS = 90
 
@@ -271,7 +272,7 @@ def partition_window_hours(environ: Mapping[str, str] | None = None) -> int:
     """`ACTS_PARTITION_WINDOW_HOURS` (1..2160): how many whole hours before the current hour the
     minute partitions reach back. `ACTS_PARTITION_WINDOW_DAYS` (1..90), the earlier setting, is
     still read as that many days of hours; setting both is an error. Read when the code location
-    loads (a partitions definition is part of the asset definitions, built before any resource)."""
+    loads (`definitions.py` narrows the minute partitions to the live window then), never at import."""
     env = _env(environ)
     hours_set = bool(env.get("ACTS_PARTITION_WINDOW_HOURS", "").strip())
     days_set = bool(env.get("ACTS_PARTITION_WINDOW_DAYS", "").strip())
@@ -285,17 +286,212 @@ def partition_window_hours(environ: Mapping[str, str] | None = None) -> int:
                          MAX_PARTITION_WINDOW_HOURS)
 
 
+# --- The research archive and MongoDB's retention of archived days (issue 12) ---------------------
+
+DEFAULT_SNAPSHOT_RETENTION_DAYS = 30
+#: The one spelling of "never delete" for ACTS_FEATURES_RETENTION_DAYS / ACTS_KLINES_RETENTION_DAYS.
+KEEP_FOREVER = "forever"
+MAX_RETENTION_DAYS = 100 * 366
+
+
+def archive_dir(environ: Mapping[str, str] | None = None) -> str:
+    """`ACTS_ARCHIVE_DIR`: the root of the daily Parquet archive (`storage/archive.py`)."""
+    return parse_archive_dir(_env(environ).get("ACTS_ARCHIVE_DIR"))
+
+
+def parse_archive_dir(raw: str | None) -> str:
+    """The archive root `raw` names: an fsspec URL (`s3://bucket/prefix`, `memory://acts`) as it is,
+    a local folder made absolute; blank: `.acts/archive` in the working directory (the project
+    folder `acts-pipeline dev` runs the platform from, beside its other local state)."""
+    value = (raw or "").strip()
+    if not value:
+        return str(Path.cwd() / ".acts" / "archive")
+    scheme, sep, rest = value.partition("://")
+    if sep:
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) or not rest.strip("/"):
+            raise ConfigurationError(f"ACTS_ARCHIVE_DIR must be a folder or an fsspec URL such as "
+                                     f"s3://bucket/prefix, got {redact_uri(value)!r}")
+        return value.rstrip("/") if scheme != "file" else str(Path(rest).absolute())
+    return str(Path(value).expanduser().absolute())
+
+
+def _parse_retention(raw: str | int | None, variable: str, default: int | None) -> int | None:
+    """Days of documents MongoDB keeps (1..36600), or None: forever (`KEEP_FOREVER`)."""
+    text = str(raw if raw is not None else "").strip()
+    if not text:
+        return default
+    if text.lower() == KEEP_FOREVER:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{variable} must be a whole number of days or {KEEP_FOREVER!r}, got {text!r}") from None
+    if not 1 <= value <= MAX_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"{variable} must be between 1 and {MAX_RETENTION_DAYS} days (or {KEEP_FOREVER!r}), got {value}")
+    return value
+
+
+def parse_snapshot_retention_days(raw: str | int | None) -> int | None:
+    return _parse_retention(raw, "ACTS_SNAPSHOT_RETENTION_DAYS", DEFAULT_SNAPSHOT_RETENTION_DAYS)
+
+
+def snapshot_retention_days(environ: Mapping[str, str] | None = None) -> int | None:
+    """`ACTS_SNAPSHOT_RETENTION_DAYS` (default 30): whole UTC days of snapshots MongoDB keeps
+    once they are archived and verified; `forever` keeps them all."""
+    return parse_snapshot_retention_days(_env(environ).get("ACTS_SNAPSHOT_RETENTION_DAYS"))
+
+
+def parse_features_retention_days(raw: str | int | None) -> int | None:
+    return _parse_retention(raw, "ACTS_FEATURES_RETENTION_DAYS", None)
+
+
+def features_retention_days(environ: Mapping[str, str] | None = None) -> int | None:
+    """`ACTS_FEATURES_RETENTION_DAYS` (default `forever`), as for snapshots."""
+    return parse_features_retention_days(_env(environ).get("ACTS_FEATURES_RETENTION_DAYS"))
+
+
+def parse_klines_retention_days(raw: str | int | None) -> int | None:
+    return _parse_retention(raw, "ACTS_KLINES_RETENTION_DAYS", None)
+
+
+def klines_retention_days(environ: Mapping[str, str] | None = None) -> int | None:
+    """`ACTS_KLINES_RETENTION_DAYS` (default `forever`), as for snapshots."""
+    return parse_klines_retention_days(_env(environ).get("ACTS_KLINES_RETENTION_DAYS"))
+
+
+# --- Alerts (issue 13, item 5) --------------------------------------------------------------------
+
+#: Between two messages about one ongoing problem, at least this long (a reminder).
+DEFAULT_ALERT_REMINDER_MINUTES = 60
+MAX_ALERT_REMINDER_MINUTES = 7 * 24 * 60
+
+
+def alert_webhook_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """`ACTS_ALERT_WEBHOOK_URL`: the Slack-compatible incoming webhook alerts are posted to; None
+    (unset or blank): alerts are off."""
+    return parse_alert_webhook_url(_env(environ).get("ACTS_ALERT_WEBHOOK_URL"))
+
+
+def parse_alert_webhook_url(raw: str | None) -> str | None:
+    """The webhook URL `raw` names, or None if blank. A webhook URL is a secret (Slack's carries its
+    token in the path), so no message shows any of it."""
+    url = (raw or "").strip()
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigurationError("ACTS_ALERT_WEBHOOK_URL must be an http(s) URL such as "
+                                 "https://hooks.slack.com/services/...; its value is a secret and is not shown")
+    return url
+
+
+def alert_reminder_minutes(environ: Mapping[str, str] | None = None) -> int:
+    return parse_alert_reminder_minutes(_env(environ).get("ACTS_ALERT_REMINDER_MINUTES", ""))
+
+
+def parse_alert_reminder_minutes(raw: str | int | None) -> int:
+    """`ACTS_ALERT_REMINDER_MINUTES` (1..10080, default 60): the least time between two messages
+    about one ongoing problem."""
+    return _parse_whole_number(raw, "ACTS_ALERT_REMINDER_MINUTES", "minutes", DEFAULT_ALERT_REMINDER_MINUTES,
+                               MAX_ALERT_REMINDER_MINUTES)
+
+
+# --- Environments: DEV, TEST, PROD (issue 13, item 3) --------------------------------------------
+
+ENVIRONMENTS = ("dev", "test", "prod")
+DEFAULT_ENVIRONMENT = "dev"
+#: The local state folder of `acts-pipeline dev` in the project folder (DEV's; TEST's is in config/test.env).
+DEFAULT_STATE_DIR = ".acts"
+DEFAULT_DAGSTER_PORT = 3000
+#: Settings that are secrets: read from the process environment only, never from a file of the
+#: repository (`acts_pipeline/platform/environments.py` refuses them there).
+SECRETS = ("ACTS_MONGO_URI", "ACTS_ALERT_WEBHOOK_URL", "DAGSTER_PG_URL")
+
+
+def acts_env(environ: Mapping[str, str] | None = None) -> str:
+    """`ACTS_ENV`: the environment this process belongs to, `dev` (default), `test` or `prod`."""
+    return parse_acts_env(_env(environ).get("ACTS_ENV", ""))
+
+
+def parse_acts_env(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or DEFAULT_ENVIRONMENT
+    if value not in ENVIRONMENTS:
+        raise ConfigurationError(f"ACTS_ENV must be one of {', '.join(ENVIRONMENTS)}, got {value!r}")
+    return value
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`ACTS_STATE_DIR`: the folder of `acts-pipeline dev`'s local state (embedded database files,
+    Dagster instance, spool, archive, logs); relative: to the project folder. Default `.acts`."""
+    return parse_state_dir(_env(environ).get("ACTS_STATE_DIR"))
+
+
+def parse_state_dir(raw: str | None) -> Path:
+    value = (raw or "").strip() or DEFAULT_STATE_DIR
+    if "://" in value or value in (".", ".."):
+        raise ConfigurationError(f"ACTS_STATE_DIR must be a local folder of its own, got {value!r}")
+    return Path(value).expanduser()
+
+
+def dagster_port(environ: Mapping[str, str] | None = None) -> int:
+    """`ACTS_DAGSTER_PORT`: the port of the Dagster UI `acts-pipeline dev` serves (default 3000;
+    `--port` wins)."""
+    return _whole_number(environ, "ACTS_DAGSTER_PORT", "port", DEFAULT_DAGSTER_PORT, 65535)
+
+
+def alert_deployment(environ: Mapping[str, str] | None = None) -> str:
+    """`ACTS_ALERT_DEPLOYMENT`: how each alert names this platform; default `ACTS <ENV>` after
+    `ACTS_ENV` (`ACTS DEV`, `ACTS TEST`, `ACTS PROD`)."""
+    env = _env(environ)
+    return parse_alert_deployment(env.get("ACTS_ALERT_DEPLOYMENT"), environment=acts_env(env))
+
+
+def parse_alert_deployment(raw: str | None, *, environment: str = DEFAULT_ENVIRONMENT) -> str:
+    value = (raw or "").strip()
+    if not value:
+        return f"ACTS {environment.upper()}"
+    if len(value) > 40 or not value.isprintable():
+        raise ConfigurationError(f"ACTS_ALERT_DEPLOYMENT must be a short name on one line (at most 40 characters), "
+                                 f"got {value[:60]!r}")
+    return value
+
+
+def _prod_has_its_database(environ: Mapping[str, str] | None = None) -> None:
+    """PROD has no embedded database: its MongoDB is a secret of the environment."""
+    env = _env(environ)
+    if acts_env(env) == "prod" and not env.get("ACTS_MONGO_URI", "").strip():
+        raise ConfigurationError("ACTS_ENV=prod needs ACTS_MONGO_URI (a secret, set in the environment, e.g. "
+                                 "/etc/acts/acts.env): PROD has no embedded database")
+
+
 #: Every setting's reader, in the order a person reads the README's table. `check_environment`
 #: runs them all; the CLI's `dev` and the code location call it when they start.
 READERS = (mongo_db, binance_api_url, binance_ws_url, book_source, webserver_url, initial_symbols, depth_limit,
            capture_tolerance_seconds, partition_window_hours, recorder_retention_days, recorder_snapshot_depth,
-           recorder_health_port)
+           recorder_health_port, archive_dir, snapshot_retention_days, features_retention_days,
+           klines_retention_days, alert_webhook_url, alert_reminder_minutes, acts_env, alert_deployment, state_dir,
+           dagster_port, _prod_has_its_database)
+#: Every variable a reader above reads (and the spool folder's), for the environment files: a key
+#: of config/<env>.env must be one of these (`acts_pipeline/platform/environments.py`).
+VARIABLES = ("ACTS_ENV", "ACTS_MONGO_URI", "ACTS_MONGO_DB", "ACTS_BINANCE_API_URL", "ACTS_BINANCE_WS_URL",
+             "ACTS_BOOK_SOURCE", "ACTS_DAGSTER_WEBSERVER_URL", "ACTS_DAGSTER_PORT", "ACTS_SYMBOLS", "ACTS_DEPTH_LIMIT",
+             "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS",
+             "ACTS_RECORDER_RETENTION_DAYS", "ACTS_RECORDER_SNAPSHOT_DEPTH", "ACTS_RECORDER_HEALTH_PORT",
+             "ACTS_STATE_DIR", "ACTS_SPOOL_DIR", "ACTS_ARCHIVE_DIR", "ACTS_SNAPSHOT_RETENTION_DAYS",
+             "ACTS_FEATURES_RETENTION_DAYS", "ACTS_KLINES_RETENTION_DAYS", "ACTS_ALERT_WEBHOOK_URL",
+             "ACTS_ALERT_REMINDER_MINUTES", "ACTS_ALERT_DEPLOYMENT")
 
 
 def check_environment(environ: Mapping[str, str] | None = None, *, require_mongo_uri: bool = False) -> None:
     """Reads every `ACTS_*` setting; one `ConfigurationError` listing every bad value, if any.
     `ACTS_MONGO_URI` is checked when set (or when `require_mongo_uri`): a code location loads
-    without it (its resource says so when a run needs the database)."""
+    without it (its resource says so when a run needs the database), except in PROD."""
     env = _env(environ)
     readers = list(READERS)
     if require_mongo_uri or env.get("ACTS_MONGO_URI", "").strip():
@@ -305,7 +501,8 @@ def check_environment(environ: Mapping[str, str] | None = None, *, require_mongo
         try:
             reader(env)
         except ConfigurationError as exc:
-            problems.append(str(exc))
+            if str(exc) not in problems:  # a bad ACTS_ENV is said once, not by each reader that reads it
+                problems.append(str(exc))
     if len(problems) == 1:
         raise ConfigurationError(problems[0])
     if problems:

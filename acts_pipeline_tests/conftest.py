@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-# The tests take their minutes from yesterday (acts_pipeline_tests/dates.py), so the partition
-# window of this session reaches back 48 hours, whatever the shell has set; it is read when
-# `acts_pipeline.orchestration.partitions` is first imported, after this. The end-to-end tests start the
-# platform in a clean environment, with the default window.
+# The tests take their minutes from yesterday (acts_pipeline_tests/dates.py). The assets as defined
+# in code take any minute since 2025; a test that loads the code location (`definitions.defs()`,
+# which narrows them to the live window) gets a window reaching back 48 hours, whatever the shell
+# has set. The end-to-end tests start the platform in a clean environment, with the default window.
 os.environ.pop("ACTS_PARTITION_WINDOW_DAYS", None)
 os.environ["ACTS_PARTITION_WINDOW_HOURS"] = "48"
 

@@ -1,10 +1,10 @@
-"""Minutes inside the rolling partition window, for tests that touch Dagster partitions.
+"""Minutes inside the live partition window, for tests that touch Dagster partitions.
 
-The minute partitions start `ACTS_PARTITION_WINDOW_HOURS` whole hours before the hour
-`acts_pipeline.orchestration.partitions` was imported and end at the minute in progress, and Dagster refuses
-a key outside them: a test pinned to a calendar date stops working days later. The test session
-sets a 48-hour window (`conftest.py`), so yesterday (UTC) is inside it, and stays inside it even
-if the session runs past midnight (yesterday is then the day the module was imported). Tests that
+In the code location the minute partitions start `ACTS_PARTITION_WINDOW_HOURS` whole hours before
+the hour it loaded and end at the minute in progress, and Dagster refuses a key outside them: a
+test pinned to a calendar date stops working days later. The test session sets a 48-hour window
+(`conftest.py`), so yesterday (UTC) is inside it, and stays inside it even if the session runs
+past midnight. (The assets as defined in code take any minute since 2025.) Tests that
 materialize, request runs or check keys take their minutes from here; pure functions of a date
 (parsing, formatting, features) may keep literal dates.
 

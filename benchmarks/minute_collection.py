@@ -2,6 +2,7 @@
 
     python benchmarks/minute_collection.py --symbols N --minutes M [--book-source stream|rest|both]
                                            [--per-symbol-runs] [--exchange simulator|standin]
+                                           [--instance sqlite|postgres|both]
 
 What it does, per design. `--book-source both` (the default) measures the stream design
 (ACTS_BOOK_SOURCE=stream: `dev` starts the recorder, `acts-pipeline record`, and the snapshots
@@ -61,6 +62,24 @@ then the naive one, each on a fresh platform, side by side with naive / batched 
      staleness close - `event_time` of the stream snapshots; from the recorder's health at the
      window's ends, messages a second, re-snapshots a minute and their weight.
 5. SIGINT to the process group (Ctrl-C), as a user would; the exit code is reported.
+
+`--instance postgres`: the Dagster instance on PostgreSQL, as production runs it (issue 13). A
+PostgreSQL 15 server is started by this harness (`acts_devkit.postgres`: the Debian package's
+server, default settings, its own temporary folder, password authentication over TCP), outside
+the measured tree, and `acts-pipeline dev` runs with `DAGSTER_HOME` a new folder holding
+`deploy/dagster.yaml` as its dagster.yaml (runs, event log and schedules in PostgreSQL, from
+`DAGSTER_PG_URL`, set to the server's URL) instead of the project's SQLite instance; `dev` sets
+`DAGSTER_EVENT_BATCH_SIZE` either way. `--instance both` measures the SQLite instance and then the
+PostgreSQL one, each on a fresh platform at the same N and book source (default stream, the
+product's), side by side with postgres / sqlite ratios. Added rows:
+   - the PostgreSQL server's CPU and peak RSS, its own group measured apart (every process of
+     the server, the connections' processes that exit included: `ProcessSampler` on the
+     postmaster), and the platform's total with it;
+   - the event log's writes over the window, for both instances: the events stored with a
+     timestamp inside it (every run's events: in PostgreSQL's `event_logs`, in SQLite's run
+     shards `history/runs/<run id>.db`), materializations apart, and their JSON bytes, per
+     minute; for PostgreSQL also `pg_stat_database` (commits, connections opened, rows
+     inserted and updated) and `pg_stat_wal` (WAL bytes), per minute.
 
 `--exchange standin`: the platform as an outside tester measures it (issue 10). The exchange is
 `benchmarks/standin_exchange.py` (an aiohttp server written from Binance's public docs, sharing no
@@ -140,6 +159,15 @@ COLLECTIONS = ("order_book_snapshots", "order_book_features", "klines_1m")
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status creationTime startTime endTime
                   tags { key value } } } } }"""
 TOLERANCE_S = 10.0  # ACTS_CAPTURE_TOLERANCE_SECONDS default
+POSTGRES_GROUP = "Postgres server"  # the instance's PostgreSQL server, measured apart
+DEPLOY_INSTANCE = PROJECT / "deploy" / "dagster.yaml"
+PG_STATS_QUERY = """SELECT xact_commit, sessions, tup_inserted, tup_updated, tup_deleted, blks_read, blks_hit,
+                           (SELECT wal_bytes FROM pg_stat_wal), (SELECT wal_records FROM pg_stat_wal)
+                    FROM pg_stat_database WHERE datname = current_database()"""
+PG_STATS = ("commits", "connections", "rows inserted", "rows updated", "rows deleted", "blocks read",
+            "blocks hit", "WAL bytes", "WAL records")
+EVENTS_QUERY = """SELECT dagster_event_type, COUNT(*), COALESCE(SUM(LENGTH(event)), 0) FROM event_logs
+                  WHERE timestamp >= {p} AND timestamp < {p} GROUP BY dagster_event_type"""
 NAIVE_WORKSPACE = """# benchmark: the naive design (one run per (minute, symbol)), see benchmarks/naive_definitions.py
 load_from:
   - python_file:
@@ -227,10 +255,19 @@ class Result:
     by_source: dict[str, int] = field(default_factory=dict)
     #: stream: the recorder, from outside and from its health endpoint (see `measure`)
     stream: StreamFigures | None = None
+    #: the Dagster instance's storage: "sqlite" (dev's dagster.yaml) or "postgres" (deploy/dagster.yaml)
+    instance: str = "sqlite"
+    #: name the instance in the label (when instances are compared, or not the default)
+    show_instance: bool = False
+    #: the event log's writes in the window: event type -> (events, JSON bytes)
+    events: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: postgres: growth of pg_stat_database / pg_stat_wal counters over the window
+    pg_stats: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return "naive" if self.design == "naive" else self.book_source
+        base = "naive" if self.design == "naive" else self.book_source
+        return f"{base}, {self.instance}" if self.show_instance or self.instance != "sqlite" else base
 
     @property
     def expected(self) -> int:
@@ -243,6 +280,12 @@ class Result:
     @property
     def platform_cpu_per_minute(self) -> float:
         return sum(self.cpu_per_minute(g) for g in self.groups if g != SIMULATOR_GROUP)
+
+    @property
+    def instance_db_cpu_per_minute(self) -> float:
+        """The instance's PostgreSQL server (0 for SQLite, which runs inside the platform's processes)."""
+        fig = self.apart.get(POSTGRES_GROUP)
+        return fig.cpu_seconds / (self.window_s / 60) if fig and self.window_s else 0.0
 
     @property
     def tree_cpu_per_minute(self) -> float | None:
@@ -273,14 +316,15 @@ def run_tags(run: dict) -> dict[str, str]:
 
 def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600,
             warmup: float = 0.0, exchange: str = "simulator", book_source: str = "rest",
-            sync_limit: float = 20.0) -> Result:
+            sync_limit: float = 20.0, instance: str = "sqlite", show_instance: bool = False) -> Result:
     import pymongo
 
-    result = Result(design, n, minutes, exchange=exchange, book_source=book_source)
+    result = Result(design, n, minutes, exchange=exchange, book_source=book_source, instance=instance,
+                    show_instance=show_instance)
     stream = result.stream = StreamFigures() if book_source == "stream" else None
     name = result.label
     symbols = symbols_for(n)
-    tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{name}-{n}-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"acts-bench-{name.replace(', ', '-')}-{n}-"))
     if design == "naive":
         workspace = NAIVE_WORKSPACE.format(path=PROJECT / "benchmarks" / "naive_definitions.py",
                                            cwd=PROJECT / "benchmarks")
@@ -290,7 +334,24 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
     port = free_port()
     standin: StandinExchange | None = None
     mongo = None
+    postgres = None
     apart_samplers: dict[str, ProcessSampler] = {}
+    home = cwd / ".acts" / "dagster_home"  # where `dev` keeps its own (SQLite) instance
+    pg_env: dict[str, str] = {}
+    if instance == "postgres":
+        # Outside the measured tree, like the stand-in's database: the instance's server, started
+        # here in a session of its own; `dev` gets a DAGSTER_HOME holding deploy/dagster.yaml.
+        from acts_devkit.postgres import start_postgres
+
+        postgres = start_postgres()
+        home = tmp / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_bytes(DEPLOY_INSTANCE.read_bytes())
+        pg_env = {"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": postgres.url}
+        os.environ["DAGSTER_PG_URL"] = postgres.url  # for this harness's own reads of the instance
+        # Long-lived postmaster, short-lived connection processes (reaped by it): exact either way.
+        apart_samplers[POSTGRES_GROUP] = ProcessSampler(postgres.process.pid, 2.0)
+        log(f"{name}: PostgreSQL on 127.0.0.1:{postgres.port} (pid {postgres.process.pid}), DAGSTER_HOME {home}")
     if exchange == "standin":
         # Outside the measured tree: started here, each in a session of its own, before the cgroup
         # exists; the platform is pointed at them as at Binance and a user's own database.
@@ -299,13 +360,13 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         log(f"{name}: stand-in exchange on {standin.api_url} (pid {standin.process.pid}), "
             f"database on {mongo_uri_of(mongo)} (pid {mongo.process.pid})")
         env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BINANCE_API_URL=standin.api_url,
-                        ACTS_MONGO_URI=mongo_uri_of(mongo), ACTS_BOOK_SOURCE=book_source)
+                        ACTS_MONGO_URI=mongo_uri_of(mongo), ACTS_BOOK_SOURCE=book_source, **pg_env)
         dev_args: tuple[str, ...] = ()
         # Long-lived: the window's first and last samples are exact, so a slow period will do.
-        apart_samplers = {"stand-in exchange": ProcessSampler(standin.process.pid, 5.0),
-                          "database server": ProcessSampler(mongo.process.pid, 5.0)}
+        apart_samplers.update({"stand-in exchange": ProcessSampler(standin.process.pid, 5.0),
+                               "database server": ProcessSampler(mongo.process.pid, 5.0)})
     else:
-        env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BOOK_SOURCE=book_source)
+        env = clean_env(ACTS_SYMBOLS=",".join(symbols), ACTS_BOOK_SOURCE=book_source, **pg_env)
         dev_args = ("--simulated",)
     log(f"{name}: starting `{' '.join(['acts-pipeline', 'dev', *dev_args, '--port', str(port)])}` in {cwd} "
         f"with {n} symbols, ACTS_BOOK_SOURCE={book_source}")
@@ -313,8 +374,13 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
     cgroup = CpuCgroup.create(f"acts-bench-{os.getpid()}-{name}")
     if cgroup is None:
         result.notes.append("no cpuacct cgroup (needs root): CPU from /proc sampling only")
-    dev: DevPlatform = start_dev(cwd, env, port, *dev_args,
-                                 cgroup_procs=cgroup.procs_file if cgroup else None)
+    try:
+        dev: DevPlatform = start_dev(cwd, env, port, *dev_args,
+                                     cgroup_procs=cgroup.procs_file if cgroup else None)
+    except BaseException:
+        if postgres is not None:  # no platform to stop: the server must not outlive this run
+            postgres.remove()
+        raise
     from_start_timer = None
     if standin is not None and cgroup is not None:
         # the kernel's total at `minutes` after the start: what a watch begun at launch would see
@@ -349,7 +415,6 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
         dev.wait_for_webserver(180)
         dev.wait_for_location(180)
-        home = cwd / ".acts" / "dagster_home"
         deadline = time.monotonic() + 120
         while symbols_registered(home) < n:
             if time.monotonic() > deadline:
@@ -395,6 +460,7 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         for apart_sampler in apart_samplers.values():
             apart_sampler.open_window()
         cgroup_start = cgroup.cpu_seconds() if cgroup else None
+        pg_start = pg_counters(postgres.url) if postgres is not None else None
         opened = time.monotonic()
         if standin is not None and cgroup_start is not None:
             result.cgroup_from_start[opened - started] = cgroup_start
@@ -423,11 +489,14 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         health1 = http_json(stream.health_url) if stream is not None else None
         if standin is not None:
             result.naive = naive_tree_sums(sampler)
-            for name, apart_sampler in apart_samplers.items():
-                figures = apart_sampler.close_window().values()
-                result.apart[name] = GroupFigures(cpu_seconds=sum(f.cpu_seconds for f in figures),
-                                                  peak_rss=sum(f.peak_rss for f in figures),
-                                                  processes=sum(f.processes for f in figures))
+        for apart_name, apart_sampler in apart_samplers.items():
+            figures = apart_sampler.close_window().values()
+            result.apart[apart_name] = GroupFigures(cpu_seconds=sum(f.cpu_seconds for f in figures),
+                                                    peak_rss=sum(f.peak_rss for f in figures),
+                                                    processes=sum(f.processes for f in figures))
+        if postgres is not None:
+            pg_end = pg_counters(postgres.url)
+            result.pg_stats = {k: pg_end[k] - pg_start[k] for k in PG_STATS}
         if cgroup is not None:
             result.cgroup_cpu_s = cgroup.cpu_seconds() - cgroup_start
         result.window_s = time.monotonic() - opened
@@ -443,6 +512,8 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
         result.weight_by_minute = {m + timedelta(minutes=1): weights.get(m + timedelta(minutes=1), 0)
                                    for m in result.counted}
 
+        result.events = (postgres_events(postgres.url, window_start, window_end) if postgres is not None
+                         else sqlite_events(home, window_start, window_end))
         runs = dev.graphql(RUNS_QUERY)["runsOrError"]["results"]
         result.runs = [r for r in runs if run_tags(r).get("acts/minute") in counted_keys]
         ws, we = window_start.timestamp(), window_end.timestamp()
@@ -524,11 +595,71 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
             standin.stop()
         if mongo is not None:
             mongo.stop()
+        if postgres is not None:
+            os.environ.pop("DAGSTER_PG_URL", None)
+            if keep:
+                postgres.stop()
+                result.notes.append(f"kept the PostgreSQL server's folder {postgres.folder}")
+            else:
+                postgres.remove()
         if not keep:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             result.notes.append(f"kept {tmp}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the event log's writes
+
+
+def pg_counters(url: str) -> dict[str, float]:
+    """The database's cumulative statistics (pg_stat_database, pg_stat_wal) now. The server
+    publishes a connection's counts when its transaction ends (at most a second late) and when
+    it closes; dagster-postgres closes its connections after each use."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(PG_STATS_QUERY)
+            row = cursor.fetchone()
+    finally:
+        conn.close()
+    return {k: float(v or 0) for k, v in zip(PG_STATS, row, strict=True)}
+
+
+def postgres_events(url: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    """Event type -> (events, JSON bytes) of the events stored with a timestamp in [start, end)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(EVENTS_QUERY.format(p="%s"), (start.replace(tzinfo=None), end.replace(tzinfo=None)))
+            return {kind or "log message": (int(count), int(size)) for kind, count, size in cursor.fetchall()}
+    finally:
+        conn.close()
+
+
+def sqlite_events(home: Path, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    """The same from a SQLite instance: every run's shard (`history/runs/<run id>.db`; the index
+    shard holds copies of the asset events and is left out)."""
+    import contextlib
+    import sqlite3
+
+    out: dict[str, tuple[int, int]] = {}
+    bounds = (f"{start.replace(tzinfo=None):%Y-%m-%d %H:%M:%S.%f}", f"{end.replace(tzinfo=None):%Y-%m-%d %H:%M:%S.%f}")
+    for shard in sorted((home / "history" / "runs").glob("*.db")):
+        if shard.name == "index.db":
+            continue
+        with contextlib.closing(sqlite3.connect(f"file:{shard}?mode=ro", uri=True, timeout=30)) as conn:
+            for kind, count, size in conn.execute(EVENTS_QUERY.format(p="?"), bounds):
+                kind = kind or "log message"
+                before = out.get(kind, (0, 0))
+                out[kind] = (before[0] + count, before[1] + size)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -576,6 +707,12 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
             rows.append((f"  CPU {g}", "none (not started)", None))
     resid = sum(g.residual_seconds for k, g in r.groups.items() if k != SIMULATOR_GROUP) / (r.window_s / 60) if r.window_s else 0
     rows.append(("  of it unsampled (exact, from cutime)", _fmt(resid, 2), None))
+    if r.instance == "postgres":
+        pg = r.instance_db_cpu_per_minute
+        rows.append((f"CPU {POSTGRES_GROUP} (Dagster's instance), apart (core-s/min)", _fmt(pg, 2), pg))
+    if r.instance == "postgres" or r.show_instance:
+        both = total + r.instance_db_cpu_per_minute
+        rows.append(("CPU platform total incl. instance database (core-s/min)", _fmt(both, 2), both))
     if r.exchange == "standin":
         rows.extend(_outside_rows(r))
     else:
@@ -614,6 +751,10 @@ def rows_of(r: Result) -> list[tuple[str, str, float | None]]:
             apart = ", apart (not in the sum)" if g == SIMULATOR_GROUP else ""
             rows.append((f"  peak RSS {g}{apart} (MB)", f"{fig.peak_rss / 2**20:.0f} (max proc {fig.max_hwm / 2**20:.0f})",
                          fig.peak_rss / 2**20))
+    if POSTGRES_GROUP in r.apart:
+        rows.append((f"  peak RSS {POSTGRES_GROUP}, apart (MB)", f"{r.apart[POSTGRES_GROUP].peak_rss / 2**20:.0f}",
+                     r.apart[POSTGRES_GROUP].peak_rss / 2**20))
+    rows.extend(_event_log_rows(r))
     weights = list(r.weight_by_minute.values())
     if weights:
         rows.append(("request weight per minute mean/max", f"{statistics.mean(weights):.0f} / {max(weights)}", statistics.mean(weights)))
@@ -674,6 +815,29 @@ def _stream_rows(r: Result) -> list[tuple[str, str, float | None]]:
     return rows
 
 
+def _event_log_rows(r: Result) -> list[tuple[str, str, float | None]]:
+    """What the event log stored in the window, per minute; PostgreSQL's own counters."""
+    if not r.window_s:
+        return []
+    per_min = r.window_s / 60
+    rows: list[tuple[str, str, float | None]] = []
+    events = sum(c for c, _ in r.events.values())
+    materializations = r.events.get("ASSET_MATERIALIZATION", (0, 0))[0]
+    size = sum(b for _, b in r.events.values())
+    rows.append(("Dagster events stored per minute", _fmt(events / per_min, 0), events / per_min))
+    rows.append(("  of them materializations per minute", _fmt(materializations / per_min, 0), materializations / per_min))
+    rows.append(("  event JSON per minute (MB)", _fmt(size / per_min / 1e6, 2), size / per_min / 1e6))
+    if r.pg_stats:
+        st = r.pg_stats
+        rows.append(("Postgres commits / connections per minute",
+                     f"{st['commits'] / per_min:.0f} / {st['connections'] / per_min:.0f}", st["commits"] / per_min))
+        rows.append(("  rows inserted / updated / deleted per minute",
+                     f"{st['rows inserted'] / per_min:.0f} / {st['rows updated'] / per_min:.0f} / "
+                     f"{st['rows deleted'] / per_min:.0f}", None))
+        rows.append(("  WAL per minute (MB)", _fmt(st["WAL bytes"] / per_min / 1e6, 2), st["WAL bytes"] / per_min / 1e6))
+    return rows
+
+
 def _apart_per_minute(r: Result, name: str) -> float:
     fig = r.apart.get(name)
     return fig.cpu_seconds / (r.window_s / 60) if fig and r.window_s else 0.0
@@ -702,8 +866,13 @@ def print_table(results: list[Result]) -> None:
                             f"(N={r.symbols}, M={len(r.counted)})" for r in results]
     ratio = len(results) == 2
     if ratio:
-        # (numerator, denominator): naive / batched, or stream / rest
-        num, den = (1, 0) if results[1].design == "naive" else (0, 1)
+        # (numerator, denominator): naive / batched, postgres / sqlite, or stream / rest
+        if results[1].design == "naive":
+            num, den = 1, 0
+        elif results[0].instance != results[1].instance:
+            num, den = (1, 0) if results[1].instance == "postgres" else (0, 1)
+        else:
+            num, den = 0, 1
         headers.append(f"{results[num].label} / {results[den].label}")
     labels: list[str] = []
     for column in columns:  # union of the rows, each design's extra rows after their predecessor
@@ -713,8 +882,8 @@ def print_table(results: list[Result]) -> None:
                 labels.insert(labels.index(previous) + 1 if previous else len(labels), label)
             previous = label
     by_label = [{label: (shown, value) for label, shown, value in column} for column in columns]
-    ratio_rows = ("CPU platform", "lateness p99", "lateness p50", "  CPU run", "Dagster runs",
-                  "peak RSS platform", "request weight")
+    ratio_rows = ("CPU platform", "lateness p99", "lateness p50", "  CPU ", "Dagster runs", "Dagster events",
+                  "  of them materializations", "  event JSON", "peak RSS platform", "request weight")
     table = []
     for label in labels:
         row = [label] + [b.get(label, ("", None))[0] for b in by_label]
@@ -760,39 +929,55 @@ def main(argv: list[str] | None = None) -> int:
                         help="ACTS_BOOK_SOURCE of the platform: stream (the recorder started by dev), rest, or "
                         "both: stream then rest, each on a fresh platform at the same N, side by side with "
                         "stream / rest ratios (default: both; rest with --exchange standin or --per-symbol-runs)")
+    parser.add_argument("--instance", choices=("sqlite", "postgres", "both"), default="sqlite",
+                        help="the Dagster instance's storage: sqlite (dev's dagster.yaml, the default), postgres "
+                        "(deploy/dagster.yaml on a PostgreSQL server started here, measured apart), or both: "
+                        "sqlite then postgres, each on a fresh platform at the same N and book source (default "
+                        "stream), side by side with postgres / sqlite ratios")
     parser.add_argument("--sync-limit", type=float, default=20.0,
                         help="stream: minutes from the start allowed for every symbol to get in sync before "
                         "counting (default 20; 1262 symbols take about 9-10). Past it the minutes are counted "
                         "anyway, with a note")
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
-    source = args.book_source or ("rest" if args.exchange == "standin" or args.per_symbol_runs else "both")
+    source = args.book_source or ("rest" if args.exchange == "standin" or args.per_symbol_runs else
+                                  "stream" if args.instance == "both" else "both")
+    if args.instance == "both" and source == "both":
+        parser.error("--instance both compares the two instances on one book source: give --book-source stream or "
+                     "rest, not both")
+    if args.per_symbol_runs and args.instance != "sqlite":
+        parser.error("--per-symbol-runs compares the naive design with the batched one on the SQLite instance: "
+                     f"use it without --instance {args.instance}")
     if args.exchange == "standin" and source != "rest":
         parser.error(f"--book-source {source} needs websocket streams, which the stand-in exchange does not "
                      "serve (REST only): with --exchange standin only --book-source rest is possible")
     if args.per_symbol_runs and source != "rest":
         parser.error(f"--per-symbol-runs compares the naive design with the batched one on REST books: "
                      f"use it with --book-source rest, not {source}")
+    instance = "sqlite" if args.instance == "both" else args.instance
     if args.per_symbol_runs:
-        runs = [("batched", "rest"), ("naive", "rest")]
+        runs = [("batched", "rest", instance), ("naive", "rest", instance)]
+    elif args.instance == "both":
+        runs = [("batched", source, "sqlite"), ("batched", source, "postgres")]
     elif source == "both":
-        runs = [("batched", "stream"), ("batched", "rest")]
+        runs = [("batched", "stream", instance), ("batched", "rest", instance)]
     else:
-        runs = [("batched", source)]
+        runs = [("batched", source, instance)]
 
     harness_cpu = self_cpu_seconds()
     print_run_header("minute_collection.py", argv if argv is not None else sys.argv[1:])
     results, failed = [], 0
-    for i, (design, book_source) in enumerate(runs):
+    for i, (design, book_source, run_instance) in enumerate(runs):
         if i:
             print(machine_line(f"between designs {datetime.now(UTC):%H:%M:%S} UTC"), flush=True)
         try:
             results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
-                                   args.klines_wait, args.warmup, args.exchange, book_source, args.sync_limit))
+                                   args.klines_wait, args.warmup, args.exchange, book_source, args.sync_limit,
+                                   run_instance, show_instance=args.instance == "both"))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
             label = "naive" if design == "naive" else book_source
-            print(f"{label}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
+            print(f"{label}, {run_instance}: FAILED: {type(exc).__name__}: {exc}"[:4000], flush=True)
     if results:
         print_table(results)
     print(machine_line(f"end {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))

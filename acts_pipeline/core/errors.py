@@ -66,3 +66,9 @@ class MalformedResponseError(ExchangeError):
 class TooLateError(Exception):
     """A minute closed longer ago than the capture tolerance: its book can no longer be taken
     (Binance serves only the current book), so labelling a book with it would be a lie."""
+
+
+class ReadRequestError(ValueError):
+    """A read of the stored data (`acts_pipeline.read`) asks for what cannot be answered: a time
+    range that is not one (start after end, a naive or unparsable time) or a symbol ACTS never
+    stored. The message names the argument and the value."""

@@ -13,9 +13,12 @@ at 500 symbols (a minute of CPU and 10 GB per run, measured by benchmarks/minute
 Partitioned, the check's input is the run's own range.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetChecksDefinition,
+    PartitionsDefinition,
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -46,6 +49,25 @@ MAX_TABLE_ROWS = 50
 MAX_LISTED = 20
 
 
+#: The minute checks' functions and decorator arguments, for `minute_checks`.
+_MINUTE_CHECKS: list[tuple[Callable, dict]] = []
+
+
+def _minute_check(asset, **kwargs):
+    """`asset_check` on `asset`, partitioned like the minute assets as defined in code; recorded so
+    that `minute_checks` can build the same checks over the live window."""
+    def build(fn: Callable) -> AssetChecksDefinition:
+        _MINUTE_CHECKS.append((fn, {"asset": asset.key, **kwargs}))
+        return asset_check(asset=asset, blocking=False, partitions_def=minute_symbol_partitions, **kwargs)(fn)
+    return build
+
+
+def minute_checks(partitions_def: PartitionsDefinition) -> list[AssetChecksDefinition]:
+    """The checks of the minute assets, partitioned by `partitions_def` (the code location's live
+    window: `definitions.py`)."""
+    return [asset_check(blocking=False, partitions_def=partitions_def, **kwargs)(fn) for fn, kwargs in _MINUTE_CHECKS]
+
+
 def _run_cells(context: AssetCheckExecutionContext) -> list[Cell]:
     """The cells of the run the check is part of; run alone, the last closed minute."""
     try:
@@ -66,8 +88,8 @@ def _result(problems: list[str], checked: int, what: str, severity: AssetCheckSe
     )
 
 
-@asset_check(asset=order_book_snapshot, blocking=False, partitions_def=minute_symbol_partitions,
-             description="Every stored book of the run has both sides, is not crossed, has strictly "
+@_minute_check(asset=order_book_snapshot,
+               description="Every stored book of the run has both sides, is not crossed, has strictly "
              "ordered prices, and was captured after its minute's close and within the tolerance.")
 def snapshot_books_are_valid(context: AssetCheckExecutionContext, mongo: MongoResource,
                              capture_clock: CaptureClock) -> AssetCheckResult:
@@ -76,8 +98,8 @@ def snapshot_books_are_valid(context: AssetCheckExecutionContext, mongo: MongoRe
     return _result(problems, len(documents), "books", AssetCheckSeverity.ERROR)
 
 
-@asset_check(asset=order_book_features, blocking=False, partitions_def=minute_symbol_partitions,
-             description="Every stored feature row of the run has its biases in [-1, 1], no NaN or "
+@_minute_check(asset=order_book_features,
+               description="Every stored feature row of the run has its biases in [-1, 1], no NaN or "
              "infinity (not computable is null), and a positive spread unless flagged crossed.")
 def features_are_in_range(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
     documents = mongo.get_store().find_cells(ORDER_BOOK_FEATURES, _run_cells(context))
@@ -85,8 +107,8 @@ def features_are_in_range(context: AssetCheckExecutionContext, mongo: MongoResou
     return _result(problems, len(documents), "feature rows", AssetCheckSeverity.ERROR)
 
 
-@asset_check(asset=order_book_snapshot, blocking=False, partitions_def=minute_symbol_partitions,
-             description="Missing (minute, symbol) snapshots over the last 15 minutes, each symbol counted "
+@_minute_check(asset=order_book_snapshot,
+               description="Missing (minute, symbol) snapshots over the last 15 minutes, each symbol counted "
              "from the first minute a run collected it for. A gap is a missed minute: it is "
              "never filled with another minute's book.")
 def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
@@ -123,8 +145,8 @@ def snapshots_are_complete(context: AssetCheckExecutionContext, mongo: MongoReso
     )
 
 
-@asset_check(asset=order_book_snapshot, blocking=False, partitions_def=minute_symbol_partitions,
-             description="With ACTS_BOOK_SOURCE=stream: the stream recorder is running (its status is less "
+@_minute_check(asset=order_book_snapshot,
+               description="With ACTS_BOOK_SOURCE=stream: the stream recorder is running (its status is less "
              "than 30 s old), vouches for every tracked symbol's book (in sync, complete to the "
              "published depth), and stored its books (none of the symbols it reports in sync came over "
              "REST for want of any boundary book). A symbol it cannot vouch for falls back to REST, and a minute past the "

@@ -22,6 +22,8 @@ from dagster import ConfigurableResource, EnvVar
 
 from acts_pipeline import settings
 from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.orchestration.alert_webhook import AlertWebhook
+from acts_pipeline.orchestration.archive_assets import ArchiveResource
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.orchestration.symbols import InitialSymbols
@@ -37,6 +39,15 @@ BINDINGS: dict[str, dict[str, tuple[str, bool]]] = {
     "initial_symbols": {"symbols": ("ACTS_SYMBOLS", False)},
     "book_source": {"source": ("ACTS_BOOK_SOURCE", False)},
     "io_manager": {"spool_dir": ("ACTS_SPOOL_DIR", False)},
+    "archive": {"root": ("ACTS_ARCHIVE_DIR", False),
+                "snapshot_retention_days": ("ACTS_SNAPSHOT_RETENTION_DAYS", False),
+                "features_retention_days": ("ACTS_FEATURES_RETENTION_DAYS", False),
+                "klines_retention_days": ("ACTS_KLINES_RETENTION_DAYS", False)},
+    # the URL is a secret: bound with EnvVar, the UI shows the variable's name, never its value
+    "alert_webhook": {"url": ("ACTS_ALERT_WEBHOOK_URL", False),
+                      "reminder_minutes": ("ACTS_ALERT_REMINDER_MINUTES", True),
+                      # unset: "ACTS <ENV>" after ACTS_ENV (resources_from_environment)
+                      "deployment": ("ACTS_ALERT_DEPLOYMENT", False)},
 }
 
 
@@ -61,4 +72,7 @@ def resources_from_environment(environ: Mapping[str, str] | None = None) -> dict
         "book_source": BookSource(mongo=mongo, **bound_fields("book_source", env)),
         "mongo": mongo,
         "io_manager": MongoIOManager(mongo=mongo, **bound_fields("io_manager", env)),
+        "archive": ArchiveResource(**bound_fields("archive", env)),
+        "alert_webhook": AlertWebhook(**{"deployment": settings.alert_deployment(env),
+                                         **bound_fields("alert_webhook", env)}),
     }

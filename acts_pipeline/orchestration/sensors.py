@@ -35,7 +35,7 @@ from acts_pipeline.core.errors import ExchangeError
 from acts_pipeline.exchange import BinanceExchange, depth_weight
 from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, klines_in_minute_run
 from acts_pipeline.core.cells import Cell, floor_minute, format_minute, minute_close
-from acts_pipeline.orchestration.partitions import minute_partitions_start, minute_range_tags, symbol_partitions
+from acts_pipeline.orchestration.partitions import minute_range_tags, minute_window_start, symbol_partitions
 from acts_pipeline.core.quality import coverage
 from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.boundary_books import BoundaryBooks
@@ -49,6 +49,11 @@ from acts_pipeline.orchestration.symbols import InitialSymbols, SymbolError, che
 #: start 2 to 6 s), so the run is up and waiting when the minute closes.
 RUN_LEAD = timedelta(seconds=30)
 MINUTE_ASSETS = [order_book_snapshot, order_book_features, klines_1m]
+#: Run monitoring fails a sensor's run still going after 30 minutes (a minute run takes under 5 even
+#: when it waits out a database outage): a hung run must not hold a slot of the run queue. The
+#: instance's own limit (`dagster.yaml`, 6 hours) is for the long runs launched from the UI, such as
+#: a klines_history backfill of many symbols, paced over hours by the weight budget.
+SENSOR_RUN_TAGS = {"dagster/max_runtime": "1800"}
 
 
 def klines_ride_along(symbols: int, depth_limit: int) -> bool:
@@ -66,7 +71,7 @@ def minute_run_request(minute: datetime, symbols: list[str], depth_limit: int) -
     return RunRequest(
         run_key=key,
         asset_selection=[a.key for a in assets],
-        tags={**minute_range_tags(minute, symbols), **PER_CELL_EVENTS_TAGS,
+        tags={**minute_range_tags(minute, symbols), **PER_CELL_EVENTS_TAGS, **SENSOR_RUN_TAGS,
               "acts/minute": key, "acts/symbols": str(len(symbols))},
     )
 
@@ -94,7 +99,8 @@ def due_minute(now: datetime) -> datetime | None:
 
 @sensor(
     name="minute_sensor",
-    target=MINUTE_ASSETS,
+    # By key: the code location partitions these assets by the live window (`definitions.py`).
+    target=[a.key for a in MINUTE_ASSETS],
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests one run per minute (all symbols the exchange accepted), 30 s before the "
@@ -133,6 +139,14 @@ def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange, i
                           + (f"; waiting for the exchange check: {', '.join(waiting)}" if waiting else ""))
     return SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
                         asset_events=outcome.asset_events)
+
+
+def live_window_start(context: SensorEvaluationContext) -> datetime:
+    """The first minute of the live window: the minute partitions of the code location the sensor
+    was loaded with (the partitions in code, from `HISTORY_START`, when it has none, as in a test)."""
+    repository = context.repository_def
+    assets_def = repository.assets_defs_by_key.get(order_book_snapshot.key) if repository else None
+    return minute_window_start(assets_def.partitions_def if assets_def else None)
 
 
 def snapshot_stored(instance: DagsterInstance, symbol: str, minute: datetime) -> bool:
@@ -203,7 +217,7 @@ def klines_due(first_missing: datetime, now: datetime, ride_along: bool) -> bool
 
 @sensor(
     name="klines_catch_up_sensor",
-    target=[klines_1m],
+    target=[klines_1m.key],
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Fetches the klines the minute runs did not, in one klines_1m run over the gap for "
@@ -217,7 +231,7 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     now = datetime.now(UTC)
     ride_along = klines_ride_along(len(symbols), exchange.levels())
     end = klines_scan_end(now, ride_along)
-    window_start = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+    window_start = max(floor_minute(now) - KLINES_CATCH_UP_WINDOW, live_window_start(context))
     cursor = json.loads(context.cursor) if context.cursor else {}
     start, full = scan_start(cursor, now, window_start)
     try:
@@ -251,7 +265,7 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     return RunRequest(
         run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[klines_1m.key],
-        tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, CATCH_UP_TAG: "klines"},
+        tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, **SENSOR_RUN_TAGS, CATCH_UP_TAG: "klines"},
     )
 
 
@@ -280,7 +294,7 @@ def snapshot_gap(recorded: dict[str, set[datetime]], stored: dict[str, set[datet
 
 @sensor(
     name="snapshot_catch_up_sensor",
-    target=[order_book_snapshot, order_book_features],
+    target=[order_book_snapshot.key, order_book_features.key],
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="With ACTS_BOOK_SOURCE=stream: stores the snapshots (and features) of minutes the stream "
@@ -296,7 +310,7 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
         return SkipReason("no symbols registered yet")
     now = datetime.now(UTC)
     end = floor_minute(now - SNAPSHOT_CATCH_UP_MARGIN)
-    window_start = max(end - SNAPSHOT_CATCH_UP_WINDOW, minute_partitions_start())
+    window_start = max(end - SNAPSHOT_CATCH_UP_WINDOW, live_window_start(context))
     # Recorded books against stored snapshots from after the last minute found complete (the
     # whole hour once an hour): an hour of 500 symbols is 30,000 cells to read every minute.
     # Withdrawn books are looked for over the whole hour (a revision can come minutes later):
@@ -328,5 +342,5 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
     return RunRequest(
         run_key=f"snapshot-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
         asset_selection=[order_book_snapshot.key, order_book_features.key],
-        tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, CATCH_UP_TAG: "snapshots"},
+        tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, **SENSOR_RUN_TAGS, CATCH_UP_TAG: "snapshots"},
     )

@@ -19,9 +19,6 @@ from acts_pipeline.core.cells import MINUTE_FORMAT
 from acts_pipeline.core.errors import ConfigurationError, ExchangeError
 from acts_pipeline.storage.collections import CELL_COLLECTIONS
 
-STATE_DIR_NAME = ".acts"
-
-
 def _project_dir() -> Path:
     """The folder holding workspace.yaml and dagster.yaml: the current one or a parent."""
     for folder in (Path.cwd(), *Path.cwd().parents):
@@ -30,11 +27,28 @@ def _project_dir() -> Path:
     raise ConfigurationError("run acts-pipeline from the project folder (the one with workspace.yaml and dagster.yaml)")
 
 
-def _dagster_home(project: Path) -> Path:
-    """An existing DAGSTER_HOME, or the project's ignored .acts/dagster_home with its dagster.yaml."""
+def _dagster_home(project: Path, state: Path) -> Path:
+    """An existing DAGSTER_HOME, or `dagster_home` with the project's dagster.yaml in the
+    environment's ignored state folder (`.acts`, TEST's `.acts-test`).
+
+    A DAGSTER_HOME set by the user must have the project's instance settings: an empty one gets
+    them written (and says so); one without them stops here, naming each missing setting
+    (acts_pipeline/platform/instance_settings.py)."""
+    from acts_pipeline.platform.instance_settings import check_instance_folder
+
     if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = project / STATE_DIR_NAME / "dagster_home"
+        home = Path(os.environ["DAGSTER_HOME"])
+        if not home.is_absolute():  # Dagster's own rule, said before anything starts
+            raise ConfigurationError(f"DAGSTER_HOME must be an absolute path, got {str(home)!r}")
+        own = state / "dagster_home"
+        wrote = check_instance_folder(
+            home, template=project / "dagster.yaml",
+            fix=f"ACTS's settings are in {project / 'dagster.yaml'}: copy or merge them in, or unset DAGSTER_HOME to use "
+                f"the project's own instance ({own})")
+        if wrote:
+            _say(wrote)
+        return home
+    home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(project / "dagster.yaml", home / "dagster.yaml")
     return home
@@ -44,23 +58,40 @@ RUNTIME_FILE = "runtime.json"
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 
 
-def _runtime_path(project: Path) -> Path:
-    return project / STATE_DIR_NAME / RUNTIME_FILE
+def _runtime_path(state: Path) -> Path:
+    return state / RUNTIME_FILE
 
 
-def _use_running_platform() -> None:
-    """Point this command at the platform `acts-pipeline dev` is running here, for the variables
-    the user did not set: its embedded database, its simulator and its Dagster instance."""
+def _enter_environment(project: Path, chosen: str | None) -> str:
+    """Adds the settings of the environment (`--env`, else ACTS_ENV, else DEV) from its file in
+    config/ to this process's environment, under what is set already (which wins); its name."""
+    from acts_pipeline.platform.environments import environment_settings
+
+    os.environ.update(environment_settings(project, os.environ, chosen=chosen))
+    return settings.acts_env()
+
+
+def _use_running_platform(chosen: str | None) -> None:
+    """Point this command at the platform `acts-pipeline dev` is running here in its environment
+    (`--env`, else ACTS_ENV, else DEV), for the variables the user did not set: the environment's
+    settings, its embedded database, its simulator and its Dagster instance."""
+    from acts_pipeline.platform.environments import state_folder
+
     try:
         project = _project_dir()
     except ConfigurationError:
+        if chosen is not None:
+            os.environ["ACTS_ENV"] = settings.parse_acts_env(chosen)
         return
-    runtime = _runtime_path(project)
+    if _enter_environment(project, chosen) == "prod":
+        return  # PROD's services and commands have their environment file (deploy/), no local state
+    state = state_folder(project, os.environ)
+    runtime = _runtime_path(state)
     if runtime.is_file():
         for key, value in json.loads(runtime.read_text()).items():
             os.environ.setdefault(key, value)
     if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
+        os.environ["DAGSTER_HOME"] = str(_dagster_home(project, state))
 
 
 def _check_configuration() -> None:
@@ -90,43 +121,60 @@ def cmd_dev(args: argparse.Namespace) -> int:
         start_recorder,
         start_simulator,
     )
+    from acts_pipeline.platform.environments import state_folder
 
     project = _project_dir()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
     # Ctrl-C works even when started from a shell that ignores SIGINT (`nohup ... &`, CI jobs):
     # an ignored SIGINT would also be inherited by dagster dev, which then could not be stopped.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    environment = _enter_environment(project, args.env)  # config/<env>.env under what is set already
+    if environment == "prod":
+        raise ConfigurationError("acts-pipeline dev runs DEV or TEST on this machine; PROD runs from deploy/ "
+                                 "(README, \"Deploying to production\")")
     _check_configuration()  # before anything starts: a bad value stops here, naming its variable
-    state = project / STATE_DIR_NAME
-    state.mkdir(exist_ok=True)
+    ui_port = args.port or settings.dagster_port()
+
+    def other_port() -> int:
+        """A free port that is not the UI's, which nothing listens on until Dagster starts."""
+        while (port := free_port()) == ui_port:
+            pass
+        return port
+
+    state = state_folder(project, os.environ)
+    home = _dagster_home(project, state)  # and so does an instance folder without the project's settings
+    state.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    if not env.get("ACTS_ARCHIVE_DIR", "").strip():
+        env["ACTS_ARCHIVE_DIR"] = str(state / "archive")  # each environment's archive in its own folder
+    _say(f"ACTS {environment.upper()}: state in {state}, MongoDB database {settings.mongo_db(env)}")
     down: list[str] = []  # what has been started, so far, for the last line
     children = []
     started: dict[str, str] = {}  # what other acts-pipeline commands here should talk to
     try:
         if args.simulated:
-            simulator = start_simulator(log_path=state / "simulator.log")
+            simulator = start_simulator(port=other_port(), log_path=state / "simulator.log")
             children.append(simulator)
             down.insert(0, "the simulator")
             env["ACTS_BINANCE_API_URL"] = started["ACTS_BINANCE_API_URL"] = simulator_api_url(simulator)
             env["ACTS_BINANCE_WS_URL"] = started["ACTS_BINANCE_WS_URL"] = simulator_ws_url(simulator)
             _say(f"exchange simulator on {env['ACTS_BINANCE_API_URL']} (log: {simulator.log_path})")
         if not env.get("ACTS_MONGO_URI"):
-            mongo = start_embedded_mongo(state / "mongo", log_path=state / "mongo.log")
+            mongo = start_embedded_mongo(state / "mongo", port=other_port(), log_path=state / "mongo.log")
             children.append(mongo)
             down.insert(0, "the embedded database")
             env["ACTS_MONGO_URI"] = started["ACTS_MONGO_URI"] = mongo_uri_of(mongo)
             _say(f"embedded MongoDB on {env['ACTS_MONGO_URI']} (data: {state / 'mongo'})")
         os.environ.update({k: v for k, v in env.items() if k.startswith("ACTS_")})
         _check_mongo(env["ACTS_MONGO_URI"])
-        env["DAGSTER_HOME"] = os.environ["DAGSTER_HOME"] = str(_dagster_home(project))
+        env["DAGSTER_HOME"] = os.environ["DAGSTER_HOME"] = str(home)
         # Run processes hand each output's cell materializations to the event log as one batch
         # (acts_pipeline/platform/event_log.py); a value set by the user wins.
         env.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
         _fail_orphaned_runs(Path(env["DAGSTER_HOME"]))
         if settings.book_source(env) == "stream":
             # The same port on every restart: the health address printed here stays right.
-            port = settings.recorder_health_port(env) or free_port()
+            port = settings.recorder_health_port(env) or other_port()
             recorder = Supervisor(
                 "the stream recorder", lambda: start_recorder(env, port=port, log_path=state / "recorder.log"),
                 say=_say, stopping=_STOPPING).start()
@@ -135,13 +183,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
             _say(f"stream recorder health on http://127.0.0.1:{recorder.port}/health (log: {recorder.log_path}); "
                  "restarted if it exits")
         # `symbols add|remove` run beside it ask this webserver to rebuild the partition status
-        env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{args.port}"
-        _runtime_path(project).write_text(json.dumps(started))
+        env["ACTS_DAGSTER_WEBSERVER_URL"] = started["ACTS_DAGSTER_WEBSERVER_URL"] = f"http://127.0.0.1:{ui_port}"
+        _runtime_path(state).write_text(json.dumps(started))
         down.insert(0, "Dagster")
-        return _run_dagster(project, env, args.port, state / "dagster.log")
+        return _run_dagster(project, env, ui_port, state / "dagster.log")
     finally:
         _stopping()
-        _runtime_path(project).unlink(missing_ok=True)
+        _runtime_path(state).unlink(missing_ok=True)
         for child in reversed(children):
             child.stop()
         if down:
@@ -406,13 +454,53 @@ def cmd_spool(args: argparse.Namespace) -> int:
 
 
 def cmd_reload_code(args: argparse.Namespace) -> int:
-    from acts_pipeline.platform.window_reload import ReloadError, reload_and_warm
+    from acts_pipeline.platform.window_reload import HourlyReloader, ReloadError, reload_and_warm
 
+    url = args.url or settings.webserver_url() or DEFAULT_WEBSERVER_URL
+    if args.every_hour:
+        # A service of its own in production (deploy/): what `dev` does beside dagster dev.
+        signal.signal(signal.SIGTERM, _interrupt)
+        reloader = HourlyReloader(url, log=_say).start()
+        _say(f"reloading the code location of {url} 10 s past every hour; Ctrl-C stops")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            _say("hourly reload stopped")
+        finally:
+            reloader.stop()
+        return 0
     try:
-        print(reload_and_warm(args.url or settings.webserver_url() or DEFAULT_WEBSERVER_URL))
+        print(reload_and_warm(url))
     except ReloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_check_instance(args: argparse.Namespace) -> int:
+    """The production services' check before they start (deploy/): DAGSTER_HOME has ACTS's
+    instance settings, and its storage opens (PostgreSQL reachable, its tables created)."""
+    from acts_pipeline.platform.instance_settings import check_instance_folder
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise ConfigurationError("DAGSTER_HOME is not set: point it at the instance folder holding deploy/dagster.yaml")
+    home = Path(os.environ["DAGSTER_HOME"])
+    check_instance_folder(home, fix="Install deploy/dagster.yaml there as dagster.yaml (README, \"Deploying to "
+                          "production\").")
+    try:
+        instance = _instance()
+        instance.get_runs_count()
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - said with its first cause; drivers do not echo passwords
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigurationError(f"the instance in {home} does not open: {detail}") from None
+    storage = getattr(instance.run_storage, "postgres_url", None)
+    where = f"PostgreSQL at {settings.redact_uri(storage)}" if storage else type(instance.run_storage).__name__
+    print(f"instance {home}: ACTS's settings are there; storage {where}")
     return 0
 
 
@@ -444,17 +532,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acts-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="run the Dagster UI and daemon on the embedded database")
+    # Which environment a command is in: its settings file in config/, its state folder.
+    environment = argparse.ArgumentParser(add_help=False)
+    environment.add_argument("--env", choices=settings.ENVIRONMENTS, default=None,
+                             help="the environment: its settings are config/<env>.env, under the variables set "
+                             "(default: ACTS_ENV, else dev)")
+
+    dev = commands.add_parser("dev", parents=[environment],
+                              help="run the Dagster UI and daemon on the embedded database")
     dev.add_argument("--simulated", action="store_true", help="also start the offline exchange simulator and use it")
-    dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    dev.add_argument("--port", type=int, default=None,
+                     help="Dagster UI port (default ACTS_DAGSTER_PORT: 3000 in DEV, 3001 in TEST)")
     dev.set_defaults(func=cmd_dev)
 
-    symbols = commands.add_parser("symbols", help="list, add (checked against exchangeInfo) or remove symbols")
+    symbols = commands.add_parser("symbols", parents=[environment], help="list, add (checked against exchangeInfo) or remove symbols")
     symbols.add_argument("action", choices=["add", "remove", "list"])
     symbols.add_argument("symbols", nargs="*", metavar="SYMBOL")
     symbols.set_defaults(func=cmd_symbols)
 
-    cover = commands.add_parser("coverage", help="stored vs missing (minute, symbol) cells, per collection")
+    cover = commands.add_parser("coverage", parents=[environment], help="stored vs missing (minute, symbol) cells, per collection")
     window = cover.add_mutually_exclusive_group()
     window.add_argument("--minutes", type=_positive_minutes, default=60,
                         help="how many closed minutes to look back (default 60); each symbol counts from its first "
@@ -468,14 +564,16 @@ def build_parser() -> argparse.ArgumentParser:
     cover.add_argument("--fail-on-missing", action="store_true", help="exit 1 when any cell is missing")
     cover.set_defaults(func=cmd_coverage)
 
-    spool = commands.add_parser("spool", help="batches waiting for MongoDB: status, or flush them now")
+    spool = commands.add_parser("spool", parents=[environment], help="batches waiting for MongoDB: status, or flush them now")
     spool.add_argument("action", choices=["status", "flush"])
     spool.set_defaults(func=cmd_spool)
 
-    reload = commands.add_parser("reload-code", help="reload the code location, which moves the partition window, and "
+    reload = commands.add_parser("reload-code", parents=[environment], help="reload the code location, which moves the partition window, and "
                                  "rebuild the partition status caches (`dev` does it 10 s past every hour)")
     reload.add_argument("--url", help="the Dagster webserver (default: ACTS_DAGSTER_WEBSERVER_URL, else the one "
                         f"`acts-pipeline dev` runs from this project folder, else {DEFAULT_WEBSERVER_URL})")
+    reload.add_argument("--every-hour", action="store_true", help="stay in the foreground and reload 10 s past every "
+                        "hour, as `dev` does (a production service: deploy/)")
     reload.set_defaults(func=cmd_reload_code)
 
     record = commands.add_parser("record", help="run the stream recorder (local order books, the book at every "
@@ -483,6 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--health-port", type=int, default=None,
                         help="port of its /health endpoint on 127.0.0.1 (default ACTS_RECORDER_HEALTH_PORT, else 8790)")
     record.set_defaults(func=cmd_record)
+
+    check = commands.add_parser("check-instance", help="check that DAGSTER_HOME has ACTS's instance settings and that "
+                                "its storage opens (the production services run it before they start)")
+    check.set_defaults(func=cmd_check_instance)
 
     simulate = commands.add_parser("simulate-exchange", help="run the offline Binance simulator (REST and streams; "
                                    "its options: acts-pipeline simulate-exchange --help)")
@@ -499,9 +601,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulator_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command in ("symbols", "coverage", "spool", "reload-code", "record"):
-        _use_running_platform()
     try:
+        if args.command in ("symbols", "coverage", "spool", "reload-code", "record"):
+            _use_running_platform(getattr(args, "env", None))
         return args.func(args)
     except (ConfigurationError, ExchangeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

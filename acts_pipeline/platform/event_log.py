@@ -17,7 +17,9 @@ per-event path unchanged.
 Dagster hands batches to the storage only when `DAGSTER_EVENT_BATCH_SIZE` is set in the run
 process's environment (`acts-pipeline dev` sets it; production sets it on the daemon and code
 server); the I/O manager tags the cell materializations of one output as one batch. Without the
-variable, or on Postgres, events are stored one by one as usual.
+variable, events are stored one by one as usual. On PostgreSQL (`deploy/dagster.yaml`) this class
+is not used: dagster-postgres's own `store_event_batch` already writes a batch of
+materializations as one multi-row insert and one index transaction.
 
 Configure it in `dagster.yaml` in place of the default SQLite event log:
 

@@ -22,8 +22,14 @@ In the UI a stored cell is materialized and a failed one is not (it shows as mis
 run still succeeds when at least one cell was stored. The failure events are written to the run's
 log; open-source event storages (SQLite, Postgres) do not keep this event type
 (`can_store_asset_failure_events` is False there), so on them the failed cell is "missing", and
-the step's log says why, with an error line per cell. Runs without the tag (launched from the UI) keep Dagster's default all-or-nothing
-events; the completeness check reports their missing cells from MongoDB itself.
+the step's log says why, with an error line per cell.
+
+Runs without the tag (the UI's Materialize, a backfill, `dagster asset materialize`): a tag cannot
+be added to a run once it exists, and Dagster writes its own event for every cell of the range
+when the output handling returns. When every cell was stored that is the truth. When some were
+not, the I/O manager writes the stored cells' materializations itself and then fails the step,
+so Dagster writes nothing more: the cells without data are not marked materialized (the failure
+names them), and the steps after it in that run are skipped.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dagster import ConfigurableIOManager, ConfigurableResource, Failure, InputC
 from pydantic import Field, PrivateAttr
 
 from acts_pipeline import settings
-from acts_pipeline.storage.cell_events import cell_events, events_are_per_cell
+from acts_pipeline.storage.cell_events import NO_REASON, cell_events, events_are_per_cell
 from acts_pipeline.core.cells import Cell, cells_of
 from acts_pipeline.storage.client import MongoStore, StorageError
 from acts_pipeline.storage.collections import TRACKING_COLLECTION
@@ -155,11 +155,28 @@ class MongoIOManager(ConfigurableIOManager):
         summary = {"collection": collection, "documents_written": result.written,
                    "inserted": result.inserted, "replaced": result.replaced,
                    "cells_without_data": len(allowed) - len(set(cells))}
+        stored = {cell: cell_metadata(collection, doc) for cell, doc in zip(cells, documents, strict=True)}
+        missing = sorted(allowed - stored.keys())
         if events_are_per_cell(context):
             # Each cell shows its own data; the write counts are the run's, in its log.
-            stored = {cell: cell_metadata(collection, doc) for cell, doc in zip(cells, documents, strict=True)}
-            missing = sorted(allowed - stored.keys())
             yield from cell_events(context, stored, missing, _failure_reasons(context))
+        elif missing and context.has_asset_partitions:
+            # A run launched without the per-cell tag (the UI's Materialize, a backfill, `dagster
+            # asset materialize`): once this returns, Dagster would record every cell of the range
+            # as materialized, the ones without data too. The stored cells are recorded here, one
+            # by one, and the step fails, so Dagster records nothing more: the cells without data
+            # stay unmaterialized (the run shows them failed), and the failure names them.
+            # The steps after it in this run do not run; a re-run (or the sensors' catch-up) does them.
+            reasons = _failure_reasons(context)
+            yield from cell_events(context, stored, missing, reasons)
+            named = "; ".join(f"{cell}: {reasons.get(str(cell), NO_REASON)}" for cell in missing[:5])
+            more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise Failure(
+                f"{context.asset_key.to_user_string()}: {len(missing)} of {len(allowed)} cells have no data and are "
+                f"not marked materialized: {named}{more}. The other {len(stored)} are stored and marked "
+                "materialized; the steps after this one in the run do not run.",
+                metadata={**summary, "cells_stored": len(stored), "cells_without_data": len(missing)},
+                allow_retries=False)
         else:
             context.add_output_metadata(summary)
 

@@ -88,11 +88,47 @@ def test_a_minute_closed_longer_ago_than_the_tolerance_is_refused_without_retry(
 
 
 def test_a_symbol_that_fails_is_absent_and_the_others_are_stored(instance, mongo):
+    from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
+
     client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
-    result = run_minute(instance, mongo, client, selection=[order_book_snapshot, order_book_features])
+    tags = {**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS}
+    result = run_minute(instance, mongo, client, tags=tags, selection=[order_book_snapshot, order_book_features])
     assert result.success
     assert sorted(d["symbol"] for d in docs(mongo, "order_book_snapshots")) == ["BLZETH", "NKNUSDT", "RUNEEUR"]
     assert sorted(d["symbol"] for d in docs(mongo, "order_book_features")) == ["BLZETH", "NKNUSDT", "RUNEEUR"]
+
+
+def test_a_run_launched_without_the_sensors_tags_marks_materialized_exactly_the_cells_it_stored(instance, mongo):
+    """Issue 12: launched as the UI, a backfill or `dagster asset materialize` launch it (no
+    per-cell tag), a range run over four symbols of which the exchange refuses one stored three
+    and marked all four materialized. Now the three are materialized, the fourth is not, and the
+    run fails naming it; the steps after it are skipped, not run on a partial input."""
+    from dagster import AssetKey
+
+    client = FakeClient(now=None, failing=failing_symbol("LRCBTC"))
+    result = run_minute(instance, mongo, client, selection=[order_book_snapshot, order_book_features])
+    assert not result.success
+    stored = sorted(d["symbol"] for d in docs(mongo, "order_book_snapshots"))
+    assert stored == ["BLZETH", "NKNUSDT", "RUNEEUR"]
+    assert sorted(instance.get_materialized_partitions(AssetKey("order_book_snapshot"))) == [
+        minute_key(MINUTE, s) for s in stored]
+    assert instance.get_materialized_partitions(AssetKey("order_book_features")) == set()
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert f"1 of 4 cells have no data and are not marked materialized: {minute_key(MINUTE, 'LRCBTC')}" in message
+    assert "does not know symbol" in message
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"] == ["order_book_snapshot"]
+
+
+def test_a_run_launched_without_the_sensors_tags_that_stores_every_cell_succeeds(instance, mongo):
+    from dagster import AssetKey
+
+    result = run_minute(instance, mongo, FakeClient(now=None), selection=[order_book_snapshot, order_book_features])
+    assert result.success
+    for key in ("order_book_snapshot", "order_book_features"):
+        assert sorted(instance.get_materialized_partitions(AssetKey(key))) == sorted(
+            minute_key(MINUTE, s) for s in CAPTURED_SYMBOLS), key
 
 
 def test_a_symbol_the_exchange_refuses_costs_that_symbol_alone_in_every_asset(instance, mongo):
@@ -179,13 +215,14 @@ def test_per_cell_events_mark_only_stored_cells_materialized(instance, mongo):
 
 def test_checks_run_in_the_minute_run_and_report_missing_cells_by_name(instance, mongo):
     from acts_pipeline.orchestration.checks import features_are_in_range, snapshot_books_are_valid, snapshots_are_complete
+    from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 
     checks = [snapshot_books_are_valid, features_are_in_range, snapshots_are_complete]
     clock = FixedClock(at=JUST_AFTER_CLOSE)
     client = FakeClient(now=clock.now, failing=failing_symbol("LRCBTC"))
     result = materialize(
         [order_book_snapshot, order_book_features, *checks], instance=instance,
-        tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
+        tags={**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS},
         resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock, "mongo": mongo,
                    "io_manager": MongoIOManager(mongo=mongo)})
     assert result.success

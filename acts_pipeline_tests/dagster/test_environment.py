@@ -15,6 +15,7 @@ from dagster import ConfigurableResource, EnvVar, asset, materialize
 from acts_pipeline import settings
 from acts_pipeline.core.errors import ConfigurationError
 from acts_pipeline.exchange import BinanceExchange
+from acts_pipeline.orchestration.alert_webhook import AlertWebhook
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.capture import CaptureClock
 from acts_pipeline.orchestration.environment import BINDINGS, resources_from_environment
@@ -27,7 +28,13 @@ SETTINGS_SOURCE = Path(settings.__file__).read_text()
 NOT_RESOURCE_SETTINGS = {"ACTS_DAGSTER_WEBSERVER_URL", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS",
                          # the stream recorder's own, a process beside Dagster (acts-pipeline record)
                          "ACTS_BINANCE_WS_URL", "ACTS_RECORDER_RETENTION_DAYS", "ACTS_RECORDER_SNAPSHOT_DEPTH",
-                         "ACTS_RECORDER_HEALTH_PORT"}
+                         "ACTS_RECORDER_HEALTH_PORT",
+                         # the CLI's: which environment (config/<env>.env), its state folder, its UI port
+                         "ACTS_ENV", "ACTS_STATE_DIR", "ACTS_DAGSTER_PORT"}
+
+
+def test_every_variable_the_readers_name_is_listed_for_the_environment_files():
+    assert set(settings.VARIABLES) == set(re.findall(r'"(ACTS_[A-Z_]+)"', SETTINGS_SOURCE))
 
 
 def test_every_setting_the_code_reads_is_bound_to_a_resource_field():
@@ -37,7 +44,7 @@ def test_every_setting_the_code_reads_is_bound_to_a_resource_field():
 
 
 @pytest.mark.parametrize("resource", [BinanceExchange, MongoResource, MongoIOManager, CaptureClock, InitialSymbols,
-                                      BookSource])
+                                      BookSource, AlertWebhook])
 def test_every_field_is_described(resource: type[ConfigurableResource]):
     undescribed = [name for name, field in resource.model_fields.items()
                    if name != "mongo" and not (field.description or "").strip()]
@@ -56,6 +63,32 @@ def test_set_variables_are_bound_with_envvar_and_unset_ones_keep_the_default():
     assert resources["mongo"].database == "acts"
     assert isinstance(resources["capture_clock"].tolerance_seconds, EnvVar)
     assert isinstance(resources["initial_symbols"].symbols, EnvVar)
+
+
+def test_the_alert_webhook_is_bound_with_envvar_so_its_value_is_never_shown():
+    url = "https://hooks.slack.com/services/T0ACTS00/B0ACTS00/s3cr3tT0kenInThePath"
+    webhook = resources_from_environment({"ACTS_ALERT_WEBHOOK_URL": url, "ACTS_ALERT_REMINDER_MINUTES": "15"})["alert_webhook"]
+    assert isinstance(webhook.url, EnvVar) and webhook.url.env_var_name == "ACTS_ALERT_WEBHOOK_URL"
+    assert webhook.reminder_minutes.env_var_name == "ACTS_ALERT_REMINDER_MINUTES"
+    assert "s3cr3t" not in repr(webhook) and "s3cr3t" not in str(webhook)
+    off = resources_from_environment({})["alert_webhook"]
+    assert off.url == "" and not off.enabled() and off.reminder_minutes == 60
+
+
+def test_alerts_name_the_environment_unless_a_deployment_name_is_set():
+    assert resources_from_environment({})["alert_webhook"].policy().deployment == "ACTS DEV"
+    assert resources_from_environment({"ACTS_ENV": "test"})["alert_webhook"].deployment == "ACTS TEST"
+    prod = resources_from_environment({"ACTS_ENV": "prod", "ACTS_MONGO_URI": "mongodb://db.example/"})
+    assert prod["alert_webhook"].deployment == "ACTS PROD"
+    named = resources_from_environment({"ACTS_ENV": "test", "ACTS_ALERT_DEPLOYMENT": "ACTS TEST eu-1"})["alert_webhook"]
+    assert isinstance(named.deployment, EnvVar) and named.deployment.env_var_name == "ACTS_ALERT_DEPLOYMENT"
+    with pytest.raises(ConfigurationError, match="ACTS_ENV must be one of dev, test, prod, got 'staging'"):
+        resources_from_environment({"ACTS_ENV": "staging"})
+
+
+def test_prod_without_its_database_does_not_load():
+    with pytest.raises(ConfigurationError, match="ACTS_ENV=prod needs ACTS_MONGO_URI"):
+        resources_from_environment({"ACTS_ENV": "prod"})
 
 
 def test_a_run_reads_the_bound_variables_when_it_starts(monkeypatch):

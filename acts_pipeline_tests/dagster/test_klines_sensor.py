@@ -10,7 +10,7 @@ from dagster import DagsterInstance, RunRequest, SkipReason
 from acts_pipeline.orchestration.assets import klines_1m
 from acts_pipeline.orchestration.klines_budget import KLINES_BATCH_MINUTES, KLINES_WEIGHT_BUDGET
 from acts_pipeline.core.cells import floor_minute
-from acts_pipeline.orchestration.partitions import minute_partitions_start
+from acts_pipeline.orchestration.partitions import minute_symbol_partitions, minute_window_start
 from acts_pipeline.orchestration.sensors import FULL_SCAN_EVERY, KLINES_CATCH_UP_WINDOW, minute_run_request
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline_tests.dagster.sensor_ticks import klines_catch_up_tick
@@ -85,7 +85,7 @@ def test_ticks_read_from_the_last_complete_minute_and_the_whole_window_hourly(in
     monkeypatch.setattr(type(store), "stored_minutes", spy)
 
     def whole_window(at):
-        return max(floor_minute(at) - KLINES_CATCH_UP_WINDOW, minute_partitions_start())
+        return max(floor_minute(at) - KLINES_CATCH_UP_WINDOW, minute_window_start(minute_symbol_partitions))
 
     before = datetime.now(UTC)
     result, cursor = klines_catch_up_tick(instance, mongo)

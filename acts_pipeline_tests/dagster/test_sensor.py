@@ -53,6 +53,8 @@ def test_run_request_covers_the_minute_from_first_to_last_registered_symbol():
     assert request.tags["dagster/asset_partition_range_start"] == minute_key(minute, "ZZZUSDT")
     assert request.tags["dagster/asset_partition_range_end"] == minute_key(minute, "AAAUSDT")
     assert {k.to_user_string() for k in request.asset_selection} == {"order_book_snapshot", "order_book_features", "klines_1m"}
+    # run monitoring fails it after 30 minutes (the instance's own limit is hours, for UI backfills)
+    assert request.tags["dagster/max_runtime"] == "1800"
 
 
 def test_first_tick_registers_acts_symbols_checked_against_the_exchange(instance, monkeypatch):
@@ -120,6 +122,7 @@ def test_klines_catch_up_sensor_requests_one_run_over_the_downtime(instance, mon
     assert request.tags["dagster/asset_partition_range_start"] == f"{first:%Y-%m-%d-%H:%M}|BTCUSDT"
     assert request.tags["dagster/asset_partition_range_end"] == f"{last:%Y-%m-%d-%H:%M}|ETHUSDT"
     assert [k.to_user_string() for k in request.asset_selection] == ["klines_1m"]
+    assert request.tags["dagster/max_runtime"] == "1800"
 
 
 def test_klines_catch_up_sensor_skips_while_mongodb_is_down(instance):

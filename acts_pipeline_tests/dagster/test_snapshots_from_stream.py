@@ -10,6 +10,7 @@ from dagster import DagsterInstance, materialize
 from acts_pipeline.orchestration.assets import order_book_snapshot
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.partitions import minute_range_tags
+from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 from acts_pipeline.storage import MongoIOManager
 from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.client import StorageError
@@ -51,7 +52,7 @@ def run(instance, mongo, client, at, minute=MINUTE):
     client._now = clock.now
     return materialize(
         [order_book_snapshot], instance=instance, raise_on_error=False,
-        tags=minute_range_tags(minute, list(CAPTURED_SYMBOLS)),
+        tags={**minute_range_tags(minute, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS},
         resources={"exchange": fake_exchange(client), "capture_clock": clock,
                    "book_source": BookSource(mongo=mongo, source="stream", wait_for_recorder_seconds=0.2),
                    "io_manager": MongoIOManager(mongo=mongo)})
@@ -155,7 +156,7 @@ def test_with_mongodb_down_at_the_close_every_book_comes_over_rest_at_once(insta
     client._now = clock.now
     result = materialize(
         [order_book_snapshot], instance=instance, raise_on_error=False,
-        tags=minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)),
+        tags={**minute_range_tags(MINUTE, list(CAPTURED_SYMBOLS)), **PER_CELL_EVENTS_TAGS},
         resources={"exchange": fake_exchange(client), "capture_clock": clock,
                    "book_source": BookSource(mongo=UnreachableMongo(database="down"), source="stream"),
                    "io_manager": MongoIOManager(mongo=mongo)})

@@ -11,6 +11,7 @@ from acts_pipeline.orchestration.assets import order_book_features, order_book_s
 from acts_pipeline.orchestration.checks import snapshots_are_complete
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager
+from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 from acts_pipeline_tests.dates import iso_instant, recent_minute
 from acts_pipeline_tests.fakes import (
     rest_books,
@@ -43,7 +44,7 @@ def collect(instance, mongo, minute, *, failing=None, selection=(order_book_snap
     client = FakeClient(now=clock.now, failing=failing)
     return materialize(
         [order_book_snapshot, order_book_features], selection=list(selection), instance=instance,
-        tags=minute_range_tags(minute, SYMBOLS),
+        tags={**minute_range_tags(minute, SYMBOLS), **PER_CELL_EVENTS_TAGS},  # as the minute sensor's runs
         resources={"exchange": fake_exchange(client), "book_source": rest_books(), "capture_clock": clock,
                    "io_manager": MongoIOManager(mongo=mongo)})
 

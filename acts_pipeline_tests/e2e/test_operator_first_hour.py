@@ -13,6 +13,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInsta
 
 from acts_pipeline.platform.processes import free_port
 from acts_devkit.platform import clean_env, project_copy, start_dev
+from acts_pipeline_tests.e2e.test_faults import post
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -128,6 +129,85 @@ def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
         runs = wait_for(runs_done, 150, "every run finished", platform)
         assert [r for r in runs if r["status"] != "SUCCESS"] == [], runs
         assert {r["jobName"] for r in runs} >= {"prune_run_history", "__ASSET_JOB"}
+    finally:
+        exit_code = platform.interrupt()
+    assert exit_code in (0, 130, -2), platform.log()[-3000:]
+
+
+def test_runs_launched_from_the_ui_mark_materialized_exactly_the_cells_they_stored(tmp_path, monkeypatch):
+    """Issue 12, item 3: the UI's two ways of launching, through the GraphQL requests it sends (a
+    range in the launch dialog is a backfill; one partition is a run), over cells one of which the
+    exchange refuses: the stored cells are materialized, the refused ones are not, and the run
+    says which. Klines of minutes before the start (their cells are nobody else's)."""
+    cwd = project_copy(tmp_path)
+    port = free_port()
+    platform = start_dev(cwd, clean_env(ACTS_SYMBOLS="BTCUSDT,ETHUSDT"), port, "--simulated")
+    started = datetime.now(UTC)
+    try:
+        mongo_uri = platform.wait_for_line(r"embedded MongoDB on (\S+)", 60).group(1)
+        api_url = platform.wait_for_line(r"exchange simulator on (\S+)", 60).group(1)
+        platform.wait_for_webserver(120)
+        platform.wait_for_location(120)
+        db = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000).acts
+        monkeypatch.setenv("DAGSTER_HOME", str(cwd / ".acts" / "dagster_home"))
+        instance = DagsterInstance.get()
+        wait_for(lambda: instance.get_dynamic_partitions("symbols") == ["BTCUSDT", "ETHUSDT"], 90,
+                 "ACTS_SYMBOLS registered", platform)
+        # From now on the exchange refuses ETHUSDT's klines (-1121), as for a symbol delisted since.
+        post(api_url.removesuffix("/api") + "/_simulator/faults",
+             {"rules": [{"endpoint": "klines", "symbol": "ETHUSDT", "kind": "invalid_symbol"}]})
+
+        first = (started - timedelta(minutes=20)).replace(second=0, microsecond=0)
+        minutes = [first + timedelta(minutes=i) for i in range(5)]
+        keys = [f"{m:%Y-%m-%d-%H:%M}|{s}" for m in minutes for s in ("BTCUSDT", "ETHUSDT")]
+        # 1. A range in the launch dialog: a backfill.
+        launched = platform.graphql(f"""mutation {{ launchPartitionBackfill(backfillParams: {{
+            assetSelection: [{{path: ["klines_1m"]}}], partitionNames: {json.dumps(keys)} }}) {{
+            __typename ... on LaunchBackfillSuccess {{ backfillId }} ... on PythonError {{ message }} }} }}""")
+        assert launched["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
+        # 2. One partition, Materialize: a run of the asset job with its partition tag.
+        single = f"{first - timedelta(minutes=5):%Y-%m-%d-%H:%M}|ETHUSDT"
+        launched = platform.graphql(f"""mutation {{ launchRun(executionParams: {{
+            selector: {{repositoryLocationName: "acts_pipeline", repositoryName: "__repository__",
+                        jobName: "__ASSET_JOB", assetSelection: [{{path: ["klines_1m"]}}]}},
+            executionMetadata: {{tags: [{{key: "dagster/partition", value: "{single}"}},
+                                       {{key: "dagster/partition/minute", value: "{single.split('|')[0]}"}},
+                                       {{key: "dagster/partition/symbol", value: "ETHUSDT"}}]}},
+            runConfigData: "{{}}" }}) {{ __typename ... on LaunchRunSuccess {{ run {{ runId }} }}
+            ... on PythonError {{ message }} ... on RunConfigValidationInvalid {{ errors {{ message }} }} }} }}""")
+        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+        single_run = launched["launchRun"]["run"]["runId"]
+
+        def finished(run_id):
+            run = instance.get_run_by_id(run_id)
+            return run if run and run.is_finished else None
+
+        def backfill_runs():
+            runs = [r for r in instance.get_runs() if r.tags.get("dagster/backfill")]
+            return runs if runs and all(r.is_finished for r in runs) else None
+
+        runs = wait_for(backfill_runs, 180, "the backfill's runs finished", platform)
+        single_done = wait_for(lambda: finished(single_run), 120, "the one-partition run finished", platform)
+
+        stored = sorted(f"{d['minute']:%Y-%m-%d-%H:%M}|{d['symbol']}"
+                        for d in db.klines_1m.find({"minute": {"$gte": first - timedelta(minutes=5), "$lt": minutes[-1] + timedelta(minutes=1)}}))
+        assert stored == sorted(k for k in keys if k.endswith("BTCUSDT")), stored
+        materialized = set(instance.get_materialized_partitions(AssetKey("klines_1m")))
+        assert materialized & {*keys, single} == {k for k in keys if k.endswith("BTCUSDT")}
+        # Each run that met ETHUSDT failed, naming its cells (the backfill plans one run per range of
+        # cells it can express: it may split BTCUSDT's from ETHUSDT's), and the others succeeded.
+        def met_ethusdt(run):
+            return any("ETHUSDT" in v for k, v in run.tags.items() if k.startswith("dagster/asset_partition_range")
+                       or k == "dagster/partition")
+
+        outcome = {r.run_id: (met_ethusdt(r), r.status.value) for r in [*runs, single_done]}
+        assert all(status == ("FAILURE" if met else "SUCCESS") for met, status in outcome.values()), outcome
+        failures = [r.event_log_entry for r in instance.get_event_records(
+            EventRecordsFilter(event_type=DagsterEventType.STEP_FAILURE), limit=20)]
+        messages = " ".join(e.dagster_event.event_specific_data.error.message for e in failures)
+        # a run with stored cells names those without data; one with none says no kline was fetched
+        assert "Binance does not know symbol 'ETHUSDT'" in messages, messages
+        assert "not marked materialized" in messages or "no kline could be fetched" in messages, messages
     finally:
         exit_code = platform.interrupt()
     assert exit_code in (0, 130, -2), platform.log()[-3000:]

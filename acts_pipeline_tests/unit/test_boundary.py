@@ -293,10 +293,12 @@ def connection_plans(draw, histories: dict[str, TrueHistory]) -> list:
         elif op == "drop" and not undetected:
             lost = draw(st.integers(0, 2))
             plan.append(("drop",))
-            # in flight: lost with the connection (a symbol's last event stays, to keep the test finite)
+            # in flight: the next messages are lost with the connection, up to a symbol's last
+            # event, which stays (every symbol must end on an event the recorder received)
             for _, _, s, j in merged[position:position + lost]:
-                if j != last_of[s]:
-                    position += 1
+                if j == last_of[s]:
+                    break
+                position += 1
         else:
             plan.append(("event", symbol, k))
             undetected.discard(symbol)

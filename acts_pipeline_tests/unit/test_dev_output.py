@@ -106,3 +106,21 @@ def test_the_stream_is_read_to_its_end_when_the_terminal_is_gone(tmp_path):
     DagsterOutput(stream, tmp_path / "dagster.log", show).start().close()
     assert stream.tell() == len(data)
     assert len((tmp_path / "dagster.log").read_text().splitlines()) == len(CAPTURED) + 1
+
+
+def test_a_preview_warning_dagster_attributes_to_our_module_is_noise_too():
+    """`daily_coverage`'s partitioned check spec is built in our module, so Dagster's warning names
+    our file (seen in the e2e terminal, as a log record and as Python's own warning line)."""
+    lines = [
+        "\x1b[32m2026-12-02 01:28:52 +0000\x1b[0m - dagster - \x1b[34mWARNING\x1b[0m - /work/main/acts_pipeline/"
+        "orchestration/coverage_assets.py:120: PreviewWarning: Specifying a partitions_def on an AssetCheckSpec is "
+        "currently in preview, and may have breaking changes in patch version releases.",
+        "  check_specs=[AssetCheckSpec(",
+        "",
+        "/work/main/acts_pipeline/orchestration/coverage_assets.py:120: PreviewWarning: Specifying a partitions_def on "
+        "an AssetCheckSpec is currently in preview.",
+        "  check_specs=[AssetCheckSpec(",
+        "ACTS stopped: Dagster, the embedded database and the simulator are down",
+    ]
+    assert [plain(line) for line in shown_lines(lines)] == [
+        "ACTS stopped: Dagster, the embedded database and the simulator are down"]

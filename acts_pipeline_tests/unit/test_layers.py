@@ -15,6 +15,8 @@ MAY_IMPORT = {
     "orchestration": {"core", "exchange", "storage", "orchestration", "settings"},
     "recorder": {"core", "exchange", "storage", "recorder", "settings"},
     "definitions": {"core", "exchange", "storage", "orchestration", "settings"},
+    # the researchers' read API: the stored data (MongoDB and the archive), no Dagster
+    "read": {"core", "storage", "settings"},
     "platform": {"core", "exchange", "storage", "orchestration", "recorder", "platform", "settings", "dagster_private"},
     "settings": {"core"},
 }

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from dagster import MultiPartitionKey, TimeWindowPartitionsDefinition
+from dagster import DagsterInstance, MultiPartitionKey, TimeWindowPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from acts_pipeline.orchestration import partitions
 from acts_pipeline.core.cells import MINUTE_FORMAT, Cell, cell_of, cells_of, floor_minute, format_minute, minute_close, parse_minute
-from acts_pipeline.orchestration.partitions import PARTITION_WINDOW_HOURS, PARTITIONS_START, RANGE_END_TAG, RANGE_START_TAG, minute_partitions, minute_partitions_start, minute_range_tags, minute_symbol_partitions, window_start
+from acts_pipeline.orchestration.partitions import (
+    HISTORY_START, MAX_PARTITION_KEYS, RANGE_END_TAG, RANGE_START_TAG, live_minute_symbol_partitions, minute_partitions,
+    minute_range_tags, minute_symbol_partitions, minute_window_start, most_live_cells, window_start, with_partitions)
 from acts_pipeline_tests.dates import minute_key, recent_minute
 
 MINUTE = datetime(2026, 11, 26, 13, 54, tzinfo=UTC)
@@ -124,50 +125,68 @@ def test_window_start_takes_the_utc_hour_of_an_aware_datetime_in_another_timezon
     assert window_start(india, 6).tzinfo is UTC
 
 
-def fresh_partitions_module():
-    """`acts_pipeline.orchestration.partitions` executed again now, as a new module (not put in sys.modules),
-    so its window is computed from the current environment and clock."""
-    spec = importlib.util.spec_from_file_location("acts_pipeline_partitions_fresh", partitions.__file__)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize(("variable", "value", "hours"), [
-    (None, None, 6), ("ACTS_PARTITION_WINDOW_HOURS", "1", 1), ("ACTS_PARTITION_WINDOW_HOURS", "48", 48),
-    ("ACTS_PARTITION_WINDOW_DAYS", "3", 72)])
-def test_the_first_key_is_the_window_of_hours_before_the_hour_of_the_load(monkeypatch, variable, value, hours):
-    monkeypatch.delenv("ACTS_PARTITION_WINDOW_HOURS", raising=False)
-    monkeypatch.delenv("ACTS_PARTITION_WINDOW_DAYS", raising=False)
-    if variable:
-        monkeypatch.setenv(variable, value)
-    before = datetime.now(UTC)
-    fresh = fresh_partitions_module()
-    after = datetime.now(UTC)
-    assert fresh.PARTITION_WINDOW_HOURS == hours
-    first = fresh.minute_partitions.get_first_partition_key()
-    # `before` and `after` give one and the same key unless the load straddled an hour.
-    assert first in {f"{moment - timedelta(hours=hours):%Y-%m-%d-%H}:00" for moment in (before, after)}
-    start = datetime.strptime(first, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-    assert fresh.minute_partitions_start() == start
-    assert fresh.minute_partitions.has_partition_key(first)
-    assert not fresh.minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
-
-
-def test_the_loaded_window_is_the_configured_number_of_hours_and_refuses_earlier_minutes():
-    assert PARTITION_WINDOW_HOURS == 48  # what conftest.py sets for the session
-    start = minute_partitions_start()
-    # Loaded earlier in this session: 48 hours before this hour's start, or before an earlier hour's.
-    now = datetime.now(UTC)
-    assert start <= now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=48)
-    assert (start.minute, start.second, start.microsecond) == (0, 0, 0)
-    assert minute_partitions.has_partition_key(format_minute(start))
-    assert minute_partitions.has_partition_key(format_minute(start + timedelta(minutes=1)))
-    assert not minute_partitions.has_partition_key(format_minute(start - timedelta(minutes=1)))
-    assert not minute_partitions.has_partition_key(format_minute(start - timedelta(days=1)))
+def test_the_partitions_in_code_take_every_minute_since_the_history_start_and_read_nothing(monkeypatch):
+    assert minute_window_start(minute_symbol_partitions) == datetime(2025, 1, 1, tzinfo=UTC) == datetime.fromisoformat(
+        HISTORY_START).replace(tzinfo=UTC)
+    assert minute_partitions.has_partition_key("2025-01-01-00:00")
+    assert not minute_partitions.has_partition_key("2024-12-31-23:59")
     # The minutes the tests take theirs from (acts_pipeline_tests/dates.py) are inside.
     assert minute_partitions.has_partition_key(minute_key(recent_minute(0, 0)))
     assert minute_partitions.has_partition_key(minute_key(recent_minute(23, 59)))
+    # Nothing in the module reads the environment: the window is applied by definitions.py.
+    source = open(partitions.__file__).read()
+    assert "settings" not in source and "environ" not in source
+
+
+@pytest.mark.parametrize("hours", [1, 2, 48])
+def test_the_live_window_is_the_hours_before_the_hour_of_the_load(hours):
+    now = datetime(2026, 11, 26, 13, 54, 12, tzinfo=UTC)
+    live = live_minute_symbol_partitions(hours, now)
+    minutes = live.get_partitions_def_for_dimension("minute")
+    start = datetime(2026, 11, 26, 13, tzinfo=UTC) - timedelta(hours=hours)
+    assert minute_window_start(live) == start
+    assert minutes.get_first_partition_key() == format_minute(start)
+    assert minutes.has_partition_key(format_minute(start))
+    assert not minutes.has_partition_key(format_minute(start - timedelta(minutes=1)))
+    assert live.get_partitions_def_for_dimension("symbol").name == "symbols"
+
+
+def test_the_default_live_window_stays_within_dagsters_guidance_at_500_symbols():
+    from acts_pipeline.settings import DEFAULT_PARTITION_WINDOW_HOURS
+
+    assert most_live_cells(DEFAULT_PARTITION_WINDOW_HOURS, 500) == 181 * 500 <= MAX_PARTITION_KEYS
+    assert most_live_cells(3, 500) > MAX_PARTITION_KEYS
+
+
+def test_with_partitions_changes_only_the_partitions():
+    from acts_pipeline.orchestration.assets import order_book_snapshot
+
+    live = live_minute_symbol_partitions(2, datetime(2026, 11, 26, 13, 54, tzinfo=UTC))
+    narrowed = with_partitions(order_book_snapshot, live)
+    assert narrowed.key == order_book_snapshot.key and narrowed.partitions_def is live
+    assert narrowed.backfill_policy == order_book_snapshot.backfill_policy
+    assert order_book_snapshot.partitions_def is minute_symbol_partitions  # the original is untouched
+
+
+def test_the_code_location_narrows_the_minute_assets_and_their_checks_to_the_live_window(monkeypatch):
+    monkeypatch.setenv("ACTS_PARTITION_WINDOW_HOURS", "3")
+    from acts_pipeline.definitions import defs
+
+    before = datetime.now(UTC)
+    # In an instance's context, as Dagster loads a code location: Dagster keeps the current
+    # instance's definitions-state storage in a context variable, and an earlier test's instance,
+    # gone since, would otherwise be asked for it ("undefined DagsterInstance weakref").
+    with DagsterInstance.ephemeral():
+        repository = defs().get_repository_def()
+    after = datetime.now(UTC)
+    starts = {window_start(moment, 3) for moment in (before, after)}
+    for key, assets_def in repository.assets_defs_by_key.items():
+        if key.path[0] in ("order_book_snapshot", "order_book_features", "klines_1m"):
+            assert minute_window_start(assets_def.partitions_def) in starts, key
+    for check_key, checks_def in repository.asset_checks_defs_by_key.items():
+        partitions_def = checks_def.get_spec_for_check_key(check_key).partitions_def
+        if partitions_def is not None:
+            assert minute_window_start(partitions_def) in starts, check_key
 
 
 def test_the_current_minute_is_a_valid_key():
@@ -180,7 +199,7 @@ def test_the_current_minute_is_a_valid_key():
 
     # What end_offset=1 buys: without it the last key is the previous, closed minute.
     closed_only = TimeWindowPartitionsDefinition(
-        cron_schedule="* * * * *", start=PARTITIONS_START, fmt=MINUTE_FORMAT, timezone="UTC"
+        cron_schedule="* * * * *", start=HISTORY_START + "-00:00", fmt=MINUTE_FORMAT, timezone="UTC"
     )
     before = floor_minute(datetime.now(UTC))
     last_closed = closed_only.get_last_partition_key()

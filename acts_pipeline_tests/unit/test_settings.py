@@ -20,7 +20,7 @@ def test_defaults_with_an_empty_environment():
     assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
     assert settings.depth_limit(empty) == 100
     assert settings.capture_tolerance_seconds(empty) == 10.0
-    assert settings.partition_window_hours(empty) == 6
+    assert settings.partition_window_hours(empty) == 2
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
@@ -32,7 +32,7 @@ def test_blank_values_mean_the_default(blank):
     assert settings.binance_api_url(env) == "https://api.binance.com/api"
     assert settings.depth_limit(env) == 100
     assert settings.capture_tolerance_seconds(env) == 10.0
-    assert settings.partition_window_hours(env) == 6
+    assert settings.partition_window_hours(env) == 2
 
 
 def test_good_values_are_read_and_normalised():
@@ -92,7 +92,7 @@ def test_partition_window_hours_is_read_at_call_time(monkeypatch):
     monkeypatch.setenv("ACTS_PARTITION_WINDOW_HOURS", "7")
     assert settings.partition_window_hours() == 7
     monkeypatch.delenv("ACTS_PARTITION_WINDOW_HOURS")
-    assert settings.partition_window_hours() == 6
+    assert settings.partition_window_hours() == 2
 
 
 # ---- bad values ------------------------------------------------------------------------------
@@ -216,3 +216,38 @@ def test_no_binance_url_error_message_contains_the_password(uri):
     else:  # accepted: only a well-formed http(s) URL with a host may be
         parts = urlsplit(uri)
         assert parts.scheme in ("http", "https") and parts.hostname == "db.example"
+
+
+# ---- alerts (issue 13, item 5) -----------------------------------------------------------------
+
+SLACK_TOKEN = "T0ACTS00/B0ACTS00/s3cr3tT0kenInThePath"
+
+
+def test_alerts_are_off_until_a_webhook_is_given_and_remind_hourly_by_default():
+    assert settings.alert_webhook_url({}) is None
+    assert settings.alert_webhook_url({"ACTS_ALERT_WEBHOOK_URL": "  "}) is None
+    assert settings.alert_reminder_minutes({}) == 60
+    url = f" https://hooks.slack.com/services/{SLACK_TOKEN} "
+    assert settings.alert_webhook_url({"ACTS_ALERT_WEBHOOK_URL": url}) == url.strip()
+    assert settings.alert_webhook_url({"ACTS_ALERT_WEBHOOK_URL": "http://127.0.0.1:8931/hook"}) == "http://127.0.0.1:8931/hook"
+    assert settings.alert_reminder_minutes({"ACTS_ALERT_REMINDER_MINUTES": " 15 "}) == 15
+    settings.check_environment({"ACTS_ALERT_WEBHOOK_URL": url, "ACTS_ALERT_REMINDER_MINUTES": "10080"})
+
+
+@pytest.mark.parametrize("url", [f"hooks.slack.com/services/{SLACK_TOKEN}", f"ftp://hooks.slack.com/{SLACK_TOKEN}",
+                                 f"https:///{SLACK_TOKEN}", f"https://hooks.slack.com:port/{SLACK_TOKEN}",
+                                 f"https://hooks.slack.com/services/{SLACK_TOKEN} trailing words"])
+def test_a_bad_webhook_url_is_refused_without_showing_any_of_it(url):
+    with pytest.raises(ConfigurationError) as raised:
+        settings.check_environment({"ACTS_ALERT_WEBHOOK_URL": url})
+    message = str(raised.value)
+    assert message.startswith("ACTS_ALERT_WEBHOOK_URL must be an http(s) URL") and "not shown" in message
+    assert "s3cr3t" not in message and "hooks.slack.com" not in message.split("such as")[0]
+    assert "s3cr3t" not in repr(raised.value)
+
+
+@pytest.mark.parametrize(("raw", "problem"), [("0", "between 1 and 10080, got 0"), ("10081", "between 1 and 10080"),
+                                              ("hourly", "a whole number of minutes, got 'hourly'")])
+def test_a_bad_reminder_interval_names_the_variable(raw, problem):
+    with pytest.raises(ConfigurationError, match=f"ACTS_ALERT_REMINDER_MINUTES must be {problem}"):
+        settings.alert_reminder_minutes({"ACTS_ALERT_REMINDER_MINUTES": raw})

@@ -33,12 +33,11 @@ def test_the_reload_is_ten_seconds_past_every_hour_and_always_ahead():
     assert next_reload(india) == datetime(2026, 11, 26, 14, 0, 10, tzinfo=UTC)
 
 
-def test_retention_keeps_the_partition_window_by_default():
+def test_retention_keeps_the_live_window_by_default():
     now = datetime(2026, 11, 26, 13, 5, tzinfo=UTC)
-    from acts_pipeline.orchestration.partitions import PARTITION_WINDOW_HOURS
-
-    assert retention_cutoff(now, None) == datetime(2026, 11, 26, 13, tzinfo=UTC) - timedelta(hours=PARTITION_WINDOW_HOURS)
-    assert retention_cutoff(now, 1.5) == now - timedelta(days=1.5)
+    start = datetime(2026, 11, 26, 11, tzinfo=UTC)
+    assert retention_cutoff(now, None, start) == start
+    assert retention_cutoff(now, 1.5, start) == now - timedelta(days=1.5)
 
 
 def workspace(*entries):
