@@ -30,6 +30,13 @@ The rule:
   and the reason; the recorder stores it over the first (records are unique per symbol and
   close). No record carrying a book is ever left standing when the tracker has seen evidence that
   it is wrong.
+- *Snapshots of a book in sync.* A book in sync is given a new snapshot when its complete range
+  has become too short (`apply_snapshot`). A snapshot newer than the book jumps over the update
+  IDs between: their events are either still in flight or were lost, and a lost one would never
+  show as a gap (found by the property test: an event lost, a close decided by the clock, a
+  refresh snapshot before the symbol's next event). The book's published closes since its dated
+  state are *pending* until an event of the symbol past the old update ID arrives: if it continues
+  the old update ID the closes stand; if not (or the connection drops first) they are withdrawn.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from acts_pipeline.core.local_book import Applied, BookView, LocalBook
-from acts_pipeline.core.models import DepthUpdate
+from acts_pipeline.core.local_book import Applied, BookView, LocalBook, SnapshotOutcome
+from acts_pipeline.core.models import DepthUpdate, OrderBook
 
 MINUTE_MS = 60_000
 #: How many of each symbol's latest closes with a published book can still be revised.
@@ -85,6 +92,8 @@ class BoundaryTracker:
         self._books: dict[str, LocalBook] = {}
         self._taken: dict[str, int] = {}  # the last close decided for each symbol
         self._published: dict[str, deque[int]] = {}  # recent closes whose record carried a book
+        # symbol -> (update ID, E) of its state before a snapshot jumped over later update IDs
+        self._pending: dict[str, tuple[int, int]] = {}
         self.late_events = 0
         self.revisions = 0
         for book in books:
@@ -94,7 +103,7 @@ class BoundaryTracker:
 
     @property
     def books(self) -> Mapping[str, LocalBook]:
-        """The books of this connection by symbol (read-only; snapshots go to the books directly)."""
+        """The books of this connection by symbol (read-only; snapshots go through `apply_snapshot`)."""
         return MappingProxyType(self._books)
 
     def add_book(self, book: LocalBook) -> None:
@@ -107,6 +116,7 @@ class BoundaryTracker:
 
     def remove_book(self, symbol: str) -> LocalBook:
         self._taken.pop(symbol)
+        self._pending.pop(symbol, None)
         self._published.pop(symbol)
         return self._books.pop(symbol)
 
@@ -131,6 +141,16 @@ class BoundaryTracker:
         interval = self.interval_ms
         records: list[BoundaryRecord] = []
         taken = self._taken[symbol]
+        pending = self._pending.get(symbol)
+        if pending is not None and update.final_update_id > pending[0]:
+            # the first event past the state a snapshot jumped from: it says whether that state
+            # had every event (module docstring, snapshots of a book in sync)
+            del self._pending[symbol]
+            if update.first_update_id > pending[0] + 1:
+                records += self._revise(
+                    symbol, -(-pending[1] // interval) * interval, taken, now_ms,
+                    f"events were missing before a snapshot resynced the book (U={update.first_update_id} "
+                    f"after update ID {pending[0]})")
         if event_time > taken + interval:
             # closes of this symbol before the event: final now, taken before it is applied
             known_duplicate = book.in_sync and update.final_update_id <= book.last_update_id
@@ -180,6 +200,20 @@ class BoundaryTracker:
             self._clock = clock_ms
         return self._advance(now_ms)
 
+    def apply_snapshot(self, symbol: str, snapshot: OrderBook, limit: int) -> SnapshotOutcome:
+        """Give `symbol`'s book a REST snapshot (`LocalBook.apply_snapshot`). Of a book in sync, a
+        snapshot newer than its state leaves its published closes pending (module docstring)."""
+        book = self._books.get(symbol)
+        if book is None:
+            raise ValueError(f"a snapshot of {symbol}, which is not a symbol of this connection")
+        before = (book.last_update_id, book.event_time_ms) if book.in_sync else None
+        outcome = book.apply_snapshot(snapshot, limit)
+        if (before is not None and before[1] is not None and outcome is not SnapshotOutcome.TOO_OLD
+                and snapshot.last_update_id > before[0]):
+            held = self._pending.get(symbol)  # an earlier jump not yet decided goes back further
+            self._pending[symbol] = held if held is not None and held[0] < before[0] else before
+        return outcome
+
     def connection_lost(self, reason: str, now_ms: int) -> list[BoundaryRecord]:
         """The connection dropped: every book of it is out of sync (events may be lost), each
         until its own new snapshot. A published close that an event of its symbol after it has
@@ -191,6 +225,9 @@ class BoundaryTracker:
         records: list[BoundaryRecord] = []
         for symbol, book in self._books.items():
             state_time = book.event_time_ms if book.in_sync else None
+            pending = self._pending.pop(symbol, None)
+            if pending is not None:  # the state a snapshot jumped from was never confirmed
+                state_time = pending[1] if state_time is None else min(state_time, pending[1])
             if state_time is not None:
                 records += self._revise(
                     symbol, -(-state_time // self.interval_ms) * self.interval_ms, self._taken[symbol], now_ms,

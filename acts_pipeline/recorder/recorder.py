@@ -329,7 +329,7 @@ class Recorder:
         book = tracker.books.get(symbol) if tracker is not None else None
         if book is None:
             return  # removed meanwhile
-        outcome = book.apply_snapshot(timed.book, depth)
+        outcome = tracker.apply_snapshot(symbol, timed.book, depth)
         if outcome is SnapshotOutcome.SYNCED and book.is_complete(self.options.depth):
             self._wanted.pop(symbol, None)
         else:

@@ -116,9 +116,9 @@ def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
         wait_for(lambda: db.klines_1m.count_documents(window) == 10, 120, "the backfilled klines", platform)
 
         # The hourly retention job, launched now: it succeeds.
-        launched = platform.graphql(f"""mutation {{ launchRun(executionParams: {{ selector: {{
-            repositoryLocationName: "acts_pipeline", repositoryName: "__repository__", jobName: "prune_run_history"}},
-            runConfigData: "{{}}" }}) {{ __typename ... on PythonError {{ message }} }} }}""")
+        launched = platform.graphql("""mutation { launchRun(executionParams: { selector: {
+            repositoryLocationName: "acts_pipeline", repositoryName: "__repository__", jobName: "prune_run_history"},
+            runConfigData: "{}" }) { __typename ... on PythonError { message } } }""")
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
 
         def runs_done():

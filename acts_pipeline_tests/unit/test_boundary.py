@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acts_pipeline.core.boundary import BoundaryTracker
-from acts_pipeline.core.local_book import LocalBook
+from acts_pipeline.core.boundary import BoundaryRecord, BoundaryTracker
+from acts_pipeline.core.local_book import LocalBook, SnapshotOutcome
 from acts_pipeline.core.models import DepthUpdate, OrderBook
 from acts_pipeline.core.parsing import parse_depth_stream_message
 from acts_pipeline_tests.unit.test_local_book import TrueHistory, real_snapshot, true_histories
@@ -217,6 +217,56 @@ def test_a_drop_withdraws_the_closes_no_later_event_confirmed():
     assert "no event of the symbol after the close confirmed its book" in records[0].reason
 
 
+def refreshed_after_a_close() -> BoundaryTracker:
+    """C1 decided by the clock for both books at update ID 101; then A, still in sync, is given a
+    newer snapshot (105: the events 102..105 are in flight or lost), as the recorder does when a
+    book's complete range has become too short."""
+    tracker = tracker_with_synced_books()
+    assert all(r.in_sync for r in tracker.on_clock(C1 + 1, now_ms=C1 + 1))
+    newer = OrderBook("MADEUPA", 105, np.array([[10.0, 3.0], [9.0, 2.0]]), np.array([[11.0, 1.0], [12.0, 2.0]]))
+    assert tracker.apply_snapshot("MADEUPA", newer, limit=10) is SnapshotOutcome.SYNCED
+    return tracker
+
+
+def test_a_newer_snapshot_of_a_book_in_sync_leaves_its_closes_pending_until_the_next_event():
+    # the in-flight events arrive: the first continues 101, so A's C1 stands
+    tracker = refreshed_after_a_close()
+    assert tracker.on_event(made_up_update("MADEUPA", 102, 103, C1 + 5), now_ms=C1 + 6) == []
+    assert tracker.on_event(made_up_update("MADEUPA", 104, 106, C1 + 7), now_ms=C1 + 8) == []
+    assert tracker.connection_lost("made-up connection drop", now_ms=C1 + 9) == [
+        BoundaryRecord("MADEUPB", C1, None, False, "made-up connection drop: no event of the symbol after the "
+                       "close confirmed its book", C1 + 9, revises=True)]
+
+
+def test_an_event_lost_before_a_newer_snapshot_withdraws_the_closes_it_may_have_changed():
+    # 102..103 were lost: the first event past 101 starts at 104, a gap the snapshot had hidden
+    tracker = refreshed_after_a_close()
+    records = tracker.on_event(made_up_update("MADEUPA", 104, 106, C1 + 5), now_ms=C1 + 6)
+    assert [(r.symbol, r.close_ms, r.revises, r.view) for r in records] == [("MADEUPA", C1, True, None)]
+    assert "events were missing before a snapshot resynced the book (U=104 after update ID 101)" in records[0].reason
+    assert tracker.books["MADEUPA"].in_sync  # the book itself is right: the snapshot resynced it
+
+
+def test_a_drop_before_the_event_that_would_confirm_a_refreshed_book_withdraws_its_closes():
+    tracker = refreshed_after_a_close()
+    records = tracker.connection_lost("made-up connection drop", now_ms=C1 + 9)
+    assert sorted((r.symbol, r.close_ms, r.revises) for r in records) == [
+        ("MADEUPA", C1, True), ("MADEUPB", C1, True)]
+
+
+def test_an_older_snapshot_of_a_book_in_sync_leaves_its_closes_standing():
+    tracker = tracker_with_synced_books()
+    tracker.on_event(made_up_update("MADEUPA", 102, 102, 1_500), now_ms=1_500)
+    assert all(r.in_sync for r in tracker.on_clock(C1 + 1, now_ms=C1 + 1))
+    # a snapshot at 101, brought to 102 by the kept event: every update ID was seen
+    older = OrderBook("MADEUPA", 101, np.array([[10.0, 5.0], [9.0, 2.0]]), np.array([[11.0, 1.0], [12.0, 2.0]]))
+    assert tracker.apply_snapshot("MADEUPA", older, limit=10) is SnapshotOutcome.SYNCED
+    assert tracker.on_event(made_up_update("MADEUPA", 103, 103, C1 + 5), now_ms=C1 + 6) == []
+    assert [r.symbol for r in tracker.connection_lost("made-up connection drop", now_ms=C1 + 9)] == ["MADEUPB"]
+    with pytest.raises(ValueError, match="not a symbol of this connection"):
+        tracker.apply_snapshot("MADEUPC", older, limit=10)
+
+
 def test_symbols_join_and_leave_and_unknown_symbols_are_refused():
     tracker = tracker_with_synced_books()
     tracker.on_clock(C1 + 1, now_ms=C1 + 1)
@@ -339,7 +389,7 @@ def test_property_every_boundary_book_is_the_reference_state_at_its_close(data):
             records = tracker.on_event(histories[step[1]].events[step[2]], now)
         elif step[0] == "snapshot":
             _, symbol, update_id, limit = step
-            tracker.books[symbol].apply_snapshot(histories[symbol].snapshot(update_id, limit), limit=limit)
+            tracker.apply_snapshot(symbol, histories[symbol].snapshot(update_id, limit), limit=limit)
             records = []
         elif step[0] == "drop":
             records = tracker.connection_lost("made-up connection drop", now)
