@@ -5,7 +5,7 @@ values here. Four kinds, each with its key (one key = one ongoing problem):
 
 | key | raised when | over when |
 |---|---|---|
-| `run:<sensor or schedule>` | a run it launched failed since the last look, or its latest finished run failed | its latest finished run succeeded |
+| `run:<sensor or schedule>` | a run it launched failed since the last look, or its latest finished run failed, and Dagster will not retry it | its latest finished run succeeded |
 | `check:<asset>/<check>` | the check's latest evaluation failed with ERROR severity, or with WARN for `ALERTED_WARN_CHECKS` | its latest evaluation passed (or is a warning not alerted) |
 | `gap:live` | minutes closed since the last look miss (symbol, minute) cells in snapshots or features | the next minutes closed are complete |
 | `recorder:down`, `recorder:out_of_sync` | the stream recorder is stopped, silent, or never reported; or some symbols have had no book it vouches for over `OUT_OF_SYNC_HOLD` | it reports again; every symbol in sync |
@@ -63,7 +63,14 @@ class FailedRun:
 
 def runs_problem(origin: str, failed: Sequence[FailedRun], latest_failed: FailedRun | None) -> Problem | None:
     """The runs of `origin` (a sensor or schedule): `failed` since the last look (oldest first),
-    and its latest finished run if that failed. None: nothing failed and the latest succeeded."""
+    and its latest finished run if that failed. None: nothing failed and the latest succeeded.
+
+    A failure Dagster will retry (`run_retries`) is not a problem yet: the retry may succeed (a
+    PostgreSQL restart while the run was dequeued, a run process killed). Its retry's failure,
+    once the retries are spent, is; a minute the retries could not save is a gap, said as such."""
+    failed = [run for run in failed if not run.will_retry]
+    if latest_failed is not None and latest_failed.will_retry:
+        latest_failed = None
     if not failed and latest_failed is None:
         return None
     newest = failed[-1] if failed else latest_failed
@@ -71,8 +78,6 @@ def runs_problem(origin: str, failed: Sequence[FailedRun], latest_failed: Failed
     error = _first_line(newest.error)
     detail = f"run {newest.run_id[:8]}" + (f" (minute {newest.minute})" if newest.minute else "") + \
         (f" failed: {error}" if error else " failed")
-    if newest.will_retry:
-        detail += " Dagster retries it."
     if len(failed) > 1:
         detail += f" {len(failed)} runs of {origin} failed since the last look."
     return Problem(f"run:{origin}", title, detail)

@@ -28,12 +28,21 @@ def minutes(*offsets):
 
 def test_a_failed_minute_run_names_its_minute_and_its_error():
     run = FailedRun("1a2b3c4d-5e6f", "CaptureTooLateError: minute 2026-12-01-12:00 closed 30.0 s ago\n  at ...",
-                    minute="2026-12-01-12:00", will_retry=True)
+                    minute="2026-12-01-12:00")
     problem = runs_problem("minute_sensor", [run], run)
     assert problem.key == "run:minute_sensor" and problem.title == "minute runs are failing"
     assert problem.detail == ("run 1a2b3c4d (minute 2026-12-01-12:00) failed: CaptureTooLateError: minute "
-                              "2026-12-01-12:00 closed 30.0 s ago Dagster retries it.")
+                              "2026-12-01-12:00 closed 30.0 s ago")
     assert problem.hold == timedelta(0) and problem.remind
+
+
+def test_a_failure_dagster_will_retry_is_no_problem_until_the_retries_are_spent():
+    retried = FailedRun("1a2b3c4d-5e6f", "DagsterPostgresException: connection refused", minute="2026-12-01-12:00",
+                        will_retry=True)
+    assert runs_problem("minute_sensor", [retried], retried) is None
+    last = FailedRun("9f8e7d6c-5b4a", "DagsterPostgresException: connection refused", minute="2026-12-01-12:00")
+    problem = runs_problem("minute_sensor", [retried, last], last)
+    assert problem.detail.startswith("run 9f8e7d6c (minute 2026-12-01-12:00) failed") and "2 runs" not in problem.detail
 
 
 def test_runs_of_a_schedule_count_their_failures_and_a_succeeding_origin_is_no_problem():
