@@ -63,8 +63,8 @@ connection (the recorder's restart is the dev soak's recorder kill). Then the al
   `missing cells in the live minutes` episode (PROBLEM then RESOLVED), alerted within 2 minutes
   of the first missed close unless the daemon was down then; except the cells deleted after the
   live scan because the recorder withdrew their book (listed: by design only `day_is_complete`
-  says those, after the day); every failed run of a sensor or
-  schedule by one `... runs are failing` episode; the outage by one `the alert sensor cannot read
+  says those, after the day); every failed run of a sensor or schedule that Dagster did not
+  retry by one `... runs are failing` episode; the outage by one `the alert sensor cannot read
   MongoDB` episode when it lasted >= 120 s (it may fire from 60 s: at most once then); the
   recorder's restart by one `the stream recorder is down` episode when it was down >= 75 s;
 - every episode has exactly one PROBLEM and one RESOLVED (reminders counted), and every episode is
@@ -514,6 +514,8 @@ def alert_accounting(state: dict) -> tuple[list[str], int]:
         title = "minute runs are failing" if run.get("minute") else f"runs of {run.get('origin')} are failing"
         if not run.get("origin"):
             continue  # launched by hand or a backfill: the sensor does not alert those
+        if run.get("will_retry"):
+            continue  # Dagster retried it: only a retry's failure is alerted (its own entry here)
         end = datetime.fromtimestamp(run["end"], UTC) if run.get("end") else stopped
         required.append({"what": f"failed run {run['run']} ({run.get('minute') or run['origin']})",
                          "episodes": [e for e in episodes if e["title"] == title and covers(e, end)], "latency": None})
@@ -934,7 +936,8 @@ class ProductionSoak(dev.Soak):
             minute = tags.get("acts/minute")
             failed.append({"run": run["runId"][:8], "minute": minute, "end": run.get("endTime"),
                            "close": iso(parse_minute(minute) + MINUTE) if minute else None,
-                           "origin": tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name")})
+                           "origin": tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name"),
+                           "will_retry": tags.get("dagster/will_retry") == "true"})
         found["failed_runs"] = failed
         return found
 
@@ -971,7 +974,7 @@ def account(state: dict, mongo_uri: str, folder: Path) -> int:
     runs = state.get("runs") or {}
     failed_runs = runs.get("failed_runs", [])
     lines.append(f"  failed runs: {len(failed_runs)}" + "".join(
-        f"\n    {r['run']} minute={r['minute']} origin={r['origin']}" for r in failed_runs))
+        f"\n    {r['run']} minute={r['minute']} origin={r['origin']}" + (" (retried)" if r.get("will_retry") else "") for r in failed_runs))
     alert_lines, alert_failures = alert_accounting(state)
     memory_lines, grown = memory_accounting(state, folder / "memory.jsonl")
     for line in lines + [""] + alert_lines + [""] + memory_lines:
