@@ -8,6 +8,7 @@ values here. Four kinds, each with its key (one key = one ongoing problem):
 | `run:<sensor or schedule>` | a run it launched failed since the last look, or its latest finished run failed, and Dagster will not retry it | its latest finished run succeeded |
 | `check:<asset>/<check>` | the check's latest evaluation failed with ERROR severity, or with WARN for `ALERTED_WARN_CHECKS` | its latest evaluation passed (or is a warning not alerted) |
 | `gap:live` | minutes closed since the last look miss (symbol, minute) cells in snapshots or features | the next minutes closed are complete |
+| `gap:withdrawn` | stream books of minutes the gap scan had already looked at were withdrawn by the recorder and are not stored now (the catch-up run deleted them) | said once: the next minute's look |
 | `recorder:down`, `recorder:out_of_sync` | the stream recorder is stopped, silent, or never reported; or some symbols have had no book it vouches for over `OUT_OF_SYNC_HOLD` | it reports again; every symbol in sync |
 
 Two checks are not alerted as checks: their subject is observed directly, sooner and with a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from acts_pipeline.core.alerting import Problem
 from acts_pipeline.core.quality import SymbolCoverage, minute_spans
@@ -136,6 +137,24 @@ def gap_problem(coverage: Mapping[str, Sequence[SymbolCoverage]]) -> Problem | N
     return Problem("gap:live", "missing cells in the live minutes",
                    f"{_count(cells, 'cell')} of {_count(len(symbols), 'symbol')} missing. " + "\n".join(lines)
                    + " (`acts-pipeline coverage --minutes 60` lists the gaps)")
+
+
+def withdrawn_problem(deleted: Mapping[str, Mapping[datetime, str]]) -> Problem | None:
+    """The cells whose stored stream book the recorder withdrew after the gap scan had looked at
+    their minute, and that are not stored now (`{symbol: {minute: the recorder's reason}}`), or
+    None. The live scan cannot say these: their minute was complete when it looked."""
+    if not deleted:
+        return None
+    cells = sum(len(minutes) for minutes in deleted.values())
+    named = "; ".join(f"{symbol} at {minute_spans(minutes)}" for symbol, minutes in sorted(deleted.items())[:MAX_NAMED])
+    if len(deleted) > MAX_NAMED:
+        named += f"; and {len(deleted) - MAX_NAMED} more symbols"
+    reason = _first_line(next(iter(next(iter(deleted.values())).values()), ""))
+    return Problem("gap:withdrawn", "stored books withdrawn by the recorder",
+                   f"{_count(cells, 'cell')} of {_count(len(deleted), 'symbol')} no longer stored: {named}. The "
+                   f"recorder learnt their book at the close may be wrong ({reason}), so the book and its features "
+                   "were deleted: a visible gap instead of a wrong book (`acts-pipeline coverage --minutes 60` lists "
+                   "the gaps)", remind=False)
 
 
 def recorder_problems(why_down: str | None, never_reported: bool, symbols: Mapping[str, Mapping],

@@ -9,6 +9,8 @@ Every 30 s it looks at (`core/alert_problems.py` says which observations are pro
 - checks: the latest evaluation of every asset check;
 - gaps: the (minute, symbol) cells of snapshots and features of the minutes closed since its last
   look, against the symbols tracked then (`symbol_registry`, as the completeness check counts);
+  and, with the stream design, the stored books of minutes it had already looked at that the
+  recorder withdrew afterwards and the catch-up run deleted (the live look found them stored);
 - the stream recorder (`ACTS_BOOK_SOURCE=stream`): the status it stores every 5 s.
 
 Then `core/alerting.py` decides what to say, and the messages go out; a message the webhook did
@@ -47,16 +49,19 @@ from acts_pipeline.core.alert_problems import (
     recorder_problems,
     runs_problem,
     unreadable,
+    withdrawn_problem,
 )
 from acts_pipeline.core.alerting import AlertState, Problem, evaluate
-from acts_pipeline.core.cells import floor_minute, parse_minute
+from acts_pipeline.core.cells import Cell, floor_minute, format_minute, parse_minute
 from acts_pipeline.core.quality import coverage
 from acts_pipeline.orchestration.alert_webhook import AlertDeliveryError, AlertWebhook
 from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.sensors import IN_PROGRESS, minute_sensor
 from acts_pipeline.orchestration.symbols import registered_symbols
+from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
+from acts_pipeline.storage.handlers import as_utc
 from acts_pipeline.storage.io_manager import MongoResource
 
 SENSOR_NAME = "alert_sensor"
@@ -93,18 +98,22 @@ class Cursor:
     failures_after: int | None = None
     delivery_error: str | None = None
     off_noted: bool = False
+    #: withdrawn cells ("minute|symbol") already judged: said as deleted, or kept from REST
+    withdrawn_seen: list[str] = field(default_factory=list)
 
     @classmethod
     def loads(cls, text: str | None) -> Cursor:
         data = json.loads(text) if text else {}
         through = data.get("checked_through")
         return cls(AlertState.from_json(data.get("alerts")), datetime.fromisoformat(through) if through else None,
-                   data.get("failures_after"), data.get("delivery_error"), bool(data.get("off_noted")))
+                   data.get("failures_after"), data.get("delivery_error"), bool(data.get("off_noted")),
+                   list(data.get("withdrawn_seen") or []))
 
     def dumps(self) -> str:
         return json.dumps({"alerts": self.state.to_json(), "failures_after": self.failures_after,
                            "checked_through": self.checked_through.isoformat() if self.checked_through else None,
-                           "delivery_error": self.delivery_error, "off_noted": self.off_noted}, sort_keys=True)
+                           "delivery_error": self.delivery_error, "off_noted": self.off_noted,
+                           "withdrawn_seen": self.withdrawn_seen}, sort_keys=True)
 
 
 @sensor(
@@ -135,7 +144,7 @@ def alert_tick(context: SensorEvaluationContext, webhook: AlertWebhook, mongo: M
     unknown: set[str] = set()
     for source, look in (("run", lambda: _run_problems(context, cursor, now)),
                          ("check", lambda: _check_problems(context, unknown)),
-                         ("gap", lambda: _gap_problems(context, mongo, cursor, now, unknown)),
+                         ("gap", lambda: _gap_problems(context, mongo, book_source, cursor, now, unknown)),
                          ("recorder", lambda: _recorder_problems(context, book_source, now, unknown))):
         try:
             problems += look()
@@ -285,8 +294,8 @@ def gap_scan(now: datetime, checked_through: datetime | None, running: list[date
     return max(start, end - GAP_LOOKBACK), end
 
 
-def _gap_problems(context: SensorEvaluationContext, mongo: MongoResource, cursor: Cursor, now: datetime,
-                  unknown: set[str]) -> list[Problem]:
+def _gap_problems(context: SensorEvaluationContext, mongo: MongoResource, book_source: BookSource, cursor: Cursor,
+                  now: datetime, unknown: set[str]) -> list[Problem]:
     instance = context.instance
     running = [parse_minute(run.tags[MINUTE_TAG]) for run in instance.get_runs(
         filters=RunsFilter(tags={"dagster/sensor_name": minute_sensor.name}, statuses=IN_PROGRESS))
@@ -299,9 +308,39 @@ def _gap_problems(context: SensorEvaluationContext, mongo: MongoResource, cursor
     store = mongo.get_store()
     tracked = {s: since for s, since in store.tracked_since().items() if s in registered}
     rows = {name: coverage(tracked, store.stored_minutes(name, start, end), start, end) for name in GAP_COLLECTIONS}
+    looked_before = cursor.checked_through
     cursor.checked_through = end - MINUTE
-    problem = gap_problem(rows)
-    return [problem] if problem is not None else []
+    problems = [gap_problem(rows)]
+    if book_source.streams() and looked_before is not None:
+        problems.append(withdrawn_problem(_withdrawn_deleted(book_source, store, tracked, cursor, looked_before, end)))
+    return [problem for problem in problems if problem is not None]
+
+
+def _withdrawn_deleted(book_source: BookSource, store, tracked: dict[str, datetime], cursor: Cursor,
+                       looked_through: datetime, end: datetime) -> dict[str, dict[datetime, str]]:
+    """The cells of minutes up to `looked_through` (the live look has judged them) whose book the
+    recorder withdrew and that are stored in neither way now: `{symbol: {minute: reason}}`. A
+    withdrawn cell still stored from the stream is looked at again next minute (the catch-up run
+    deletes it); one stored over REST stays. Each cell is said once (`cursor.withdrawn_seen`,
+    kept for the hour the revisions are read over)."""
+    since = end - GAP_LOOKBACK
+    seen = {key for key in cursor.withdrawn_seen if parse_minute(key.split("|", 1)[0]) >= since}
+    withdrawn = {Cell(minute, symbol): reason
+                 for (symbol, minute), reason in BoundaryBooks(store).withdrawn(since, looked_through + MINUTE).items()
+                 if symbol in tracked and minute >= tracked[symbol]
+                 and f"{format_minute(minute)}|{symbol}" not in seen}
+    deleted: dict[str, dict[datetime, str]] = defaultdict(dict)
+    if withdrawn:
+        stored = {Cell(as_utc(d["minute"]), d["symbol"]): d.get("source")
+                  for d in store.find_cells(ORDER_BOOK_SNAPSHOTS, withdrawn, fields=["source"])}
+        for cell, reason in withdrawn.items():
+            if stored.get(cell) == "stream":
+                continue  # still there: its deletion is to come
+            seen.add(f"{format_minute(cell.minute)}|{cell.symbol}")
+            if cell not in stored:
+                deleted[cell.symbol][cell.minute] = reason
+    cursor.withdrawn_seen = sorted(seen)
+    return dict(deleted)
 
 
 # ---- the stream recorder -------------------------------------------------------------------------

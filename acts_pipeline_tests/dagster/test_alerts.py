@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, Definitions, SkipReason, build_sensor_context, materialize
 
-from acts_pipeline.core.cells import floor_minute
+from acts_pipeline.core.cells import Cell, floor_minute
 from acts_pipeline.core.parsing import parse_depth
 from acts_pipeline.exchange import TimedBook
 from acts_pipeline.orchestration.alert_webhook import AlertWebhook
@@ -28,6 +28,7 @@ from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.orchestration.sensors import minute_sensor
 from acts_pipeline.orchestration.symbols import InitialSymbols
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.client import StorageError
 from acts_pipeline.storage.cell_events import PER_CELL_EVENTS_TAGS
 from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS, RECORDER_NAME, RECORDER_STATUS
@@ -284,3 +285,51 @@ def test_without_a_url_the_sensor_is_off_and_says_so_once(instance, mongo):
         assert result.skip_message == "alerts are off: ACTS_ALERT_WEBHOOK_URL is not set"
     [said] = logged.lines()
     assert said.startswith("alerts are off: ACTS_ALERT_WEBHOOK_URL is not set (set it to")
+
+
+def test_a_stored_book_the_recorder_withdraws_later_is_said_once_when_it_is_deleted(instance, mongo, receiver):
+    """The live look finds minute B-2 complete; then the recorder withdraws three books of it (its
+    connection dropped before a later event confirmed them): one stored from the stream (the
+    catch-up run deletes it a minute later), one stored over REST (it stays), one already deleted
+    when the sensor first sees the withdrawal. The deleted cells are said as the recorder's
+    withdrawal (the second in the resolution, whose detail is the latest), never the REST one."""
+    base = floor_minute(datetime.now(UTC))
+    store = mongo.get_store()
+    store.record_tracked(SYMBOLS, base - timedelta(minutes=10))
+    for k in range(-4, 3):
+        for name in (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES):
+            store.upsert(name, [{"symbol": s, "minute": base + timedelta(minutes=k), "source": "stream"}
+                                for s in SYMBOLS])
+    a, b, c = SYMBOLS[:3]
+    minute = base - timedelta(minutes=2)
+    store.upsert(ORDER_BOOK_SNAPSHOTS, [{"symbol": b, "minute": minute, "source": "rest"}])
+    webhook = AlertWebhook(url=receiver.url, retry_pause_seconds=0.05)
+    ticks = Ticks(instance, webhook, mongo, BookSource(mongo=mongo, source="stream"))
+
+    def tick(seconds):
+        recorder_status(mongo, base + timedelta(seconds=seconds - 1))
+        return ticks.at(base + timedelta(seconds=seconds))
+
+    tick(-75)  # looks at B-3
+    tick(-15)  # looks at B-2: complete
+    assert receiver.texts() == []
+    reason = "connection ws-1 lost: made-up drop: no event of the symbol after the close confirmed its book"
+    BoundaryBooks(store).write([{"symbol": s, "minute": minute, "close": minute + timedelta(minutes=1),
+                                 "connection": "ws-1", "decided_at": base + timedelta(seconds=20), "revised": True,
+                                 "depth_limit": 100, "in_sync": False, "reason": reason} for s in (a, b, c)])
+    BookSource(mongo=mongo, source="stream").withdraw(minute, [c])  # deleted before the sensor looks
+    tick(45)  # looks at B-1: A still stored from the stream (its deletion is to come), C deleted
+    [text] = receiver.texts()
+    assert kinds([text]) == [("PROBLEM", "stored books withdrawn by the recorder")]
+    assert f"1 cell of 1 symbol no longer stored: {c} at {minute_key(minute)}" in text and reason in text
+    BookSource(mongo=mongo, source="stream").withdraw(minute, [a, b])  # the catch-up run: A goes, B (REST) stays
+    tick(105)  # looks at B: A deleted now, within the ongoing problem (said once, no reminder)
+    assert len(receiver.texts()) == 1 and "gap:withdrawn" in ticks.skips[-1]
+    tick(165)  # looks at B+1: nothing new, the problem is over; its last detail names A
+    assert kinds(receiver.texts()[1:]) == [("RESOLVED", "stored books withdrawn by the recorder")]
+    assert f"{a} at {minute_key(minute)}" in receiver.texts()[-1]
+    assert store.find_cells(ORDER_BOOK_SNAPSHOTS, [Cell(minute, b)])[0]["source"] == "rest"
+    assert all(b not in t for t in receiver.texts())  # its REST book stays: no gap
+    count = len(receiver.texts())
+    tick(225)
+    assert len(receiver.texts()) == count and ticks.skips[-1] == "no problem"
