@@ -76,19 +76,36 @@ def minute_run_request(minute: datetime, symbols: list[str], depth_limit: int) -
     )
 
 
-def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchange, initial: InitialSymbols):
-    """The registered symbols, in registration order, and the request that registers them. On
-    first start (none registered) they are ACTS_SYMBOLS, checked against the exchange; a
-    `SkipReason` if those cannot be checked or are refused."""
+def symbols_to_collect(context: SensorEvaluationContext, exchange: BinanceExchange, initial: InitialSymbols,
+                       state: WatchState):
+    """The registered symbols, in registration order, the request that registers more, and the
+    symbols it registers. On the first start (`state.initial_registered` not yet) ACTS_SYMBOLS not
+    registered yet are checked against the exchange and registered, whatever was registered
+    before: a symbol added on the command line before the sensor's first tick must not stand in for
+    them (the production e2e test did that, and the backfill of ACTS_SYMBOLS was refused). A
+    `SkipReason` if they cannot be checked or are refused and nothing is registered to collect."""
     symbols = registered_symbols(context.instance)
-    if symbols:
-        return symbols, []
+    if state.initial_registered:
+        return symbols, [], []
+    wanted = [s for s in initial.parsed() if s not in symbols]
+    if not wanted:
+        state.initial_registered = True
+        return symbols, [], []
     try:
-        symbols = check_symbols(exchange.get_client(), initial.parsed())
+        checked = check_symbols(exchange.get_client(), wanted)
     except (ExchangeError, SymbolError) as exc:
-        return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
-    context.log.info(f"registering initial symbols {', '.join(symbols)}")
-    return symbols, [symbol_partitions.build_add_request(symbols)]
+        if not symbols:
+            return SkipReason(f"cannot register the initial symbols from ACTS_SYMBOLS: {exc}")
+        if isinstance(exc, SymbolError):  # refused: said once, the registered symbols are collected
+            state.initial_registered = True
+            context.log.error(f"the initial symbols from ACTS_SYMBOLS are not registered: {exc}")
+        else:  # the exchange did not answer: tried again next tick
+            context.log.warning(f"cannot check the initial symbols from ACTS_SYMBOLS yet ({exc}); collecting "
+                                f"{', '.join(symbols)} meanwhile")
+        return symbols, [], []
+    state.initial_registered = True
+    context.log.info(f"registering initial symbols {', '.join(checked)}")
+    return [*symbols, *checked], [symbol_partitions.build_add_request(checked)], checked
 
 
 def due_minute(now: datetime) -> datetime | None:
@@ -109,14 +126,13 @@ def due_minute(now: datetime) -> datetime | None:
     "tracked_symbols.",
 )
 def minute_sensor(context: SensorEvaluationContext, exchange: BinanceExchange, initial_symbols: InitialSymbols):
-    registration = symbols_to_collect(context, exchange, initial_symbols)
+    state = WatchState.from_cursor(context.cursor)
+    registration = symbols_to_collect(context, exchange, initial_symbols, state)
     if isinstance(registration, SkipReason):
         return registration
-    symbols, partition_requests = registration
+    symbols, partition_requests, registered_now = registration
     now = datetime.now(UTC)
-    state = WatchState.from_cursor(context.cursor)
-    if partition_requests:
-        state.accept(symbols, now)  # ACTS_SYMBOLS, checked as they were registered
+    state.accept(registered_now, now)  # ACTS_SYMBOLS, checked as they were registered
     minute = due_minute(now)
     outcome = watch(
         symbols, state, now,

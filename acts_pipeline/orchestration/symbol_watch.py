@@ -80,15 +80,19 @@ class WatchState:
     awaiting_first: dict[str, str | None] = field(default_factory=dict)
     #: when every registered symbol was last checked (ISO, UTC)
     rechecked_at: str | None = None
+    #: whether ACTS_SYMBOLS were registered (once, on the first start: a cursor of a version
+    #: before this field is of a platform that started long ago)
+    initial_registered: bool = False
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> "WatchState":
         data = json.loads(cursor) if cursor else {}
-        return cls(dict(data.get("accepted", {})), dict(data.get("awaiting_first", {})), data.get("rechecked_at"))
+        return cls(dict(data.get("accepted", {})), dict(data.get("awaiting_first", {})), data.get("rechecked_at"),
+                   bool(data.get("initial_registered", bool(cursor))))
 
     def to_cursor(self) -> str:
         return json.dumps({"accepted": self.accepted, "awaiting_first": self.awaiting_first,
-                           "rechecked_at": self.rechecked_at})
+                           "rechecked_at": self.rechecked_at, "initial_registered": self.initial_registered})
 
     def accept(self, symbols: list[str], now: datetime) -> None:
         for symbol in symbols:

@@ -66,6 +66,28 @@ def test_first_tick_registers_acts_symbols_checked_against_the_exchange(instance
         pytest.fail(f"expected a SensorResult, got {result!r}")
 
 
+def test_a_symbol_added_before_the_first_tick_does_not_stand_in_for_acts_symbols(instance, monkeypatch):
+    """The production e2e test's flake: `acts-pipeline symbols add LRCBTC` landed before the
+    sensor's first tick, which then found a symbol registered and never registered ACTS_SYMBOLS
+    (a backfill of them was refused: no such partitions). The first tick registers the ACTS_SYMBOLS
+    missing, whatever is registered; later ticks never again (a symbol removed stays removed)."""
+    instance.add_dynamic_partitions("symbols", ["LRCBTC"])
+    result = evaluate(instance, monkeypatch)
+    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["BTCUSDT", "NKNUSDT"]]
+    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "NKNUSDT"])  # what the daemon does with it
+    instance.delete_dynamic_partition("symbols", "NKNUSDT")  # an operator removes one
+    later = evaluate(instance, monkeypatch)
+    assert not getattr(later, "dynamic_partitions_requests", None)
+    assert registered_symbols(instance) == ["LRCBTC", "BTCUSDT"]
+
+
+def test_a_cursor_of_an_earlier_version_counts_as_started_before(instance, monkeypatch):
+    instance.add_dynamic_partitions("symbols", ["LRCBTC"])
+    CURSORS[id(instance)] = '{"accepted": {"LRCBTC": "2026-11-01T00:00:00+00:00"}, "awaiting_first": {}, "rechecked_at": null}'
+    result = evaluate(instance, monkeypatch)
+    assert not getattr(result, "dynamic_partitions_requests", None)
+
+
 def test_unknown_initial_symbol_registers_nothing_and_says_which(instance, monkeypatch):
     result = evaluate(instance, monkeypatch, symbols_env="BTCUSDT,NOPE")
     assert isinstance(result, SkipReason)

@@ -17,7 +17,6 @@ import json
 import re
 import time
 import urllib.request
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -155,22 +154,14 @@ def test_the_production_profile_collects_backfills_and_survives_a_restart_of_eac
                 __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
                 ... on PartitionKeysNotFoundError { partitionKeys } } }""", {"keys": keys})["launchPartitionBackfill"]
 
-        # Once in about four CI runs the just-restarted webserver refused these keys
-        # (PartitionKeysNotFoundError) although they are in the live window and the symbols are
-        # registered; not reproduced yet. What the webserver saw is kept and reported, and the launch
-        # is retried for 30 s, as an operator would retry it: a refusal that lasts fails the test.
-        refusals = []
-        deadline = time.monotonic() + 30
-        while (launched := launch())["__typename"] == "PartitionKeysNotFoundError" and time.monotonic() < deadline:
-            refusals.append((datetime.now(UTC).isoformat(), sorted(launched["partitionKeys"]),
-                             profile.graphql(DIMENSIONS_QUERY)))
-            time.sleep(2)
+        # Once in about three CI runs this launch was refused (PartitionKeysNotFoundError): the
+        # symbol added above had landed before minute_sensor's first tick, which then found a
+        # symbol registered and never registered ACTS_SYMBOLS (the recorder recorded 1 symbol).
+        # Fixed in the sensor (symbols_to_collect); what the webserver saw is said if it recurs.
+        launched = launch()
         assert launched["__typename"] == "LaunchBackfillSuccess", (
-            f"refused for 30 s: {json.dumps(launched)}\nwhat the webserver saw:\n{json.dumps(refusals[-1:], indent=1)}"
+            f"refused: {json.dumps(launched)}\nwhat the webserver saw: {json.dumps(profile.graphql(DIMENSIONS_QUERY))}"
             f"\ncode server:\n{profile.services['code-server'].log()[-3000:]}")
-        if refusals:
-            warnings.warn(f"the restarted webserver refused valid backfill keys {len(refusals)} time(s) before "
-                          f"accepting them: {json.dumps(refusals)[:4000]}", stacklevel=1)
 
         # The hourly reload, by hand between two minute runs: the code server loads the
         # definitions again (this is what moves the partition window).
