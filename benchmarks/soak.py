@@ -129,6 +129,8 @@ from acts_pipeline.storage.handlers import levels_from_binary
 
 PROJECT = Path(__file__).resolve().parents[1]
 MINUTE = timedelta(minutes=1)
+#: How many closes after its close a published book can still be withdrawn (core/boundary.py REVISABLE_CLOSES).
+REVISABLE = timedelta(minutes=60)
 TOLERANCE_S = 10.0  # ACTS_CAPTURE_TOLERANCE_SECONDS, set explicitly for the platform
 RUN_LEAD_S = 30.0  # minute_sensor requests a minute's run 30 s before its close
 TAIL_S = 150.0  # clean running after the soak minutes, for the klines catch-up
@@ -852,6 +854,17 @@ def stream_accounting(state: dict, minutes: list[datetime], boundary: dict,
             if symbol in touched and start <= close + timedelta(seconds=1) and not any(
                     until <= c < close for c in usable_closes.get(symbol, [])):
                 return label
+        # A book withdrawn when its connection was lost after the close, before any event of the
+        # symbol confirmed it (boundary.py connection_lost: a quiet symbol's closes decided by the
+        # clock): explained by the first connection fault touching it after the close, within
+        # the closes the recorder can still revise.
+        document = boundary.get((minute, symbol)) or {}
+        if document.get("revised") and " lost: " in (document.get("reason") or ""):
+            after = [(start, label) for label, touched, start, until in episodes
+                     if label.endswith("on its connection") and symbol in touched
+                     and close < start <= close + REVISABLE]
+            if after:
+                return f"{min(after)[1]}, after the close"
         return None
 
     expected = [(m, s) for m in minutes for s in symbols]
