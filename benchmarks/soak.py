@@ -1230,7 +1230,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes < SHORT_SOAK and not (args.no_outage and args.no_restart):
         print(f"--minutes {args.minutes}: shorter than {SHORT_SOAK}, so no DB outage and no daemon restart")
         args.no_outage = args.no_restart = True
-    soak = Soak(args)
+    return run_to_end(Soak(args))
+
+
+def run_to_end(soak: Soak, *, save: bool = False) -> int:
+    """Run a soak (dev or production), stop everything it started whatever happens (its state
+    saved first with `save`), keep its folder; its exit code (130 when interrupted)."""
     try:
         code = soak.run()
     except KeyboardInterrupt:
@@ -1240,6 +1245,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"soak failed; run folder kept: {soak.dir}")
         raise
     finally:
+        if save:
+            soak.save()
         soak.cleanup()
     print(f"run folder kept: {soak.dir}")
     return code

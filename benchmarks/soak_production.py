@@ -1046,20 +1046,7 @@ def main(args: argparse.Namespace) -> int:
               "trading symbols by name in a real run)")
         print_plan(plan_production(args.minutes, symbols, args.seed))
         return 0
-    soak = ProductionSoak(args)
-    try:
-        code = soak.run()
-    except KeyboardInterrupt:
-        say("interrupted: stopping everything")
-        code = 130
-    except Exception:
-        say(f"soak failed; run folder kept: {soak.dir}")
-        raise
-    finally:
-        soak.save()
-        soak.cleanup()
-    print(f"run folder kept: {soak.dir}")
-    return code
+    return dev.run_to_end(ProductionSoak(args), save=True)
 
 
 if __name__ == "__main__":
