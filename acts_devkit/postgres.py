@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acts_pipeline.platform.processes import free_port
+from acts_pipeline.platform.processes import free_port, stop_process
 
 #: Where Debian installs each major version's server binaries.
 DEBIAN_BIN_DIRS = Path("/usr/lib/postgresql")
@@ -129,14 +129,8 @@ class PostgresServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT: open transactions are rolled back, clients disconnected)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT, timeout, kill_wait=10)
 
     def remove(self) -> None:
         """Stop it, and delete its folder if `start_postgres` created it."""

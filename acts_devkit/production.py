@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acts_pipeline.platform.processes import free_port
+from acts_pipeline.platform.processes import free_port, stop_process
 from acts_devkit.platform import PROJECT, clean_env, graphql
 
 DEPLOY = PROJECT / "deploy"
@@ -200,13 +200,8 @@ class Profile:
         """As systemd stops the unit: SIGTERM, then SIGKILL after `timeout`; then whatever is left
         of any of its process groups."""
         service = self.services[name]
-        if service.alive():
-            service.process.send_signal(signal.SIGTERM)
-            try:
-                service.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait(10)
+        if service.process is not None:
+            stop_process(service.process, timeout=timeout, kill_wait=10)
         for group in service.groups:
             try:
                 os.killpg(group, signal.SIGKILL)

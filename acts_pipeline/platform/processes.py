@@ -34,6 +34,20 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0,
+                 kill_wait: float = 5.0) -> None:
+    """Send `sig` and wait `timeout` s for the exit, then SIGKILL and wait `kill_wait` s; nothing
+    if it has exited already."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(kill_wait)
+
+
 @dataclass
 class ChildProcess:
     """A started server: its process, its port, and where its output goes."""
@@ -45,14 +59,7 @@ class ChildProcess:
     env: dict[str, str] = field(default_factory=dict)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, timeout=timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.exists():
