@@ -664,6 +664,31 @@ class LoadWatch:
         return self.max
 
 
+def end_pages(window: Window, watch: LoadWatch, instance, label: str, during: str) -> None:
+    """After a window's pages: cancel the backfills the dialogs launched, close the instance, stop
+    the load watch and say when the pages ended."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+        instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
+        window.backfills += 1
+    instance.dispose()
+    window.max_load1 = watch.stop()
+    window.load_end = load_average()
+    print(machine_line(f"{label}: end {datetime.now(UTC):%H:%M:%S} UTC (1-min max during {during} "
+                       f"{window.max_load1:.2f})"), flush=True)
+
+
+def shut_down(server: Webserver, watch: LoadWatch | None, window: Window) -> None:
+    """Stop the webserver and the load watch whatever happened; note it if the watch killed it."""
+    server.stop()
+    if watch is not None:
+        watch.stop()
+        if watch.killed_at:
+            window.notes.append(f"webserver stopped by the harness at {watch.killed_at / 2**30:.1f} GB RSS "
+                                "(half the memory available): later requests failed")
+
+
 def wait_for_quiet(max_wait: float) -> None:
     deadline = time.monotonic() + max_wait
     if load1() > LOAD_LIMIT:
@@ -838,7 +863,6 @@ def measure_window(hours: int, cwd: Path, home: Path, documents: dict[str, str],
                    extra_symbol: str, seeded: Seeded, backfill_minutes: int, quiet_wait: float,
                    backfill_max_keys: int, warm_up: bool) -> Window:
     from dagster import DagsterInstance
-    from dagster._core.execution.backfill import BulkActionStatus
 
     window = Window(hours)
     watch = None
@@ -875,21 +899,9 @@ def measure_window(hours: int, cwd: Path, home: Path, documents: dict[str, str],
         instance.delete_dynamic_partition("symbols", extra_symbol)
         m.measure("symbol change", "PartitionHealthQuery after removing it", "PartitionHealthQuery",
                   {"assetKey": key}, warm=False)
-        for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
-            instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
-            window.backfills += 1
-        instance.dispose()
-        window.max_load1 = watch.stop()
-        window.load_end = load_average()
-        print(machine_line(f"window {hours} h: end {datetime.now(UTC):%H:%M:%S} UTC (1-min max during it "
-                           f"{window.max_load1:.2f})"), flush=True)
+        end_pages(window, watch, instance, f"window {hours} h", "it")
     finally:
-        server.stop()
-        if watch is not None:
-            watch.stop()
-            if watch.killed_at:
-                window.notes.append(f"webserver stopped by the harness at {watch.killed_at / 2**30:.1f} GB RSS "
-                                    "(half the memory available): later requests failed")
+        shut_down(server, watch, window)
     return window
 
 
@@ -1560,7 +1572,6 @@ def measure_history(cwd: Path, home: Path, documents: dict[str, str], symbols: l
     (the symbols dimension changes: their status caches are rebuilt). Returns the figures and the
     partition keys per partitioned asset, from the webserver's PartitionHealthQuery answers."""
     from dagster import DagsterInstance
-    from dagster._core.execution.backfill import BulkActionStatus
 
     from acts_pipeline.settings import DEFAULT_PARTITION_WINDOW_HOURS
 
@@ -1626,22 +1637,10 @@ def measure_history(cwd: Path, home: Path, documents: dict[str, str], symbols: l
                   "AssetCheckPartitionHealthQuery",
                   {"assetKey": {"path": [MONTH_COVERAGE_ASSET]}, "checkName": MONTH_CHECK_NAME}, warm=False)
         instance.delete_dynamic_partition("symbols", extra_symbol)
-        for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
-            instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELED))
-            window.backfills += 1
-        instance.dispose()
         window.rss_backfill = server.peak_rss_mb()
-        window.max_load1 = watch.stop()
-        window.load_end = load_average()
-        print(machine_line(f"pages: end {datetime.now(UTC):%H:%M:%S} UTC (1-min max during them "
-                           f"{window.max_load1:.2f})"), flush=True)
+        end_pages(window, watch, instance, "pages", "them")
     finally:
-        server.stop()
-        if watch is not None:
-            watch.stop()
-            if watch.killed_at:
-                window.notes.append(f"webserver stopped by the harness at {watch.killed_at / 2**30:.1f} GB RSS "
-                                    "(half the memory available): later requests failed")
+        shut_down(server, watch, window)
     return window, keys
 
 
