@@ -189,6 +189,11 @@ def block_path_beside(spool: Path) -> Path:
     return spool.parent / "acts_exchange_block.json"
 
 
+def weight_path_beside(spool: Path) -> Path:
+    """The request-weight ledger every process of the instance shares (`SharedWeight`)."""
+    return spool.parent / "acts_exchange_weight"
+
+
 def capture_tolerance_seconds(environ: Mapping[str, str] | None = None) -> float:
     return parse_capture_tolerance(_env(environ).get("ACTS_CAPTURE_TOLERANCE_SECONDS", ""))
 

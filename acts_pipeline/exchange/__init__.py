@@ -1,7 +1,7 @@
 """The Binance Spot edge: rate limits, the one transport, the client, the Dagster resource.
 
-- `rate_limits`: Binance's request weights and the `WeightGate` (with the `SharedBlock` file
-  every process of the instance reads), no I/O but that file.
+- `rate_limits`: Binance's request weights and the `WeightGate` (with the `SharedBlock` and
+  `SharedWeight` files every process of the instance shares), no I/O but those files.
 - `transport`: the asyncio transport (one aiohttp session on a loop thread; the gate, deadlines,
   typed errors, retries) and the bridge synchronous callers use.
 - `client`: `ExchangeClient`, order books, klines and exchangeInfo parsed into models.
@@ -17,6 +17,7 @@ from acts_pipeline.exchange.rate_limits import (
     KLINES_PER_REQUEST,
     KLINES_WEIGHT,
     SharedBlock,
+    SharedWeight,
     WeightGate,
     depth_weight,
     klines_weight,
@@ -40,6 +41,7 @@ __all__ = [
     "BinanceExchange",
     "ExchangeClient",
     "SharedBlock",
+    "SharedWeight",
     "TimedBook",
     "Transport",
     "WeightGate",

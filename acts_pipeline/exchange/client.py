@@ -22,6 +22,7 @@ from acts_pipeline.exchange.rate_limits import (
     KLINES_PER_REQUEST,
     KLINES_WEIGHT,
     SharedBlock,
+    SharedWeight,
     WeightGate,
     depth_weight,
 )
@@ -53,9 +54,11 @@ class ExchangeClient:
     def __init__(self, api_url: str, *, depth_limit: int = settings.DEFAULT_DEPTH_LIMIT,
                  timeout_seconds: float = 5.0, max_workers: int = DEFAULT_MAX_IN_FLIGHT,
                  weight_limit: int = DEFAULT_WEIGHT_LIMIT, weight_budget_fraction: float = 0.8,
-                 clock: Callable[[], float] = time.time, shared_block_path: Path | None = None):
+                 clock: Callable[[], float] = time.time, shared_block_path: Path | None = None,
+                 shared_weight_path: Path | None = None):
         self.gate = WeightGate(weight_limit, weight_budget_fraction, clock=clock,
-                               shared=SharedBlock(shared_block_path) if shared_block_path else None)
+                               shared=SharedBlock(shared_block_path) if shared_block_path else None,
+                               ledger=SharedWeight(shared_weight_path) if shared_weight_path else None)
         self.transport = Transport(api_url, gate=self.gate, timeout_seconds=timeout_seconds,
                                    max_in_flight=max_workers, clock=clock)
         self.api_url = self.transport.api_url
@@ -69,6 +72,7 @@ class ExchangeClient:
 
     def close(self) -> None:
         self.transport.close()
+        self.gate.close()
 
     # -- order books ---------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class BinanceExchange(ConfigurableResource):
                 max_workers=self.max_workers,
                 weight_budget_fraction=self.weight_budget_fraction,
                 shared_block_path=settings.block_path_beside(settings.parse_spool_dir(self.spool_dir)),
+                shared_weight_path=settings.weight_path_beside(settings.parse_spool_dir(self.spool_dir)),
             )
         return self._client
 

@@ -17,7 +17,9 @@ The moving parts:
 - **Snapshots**: a book that is not in sync (new, after a gap, after a reconnect) or whose top
   `depth` levels would leave its complete range gets a REST snapshot of `snapshot_depth` levels,
   at most `snapshot_concurrency` at once and through the client's weight gate (its budget a share
-  of the IP's weight, so the minute runs keep theirs). A book is snapshotted once its stream has
+  of the IP's weight, so the minute runs keep theirs). While snapshots are wanted, the recorder
+  prepays their weight (up to its share) in the instance's weight ledger at the start of each
+  minute, so the minute runs' REST fallback keeps to the rest and never starves a cold start. A book is snapshotted once its stream has
   delivered an event (or `quiet_snapshot_after` seconds after it was subscribed), so the
   snapshot is not older than the stream it is joined to. A resync touches one book only.
 - **Writes**: the boundary records of each decision are inserted into `boundary_books` right
@@ -49,7 +51,7 @@ from acts_pipeline.core.local_book import LocalBook, SnapshotOutcome
 from acts_pipeline.core.models import OrderBook
 from acts_pipeline.core.parsing import ms_to_datetime, parse_depth_stream_message
 from acts_pipeline.exchange.client import ExchangeClient
-from acts_pipeline.exchange.rate_limits import depth_weight
+from acts_pipeline.exchange.rate_limits import IP_BUDGET_FRACTION, depth_weight
 from acts_pipeline.exchange.streams import CombinedStream, StreamPool
 from acts_pipeline.recorder.documents import boundary_document
 from acts_pipeline.storage.boundary_books import BoundaryBooks, batches
@@ -129,6 +131,8 @@ class Recorder:
         self._wanted: dict[str, float] = {}   # symbols needing a snapshot -> since when
         self._queued: set[str] = set()
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
+        self._prepaid_minute = -1
+        self.prepaid_weight = 0
         # decisions to store: (records, connection) of each, turned into documents in a worker thread
         self._writes: asyncio.Queue[list[tuple[list[BoundaryRecord], str]]] = asyncio.Queue()
         # seconds from a close to its batch (one connection's books) in MongoDB, the latest batches
@@ -271,9 +275,23 @@ class Recorder:
 
     # ---- snapshots -----------------------------------------------------------------------------
 
+    def _prepay(self, now: float) -> None:
+        """At the start of each minute with snapshots to take, reserve their weight (at most the
+        recorder's share) in the instance's ledger before the minute runs' REST fallback does:
+        at a cold start both want the whole budget in the same second, and a fallback that took
+        it would starve the snapshots that end the fallback."""
+        minute = int(now // 60)
+        if minute == self._prepaid_minute or not self._wanted:
+            return
+        self._prepaid_minute = minute
+        gate = self.client.gate
+        wanted = min(len(self._wanted) * depth_weight(self.options.snapshot_depth), gate.budget)
+        self.prepaid_weight += gate.prepay(wanted, ceiling=int(gate.limit * IP_BUDGET_FRACTION))
+
     async def _schedule_loop(self) -> None:
         while True:
             now = time.time()
+            self._prepay(now)
             for symbol, since in list(self._wanted.items()):
                 health = self.symbols.get(symbol)
                 if health is None or symbol in self._queued:
@@ -463,6 +481,7 @@ class Recorder:
                                  "p99": round(loop_lag[min(len(loop_lag) - 1, int(len(loop_lag) * 0.99))], 4)
                                  if loop_lag else None},
             "snapshot_weight": self.snapshot_weight,
+            "prepaid_weight": self.prepaid_weight,
             "malformed_messages": self.malformed,
             "write_errors": self.write_errors,
             "spooled_batches": self.spool.count(),

@@ -94,7 +94,8 @@ def serve(config: RecorderConfig, symbols: Callable[[], list[str]], *,
     """Run the recorder until SIGINT/SIGTERM (or `stop` is set); blocks the calling thread."""
     client = ExchangeClient(config.api_url, depth_limit=config.options.snapshot_depth,
                             weight_budget_fraction=RECORDER_WEIGHT_FRACTION,
-                            shared_block_path=settings.block_path_beside(config.spool.folder))
+                            shared_block_path=settings.block_path_beside(config.spool.folder),
+                            shared_weight_path=settings.weight_path_beside(config.spool.folder))
     store = MongoStore.connect(config.mongo_uri, config.mongo_db)
     recorder = Recorder(client, config.ws_url, store, config.spool, symbols, config.options)
     stopped = stop or threading.Event()

@@ -267,3 +267,162 @@ def test_a_ban_seen_by_one_process_holds_back_the_next_ones(tmp_path):
     assert raised.value.until.timestamp() == pytest.approx(now[0] + 120)
     after = WeightGate(clock=lambda: now[0] + 121, sleep=lambda s: None, shared=SharedBlock(tmp_path / "block.json"))
     after.acquire(5, deadline=now[0] + 130)
+
+
+# ---- one ledger of weight for every process of the instance -------------------------------------
+
+
+def ledger_gate(fake: FakeTime, path, fraction: float, limit: int = 100) -> WeightGate:
+    from acts_pipeline.exchange import SharedWeight
+
+    return WeightGate(limit, fraction, clock=fake.clock, sleep=fake.sleep, ledger=SharedWeight(path))
+
+
+def test_each_process_sees_the_weight_the_others_reserved_before_any_response(fake, tmp_path):
+    """The recorder (half the limit) and a minute run (80 %) spending in the same second: neither
+    has had a response yet, so only the ledger tells each what the other spent."""
+    run = ledger_gate(fake, tmp_path / "weight", 0.8)
+    recorder = ledger_gate(fake, tmp_path / "weight", 0.5)
+    for _ in range(8):
+        run.acquire(5, deadline=START)
+    assert recorder.used_weight == 40
+    recorder.acquire(10, deadline=START)  # 50: exactly the recorder's share of the IP
+    with pytest.raises(RateLimitedError, match="weight budget 50/min spent"):
+        recorder.acquire(1, deadline=START + 1)
+    for _ in range(6):
+        run.acquire(5, deadline=START)  # the run keeps its own budget: up to 80 in all
+    with pytest.raises(RateLimitedError, match="weight budget 80/min spent"):
+        run.acquire(1, deadline=START + 1)
+    assert run.used_weight == recorder.used_weight == 80
+    assert fake.sleeps == []
+
+
+def test_the_exchange_header_raises_every_process_count(fake, tmp_path):
+    first = ledger_gate(fake, tmp_path / "weight", 0.8)
+    second = ledger_gate(fake, tmp_path / "weight", 0.8)
+    first.acquire(5, deadline=START)
+    first.observe(CaseInsensitiveDict({"X-MBX-USED-WEIGHT-1M": "70"}))  # someone else on the IP
+    assert second.used_weight == 70
+    with pytest.raises(RateLimitedError):
+        second.acquire(15, deadline=START + 1)
+    second.observe(CaseInsensitiveDict({"X-MBX-USED-WEIGHT-1M": "60"}))  # an older response: never lowers it
+    assert first.used_weight == 70
+
+
+def test_the_ledger_starts_again_each_wall_clock_minute(fake, tmp_path):
+    first = ledger_gate(fake, tmp_path / "weight", 0.8)
+    first.acquire(80, deadline=START)
+    fake.now = NEXT_MINUTE + 1
+    later = ledger_gate(fake, tmp_path / "weight", 0.8)  # a new run process, the next minute
+    assert later.used_weight == 0
+    later.acquire(80, deadline=NEXT_MINUTE + 1)
+    assert fake.sleeps == []
+
+
+def test_without_its_ledger_file_a_gate_counts_alone_and_says_so_once(fake, tmp_path, caplog):
+    (tmp_path / "weight").mkdir()  # a folder where the file should be: it cannot be opened
+    gate = ledger_gate(fake, tmp_path / "weight", 0.5)
+    with caplog.at_level("WARNING", logger="acts_pipeline.exchange.rate_limits"):
+        for _ in range(10):
+            gate.acquire(5, deadline=START)
+        with pytest.raises(RateLimitedError):
+            gate.acquire(5, deadline=START + 1)
+    assert gate.used_weight == 50
+    warnings = [r.message for r in caplog.records if "ledger" in r.message]
+    assert len(warnings) == 1 and "counts its own weight only" in warnings[0]
+
+
+FIXED_NOW = START
+
+
+def _fixed_clock() -> float:
+    return FIXED_NOW
+
+
+def _spend_until_refused(path: str, fraction: float, weight: int, ready, go, granted_queue) -> None:
+    """In its own process: reserve `weight` again and again until the gate refuses; puts the weight granted."""
+    from acts_pipeline.exchange import SharedWeight, WeightGate
+
+    gate = WeightGate(6000, fraction, clock=_fixed_clock, sleep=lambda s: None, ledger=SharedWeight(path))
+    granted = 0
+    ready.set()
+    go.wait(60)
+    while True:
+        try:
+            gate.acquire(weight, deadline=FIXED_NOW)
+        except RateLimitedError:
+            break
+        granted += weight
+    granted_queue.put((fraction, weight, granted))
+
+
+def test_processes_spending_at_once_never_pass_the_budget_together(tmp_path):
+    """Four processes at once (three runs' worth of 5-weight books and a recorder's 25-weight
+    snapshots), on one ledger: together exactly the largest budget, never a request more."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    path = str(tmp_path / "weight")
+    go, granted = context.Event(), context.Queue()
+    jobs = [(0.8, 5), (0.8, 5), (0.8, 5), (0.5, 25)]
+    readies = [context.Event() for _ in jobs]
+    processes = [context.Process(target=_spend_until_refused, args=(path, fraction, weight, ready, go, granted))
+                 for (fraction, weight), ready in zip(jobs, readies, strict=True)]
+    for process in processes:
+        process.start()
+    try:
+        for ready in readies:
+            assert ready.wait(60)
+        go.set()
+        results = [granted.get(timeout=60) for _ in jobs]
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    assert sum(g for _, _, g in results) == 4800, results
+    assert all(g <= 3000 for fraction, _, g in results if fraction == 0.5)  # the recorder within its share
+
+
+def test_prepaid_weight_is_kept_from_the_others_and_drawn_by_its_owner(fake, tmp_path):
+    """The recorder prepays its share at the start of a minute: the run's fallback keeps to the
+    rest of the ceiling, and the recorder's snapshots draw on the prepaid weight."""
+    recorder = ledger_gate(fake, tmp_path / "weight", 0.5)  # budget 50 of 100, ceiling 80
+    run = ledger_gate(fake, tmp_path / "weight", 0.8)
+    run.acquire(10, deadline=START)
+    assert recorder.prepay(60, ceiling=80) == 60  # its own budget is 50, but prepay goes to the ceiling
+    with pytest.raises(RateLimitedError):
+        run.acquire(15, deadline=START + 1)  # 10 + 60 + 15 > 80
+    run.acquire(10, deadline=START)  # exactly 80
+    for _ in range(12):
+        recorder.acquire(5, deadline=START)  # 60 drawn from what it prepaid, nothing counted twice
+    assert run.used_weight == 80
+    with pytest.raises(RateLimitedError):
+        recorder.acquire(5, deadline=START + 1)  # prepaid spent, the count past its budget
+    assert fake.sleeps == []
+
+
+def test_prepay_takes_only_what_fits_and_nothing_during_a_retry_after(fake, tmp_path):
+    recorder = ledger_gate(fake, tmp_path / "weight", 0.5)
+    run = ledger_gate(fake, tmp_path / "weight", 0.8)
+    run.acquire(70, deadline=START)
+    assert recorder.prepay(50, ceiling=80) == 10
+    assert run.used_weight == 80
+    fake.now = NEXT_MINUTE
+    recorder.block(5, banned=False)
+    assert recorder.prepay(50, ceiling=80) == 0
+    assert run.used_weight == 0
+    fake.now = NEXT_MINUTE + 6
+    assert recorder.prepay(50, ceiling=80) == 50  # a new minute: last minute's prepaid is gone
+    recorder.acquire(25, deadline=NEXT_MINUTE + 6)
+    assert run.used_weight == 50
+
+
+def test_prepay_without_a_ledger_counts_in_the_gate_alone(fake):
+    gate = gate_on(fake, 100, 0.5)
+    assert gate.prepay(30, ceiling=80) == 30
+    gate.acquire(30, deadline=START)  # drawn from the prepaid weight
+    assert gate.used_weight == 30
+    gate.acquire(20, deadline=START)
+    with pytest.raises(RateLimitedError):
+        gate.acquire(5, deadline=START + 1)
