@@ -322,6 +322,26 @@ class MemorySampler:
                 self.stopping.wait(self.interval)
 
 
+_NAMED_CELLS = re.compile(r"([A-Z0-9]{2,20}) at ((?:\d{4}-\d{2}-\d{2}-\d{2}:\d{2}(?:\.\.\d{2}:\d{2})?(?:, )?)+)")
+
+
+def withdrawn_cells_named(text: str) -> set[tuple[datetime, str]]:
+    """The (minute, symbol) cells a `stored books withdrawn by the recorder` message names
+    ("DOGEUSDT at 2026-12-02-16:51..16:53, 2026-12-02-17:04; ALGOBTC at ..."): an episode is matched
+    to the cells it says, not to every withdrawn cell of a symbol it names (two cells of one
+    symbol, said in two messages, each counted twice before)."""
+    cells = set()
+    for symbol, spans in _NAMED_CELLS.findall(text.split("\n", 1)[-1].split(". The recorder")[0]):
+        for span in filter(None, (x.strip() for x in spans.split(","))):
+            first, _, last = span.partition("..")
+            start = parse_minute(first)
+            end = start.replace(hour=int(last[:2]), minute=int(last[3:])) if last else start
+            while start <= end:
+                cells.add((start, symbol))
+                start += MINUTE
+    return cells
+
+
 def memory_accounting(state: dict, path: Path) -> tuple[list[str], int]:
     """(lines, services not flat) from memory.jsonl and the plan's windows."""
     plan = state["plan"]
@@ -519,9 +539,10 @@ def alert_accounting(state: dict) -> tuple[list[str], int]:
         # drop): an episode after the close, within the hour the sensor looks back, naming it
         close = m + MINUTE
         after = [e for e in withdrawn_episodes if close <= e["problem"] <= close + WITHDRAWN_ALERT_WITHIN]
-        naming = [e for e in after if s in e["text"] + (e.get("resolved_text") or "")]
+        naming = [e for e in after if (m, s) in withdrawn_cells_named(e["text"])]
         required.append({"what": f"withdrawn and deleted {s} {m:%H:%M}", "latency": None,
-                         "episodes": naming or after})
+                         "episodes": naming or [e for e in after if not withdrawn_cells_named(e["text"])
+                                                or "more symbols" in e["text"]]})
     failed_runs = (state.get("runs") or {}).get("failed_runs", [])
     for run in failed_runs:
         title = "minute runs are failing" if run.get("minute") else f"runs of {run.get('origin')} are failing"
