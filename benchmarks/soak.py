@@ -125,6 +125,7 @@ from acts_pipeline.platform.processes import (
 from acts_pipeline.core.quality import feature_problems, snapshot_problems
 from acts_pipeline.storage.boundary_books import books_of, latest
 from acts_pipeline.storage.collections import boundary_book_usable
+from acts_pipeline.storage.durable import Spool
 from acts_pipeline.storage.handlers import levels_from_binary
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -1090,8 +1091,7 @@ def report(state: dict, mongo_uri: str, home: Path) -> int:
     state["missing"] = missing_cells
     state["empty_sides"] = empty_sides
     state["accounted_minutes"] = [iso(minutes[0]), iso(minutes[-1])] if minutes else None
-    spool = home / "acts_spool"
-    spool_left = len(list(spool.glob("*.json"))) if spool.is_dir() else 0
+    spool_left = Spool(home / "acts_spool").count()
     stream_lines, boundary_unexplained, wrong_books = (
         stream_accounting(state, minutes, boundary, snapshots_by_cell) if streams else ([], 0, 0))
 

@@ -24,14 +24,44 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import bson
 from bson import json_util
+from bson.codec_options import CodecOptions
+from bson.errors import BSONError
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
 from acts_pipeline.storage.client import MongoStore, StorageError, WriteResult
 
 log = logging.getLogger(__name__)
 
+#: How a spooled batch is written: a header document `{"collection", "count"}` then each document,
+#: as consecutive BSON documents (what MongoDB itself stores), encoded and decoded by pymongo's C
+#: extension: 6 to 12 times less CPU than the canonical extended JSON of earlier versions
+#: (measured on a minute of 1262 snapshots, then features). Their `.json` files are still read.
+SPOOL_SUFFIX = ".bson"
+_LEGACY_SUFFIX = ".json"
+_CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
 _JSON_OPTIONS = CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
+
+
+def _encode_batch(collection: str, documents: Sequence[Mapping[str, Any]]) -> bytes:
+    header = bson.encode({"collection": collection, "count": len(documents)})
+    return header + b"".join(bson.encode(document) for document in documents)
+
+
+def _decode_batch(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A spooled file's collection and documents; ValueError if it is not a whole batch."""
+    if path.suffix == _LEGACY_SUFFIX:
+        raw = json_util.loads(path.read_text(encoding="utf-8"), json_options=_JSON_OPTIONS)
+        return raw["collection"], raw["documents"]
+    try:
+        header, *documents = bson.decode_all(path.read_bytes(), _CODEC_OPTIONS)
+    except (BSONError, ValueError) as exc:
+        raise ValueError(f"not a BSON batch: {exc}") from None
+    if header.get("count") != len(documents) or not isinstance(header.get("collection"), str):
+        raise ValueError(f"truncated batch: the header announces {header.get('count')} documents, "
+                         f"the file holds {len(documents)}")
+    return header["collection"], documents
 
 
 @dataclass(frozen=True)
@@ -42,7 +72,7 @@ class SpooledBatch:
 
 
 class Spool:
-    """A folder of pending batches, one JSON file each, named so that they sort oldest first."""
+    """A folder of pending batches, one file each, named so that they sort oldest first."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -50,12 +80,11 @@ class Spool:
     def put(self, collection: str, documents: Sequence[Mapping[str, Any]]) -> Path:
         """Persist a batch durably before it is sent; returns its file."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{collection}.json"
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{collection}{SPOOL_SUFFIX}"
         final = self.folder / name
         temporary = self.folder / f".{name}.tmp"
-        payload = json_util.dumps({"collection": collection, "documents": list(documents)},
-                                  json_options=_JSON_OPTIONS)
-        with open(temporary, "w", encoding="utf-8") as handle:
+        payload = _encode_batch(collection, documents)
+        with open(temporary, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
@@ -72,15 +101,22 @@ class Spool:
         """The batch reached MongoDB: forget it (another process may have done so already)."""
         path.unlink(missing_ok=True)
 
-    def pending(self) -> Iterator[SpooledBatch]:
-        """Pending batches, oldest first. An unreadable file is reported and set aside (renamed
-        `<name>.unreadable`, kept for a person to look at): it is no longer pending, so it does not
-        hold every later write up nor count as spooled for ever."""
+    def paths(self) -> list[Path]:
+        """The pending batches' files, oldest first (the names start with the time written)."""
         if not self.folder.is_dir():
-            return
-        for path in sorted(self.folder.glob("*.json")):
+            return []
+        return sorted((p for p in self.folder.iterdir() if p.suffix in (SPOOL_SUFFIX, _LEGACY_SUFFIX)
+                       and not p.name.startswith(".")), key=lambda p: p.name)
+
+    def pending(self, *, skip: Path | None = None) -> Iterator[SpooledBatch]:
+        """Pending batches, oldest first, but `skip` (not even read). An unreadable file is
+        reported and set aside (renamed `<name>.unreadable`, kept for a person to look at): it is
+        no longer pending, so it does not hold every later write up nor count as spooled for ever."""
+        for path in self.paths():
+            if path == skip:
+                continue
             try:
-                raw = json_util.loads(path.read_text(encoding="utf-8"), json_options=_JSON_OPTIONS)
+                collection, documents = _decode_batch(path)
             except FileNotFoundError:
                 continue  # written meanwhile by another process
             except ValueError as exc:
@@ -88,10 +124,10 @@ class Spool:
                 path.replace(aside)
                 log.error("spooled batch %s is unreadable and was set aside as %s: %s", path, aside.name, exc)
                 continue
-            yield SpooledBatch(path, raw["collection"], raw["documents"])
+            yield SpooledBatch(path, collection, documents)
 
     def count(self) -> int:
-        return len(list(self.folder.glob("*.json"))) if self.folder.is_dir() else 0
+        return len(self.paths())
 
 
 def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None,
@@ -99,9 +135,7 @@ def flush_spool(store: MongoStore, spool: Spool, *, skip: Path | None = None,
     """Write every pending spooled batch, oldest first (`on_written` is told of each once it is in
     MongoDB); returns how many were written."""
     written = 0
-    for batch in spool.pending():
-        if batch.path == skip:
-            continue
+    for batch in spool.pending(skip=skip):
         store.upsert(batch.collection, batch.documents)
         spool.done(batch.path)
         if on_written is not None:
