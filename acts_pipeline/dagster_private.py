@@ -31,7 +31,6 @@ from dagster._core.events import (
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
 from dagster._serdes import ConfigurableClassData
 
@@ -48,6 +47,5 @@ __all__ = [
     "EventLogEntry",
     "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
-    "db_result",
     "generate_event_batch_id",
 ]

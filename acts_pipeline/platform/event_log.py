@@ -46,7 +46,6 @@ from acts_pipeline.dagster_private import (
     EventLogEntry,
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
-    db_result,
 )
 
 #: The environment variable Dagster reads to hand events to `store_event_batch`, and the value
@@ -83,18 +82,26 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         if not all(_is_materialization(event) for event in events):
             super().store_event_batch(events)
             return
-        by_run: dict[str, list[EventLogEntry]] = defaultdict(list)
-        for event in events:
-            by_run[event.run_id].append(event)
-        for run_id, run_events in by_run.items():
+        # Each event is serialized once, for both shards (the base class's per-event path, and
+        # `prepare_insert_event`, serialize it again for the index and compile a statement with
+        # its values inlined: two thirds of the cost of a batch, by profile).
+        rows = [self._event_to_row(event) for event in events]
+        by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_run[row["run_id"]].append(row)
+        for run_id, run_rows in by_run.items():
             with self.run_connection(run_id) as conn:
-                conn.execute(SqlEventLogStorageTable.insert(), [self._event_to_row(e) for e in run_events])
+                conn.execute(SqlEventLogStorageTable.insert(), run_rows)
 
+        insert = SqlEventLogStorageTable.insert()  # one statement, compiled once, for every row
         with self.index_transaction() as conn:
             event_ids: list[int] = []
-            for event in events:
-                with db_result(conn, self.prepare_insert_event(event)) as result:
+            for row in rows:
+                result = conn.execute(insert, row)
+                try:
                     event_ids.append(result.inserted_primary_key[0])
+                finally:
+                    result.close()
             self._store_asset_event_tags(conn, events, event_ids)
             last_of_asset = {}
             for event, event_id in zip(events, event_ids, strict=True):

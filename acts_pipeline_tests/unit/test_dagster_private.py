@@ -34,7 +34,7 @@ def test_the_step_event_constructors_the_io_manager_calls():
 
 def test_the_sqlite_storage_methods_the_batched_event_log_builds_on():
     for name in ("_event_to_row", "_store_asset_event", "_store_asset_event_tags", "index_transaction",
-                 "prepare_insert_event", "run_connection", "store_event_batch"):
+                 "run_connection", "store_event_batch"):
         assert callable(getattr(private.SqliteEventLogStorage, name, None)), name
     assert {"id", "run_id", "event", "dagster_event_type", "asset_key", "partition"} <= set(
         private.SqlEventLogStorageTable.c.keys())
