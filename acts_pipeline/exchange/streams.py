@@ -259,8 +259,8 @@ class StreamPool:
 
     def set_symbols(self, symbols: Iterable[str]) -> tuple[list[str], list[str]]:
         """Track exactly `symbols`; returns (added, removed)."""
-        wanted = list(dict.fromkeys(symbols))
-        removed = [s for s in self.connection_of if s not in set(wanted)]
+        wanted = dict.fromkeys(symbols)
+        removed = [s for s in self.connection_of if s not in wanted]  # a dict: each lookup O(1)
         for symbol in removed:
             self.connection_of.pop(symbol)
         added = [s for s in wanted if s not in self.connection_of]
