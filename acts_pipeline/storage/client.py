@@ -137,8 +137,14 @@ class MongoStore:
             return list(self.collection(name).find({}, {"_id": False}).sort(list(CELL_KEY)))
 
     def record_tracked(self, symbols: Iterable[str], minute: datetime) -> None:
-        """Note `minute` as the first collected minute of each symbol, unless it has an earlier one."""
-        requests = [UpdateOne({"symbol": s}, {"$min": {"tracked_since": minute}}, upsert=True) for s in symbols]
+        """Note `minute` as the first collected minute of each symbol, unless it has an earlier one.
+
+        Only the symbols that need it are written (read first: every minute run notes all its
+        symbols, and 1262 no-op `$min` upserts a minute were a quarter of the embedded server's
+        update work); the write is still a `$min`, so two runs at once cannot move it later."""
+        since = self.tracked_since()
+        requests = [UpdateOne({"symbol": s}, {"$min": {"tracked_since": minute}}, upsert=True)
+                    for s in dict.fromkeys(symbols) if s not in since or since[s] > as_utc(minute)]
         if requests:
             with _reported(f"writing {SYMBOL_REGISTRY}"):
                 self.collection(SYMBOL_REGISTRY).bulk_write(requests, ordered=False)
