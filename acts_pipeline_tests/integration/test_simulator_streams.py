@@ -289,6 +289,10 @@ async def _with_fault(simulator, rule: dict, seconds: float, symbol: str = "NKNU
     async with aiohttp.ClientSession() as session, session.ws_connect(
             f"{simulator.ws_url}/stream?streams={stream(symbol)}") as ws:
         before = await receive_for(ws, 0.8)
+        deadline = time.monotonic() + 10  # a loaded machine (CI) may deliver the first events late
+        while len(events_of(before, symbol)) < 2 and time.monotonic() < deadline:
+            before += await receive_for(ws, 0.2)
+        assert len(events_of(before, symbol)) >= 2, f"{symbol}'s stream sent events before the fault"
         await asyncio.to_thread(simulator.set_faults, [rule])
         after = []
         deadline = time.monotonic() + seconds
