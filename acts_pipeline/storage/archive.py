@@ -577,6 +577,7 @@ def delete_archived_day(store: MongoStore, archive: Archive, collection: str, da
     start, end = day_bounds(day)
     with _reported(f"deleting {collection} of {day}"):
         deleted = store.collection(collection).delete_many({"minute": {"$gte": start, "$lt": end}}).deleted_count
+    store.forget_seen(collection, start, end)
     return DayRetention(collection, day.isoformat(), deleted=deleted, reason="archived and verified")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pymongo
@@ -22,7 +22,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from acts_pipeline.core.cells import Cell
-from acts_pipeline.storage.collections import CELL_KEY, SYMBOL_REGISTRY, spec_of
+from acts_pipeline.storage.collections import CELL_KEY, CELLS_SEEN, SYMBOL_REGISTRY, spec_of
 from acts_pipeline.storage.handlers import as_utc
 
 #: Up to this many symbols, a cell read names them (`$in`); beyond, it reads the minutes' range
@@ -165,13 +165,24 @@ class MongoStore:
         return minutes
 
     def delete_cells(self, name: str, cells: Iterable[Cell]) -> int:
-        """Deletes the documents of `cells` from `name`; how many."""
+        """Deletes the documents of `cells` from `name`; how many. What the completeness check
+        had seen stored in their minutes is forgotten (`forget_seen`)."""
         cells = list(cells)
         if not cells:
             return 0
         with _reported(f"deleting from {name}"):
-            return self.collection(name).delete_many(
+            deleted = self.collection(name).delete_many(
                 {"$or": [{"symbol": c.symbol, "minute": c.minute} for c in cells]}).deleted_count
+        minutes = [c.minute for c in cells]
+        self.forget_seen(name, min(minutes), max(minutes) + timedelta(minutes=1))
+        return deleted
+
+    def forget_seen(self, name: str, start: datetime, end: datetime) -> None:
+        """Forgets what was seen stored in `name` over the minutes `[start, end)`
+        (`storage.seen_cells`). Every deletion of cells calls it: the completeness check then
+        reads those minutes again instead of trusting what it saw."""
+        with _reported(f"writing {CELLS_SEEN}"):
+            self.collection(CELLS_SEEN).delete_many({"collection": name, "minute": {"$gte": start, "$lt": end}})
 
     def delete_before(self, name: str, minute: datetime) -> int:
         """Deletes the documents of `name` whose `minute` is before `minute`; how many. (The

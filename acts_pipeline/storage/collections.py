@@ -26,6 +26,10 @@ SYMBOL_REGISTRY = "symbol_registry"
 BOUNDARY_BOOKS = "boundary_books"
 #: One document per recorder (its `name`): its health, rewritten every few seconds.
 RECORDER_STATUS = "recorder_status"
+#: What the completeness check has seen stored: per cell collection and minute, the symbols whose
+#: documents it read there (`acts_pipeline.storage.seen_cells`). Bookkeeping, not data: the last
+#: hour or so, keyed by `_id` "<collection>|<minute>".
+CELLS_SEEN = "cells_seen"
 
 #: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
 CELL_COLLECTIONS = (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES, KLINES_1M)
@@ -74,6 +78,7 @@ _SPECS = {
     SYMBOL_REGISTRY: CollectionSpec(unique_key=(("symbol", ASCENDING),)),
     BOUNDARY_BOOKS: BOUNDARY_BATCHES,
     RECORDER_STATUS: CollectionSpec(unique_key=(("name", ASCENDING),)),
+    CELLS_SEEN: CollectionSpec(unique_key=ID_KEY),
 }
 
 
