@@ -11,7 +11,7 @@ way), for 14 minutes it had read the minute before.
 
 - the minutes not seen before, and the minutes the caller has just written (`fresh`), in full;
 - of the other minutes, only the expected cells that were not seen stored (gaps are rare, and a
-  cell filled later by a catch-up or a backfill is found this way), by symbol.
+  cell filled later by a catch-up or a backfill is found this way), by symbol and minute.
 
 What it returns is what `MongoStore.stored_minutes` would: a cell seen stored stays stored
 unless it is deleted, and every deletion of cells (`MongoStore.delete_cells`, the archive's
@@ -27,8 +27,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ReplaceOne
 
-from acts_pipeline.core.cells import Cell
-from acts_pipeline.storage.client import MongoStore, _reported
+from acts_pipeline.storage.client import FEW_SYMBOLS, MongoStore, _reported
 from acts_pipeline.storage.collections import CELLS_SEEN
 from acts_pipeline.storage.handlers import as_utc
 
@@ -85,8 +84,7 @@ class SeenCells:
             unseen = [s for s, since in expected.items() if since <= minute and s not in seen[minute]]
             stored[minute] = set(seen[minute])
             if unseen:
-                found = {d["symbol"] for d in self.store.find_cells(self.name, [Cell(minute, s) for s in unseen], fields=())}
-                self.documents_read += len(found)
+                found = self._find(minute, unseen)
                 if found:
                     stored[minute] |= found
                     changed.add(minute)
@@ -103,6 +101,21 @@ class SeenCells:
                 {"collection": self.name, "minute": {"$gte": start, "$lt": end}}, {"_id": False, "minute": True,
                                                                                     "symbols": True})
             return {as_utc(d["minute"]): set(d["symbols"]) for d in documents}
+
+    def _find(self, minute: datetime, symbols: list[str]) -> set[str]:
+        """Those of `symbols` with a document at `minute`. A few are looked up by name with the
+        minute as an equality (15 cells: 0.03 s on the embedded server; with the minute as a
+        range, `MongoStore.find_cells`' shape, it reads the minute's every document first:
+        3.5 s for 14 minutes); many, by reading the minute's symbols."""
+        if len(symbols) <= FEW_SYMBOLS:
+            query: dict = {"symbol": {"$in": symbols}, "minute": minute}
+        else:
+            query = {"minute": minute}
+        with _reported(f"reading {self.name}"):
+            documents = list(self.store.collection(self.name).find(query, {"_id": False, "symbol": True}))
+        self.documents_read += len(documents)
+        wanted = set(symbols)
+        return {d["symbol"] for d in documents if d["symbol"] in wanted}
 
     def _read(self, start: datetime, end: datetime) -> dict[str, set[datetime]]:
         found = self.store.stored_minutes(self.name, start, end)

@@ -8,7 +8,7 @@ import pytest
 
 from acts_pipeline.core.cells import Cell
 from acts_pipeline.storage.archive import Archive, apply_retention
-from acts_pipeline.storage.client import MongoStore
+from acts_pipeline.storage.client import FEW_SYMBOLS, MongoStore
 from acts_pipeline.storage.collections import CELLS_SEEN, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.storage.seen_cells import KEEP, SeenCells
 
@@ -111,3 +111,17 @@ def test_records_older_than_the_window_are_deleted(store):
     later = T0 + 3 * MINUTE + KEEP + MINUTE
     SeenCells(store, ORDER_BOOK_SNAPSHOTS).stored_minutes(later, later + MINUTE, since)
     assert store.collection(CELLS_SEEN).count_documents({}) == 1, "only the later minute's record is left"
+
+
+def test_a_minute_missed_by_every_symbol_and_filled_later_is_found(store):
+    """More missing symbols than a lookup by name takes (an outage minute, later backfilled from
+    the recorder's books): the minute is read whole, and what it holds now is found."""
+    many = [f"M{i:03d}USDT" for i in range(FEW_SYMBOLS + 10)]
+    since = {s: T0 for s in many}
+    put(store, [Cell(T0, s) for s in many])
+    put(store, [Cell(T0 + 2 * MINUTE, s) for s in many])  # T0 + 1 missed by all
+    SeenCells(store, ORDER_BOOK_SNAPSHOTS).stored_minutes(T0, T0 + 3 * MINUTE, since)
+    put(store, [Cell(T0 + MINUTE, s) for s in many[:-1]])  # the backfill: all but one
+    got = SeenCells(store, ORDER_BOOK_SNAPSHOTS).stored_minutes(T0, T0 + 3 * MINUTE, since)
+    assert got == store.stored_minutes(ORDER_BOOK_SNAPSHOTS, T0, T0 + 3 * MINUTE)
+    assert got[many[-1]] == {T0, T0 + 2 * MINUTE}
