@@ -120,7 +120,9 @@ class MongoStore:
             return []
         minutes = sorted({c.minute for c in wanted})
         symbols = sorted({c.symbol for c in wanted})
-        query: dict[str, Any] = {"minute": {"$gte": minutes[0], "$lte": minutes[-1]}}
+        # One minute is an equality: with a range, the embedded server reads every document of
+        # the minute before it tests the symbols (15 cells: 0.03 s as an equality, 0.25 s as a range).
+        query: dict[str, Any] = {"minute": minutes[0] if len(minutes) == 1 else {"$gte": minutes[0], "$lte": minutes[-1]}}
         if len(symbols) <= FEW_SYMBOLS:
             query["symbol"] = {"$in": symbols}
         with _reported(f"reading {name}"):
