@@ -9,9 +9,11 @@
 Each function returns one row per (symbol, minute) with `minute` in `[start, end)`, sorted by
 symbol then minute, whether the minute is still in MongoDB or only in the daily Parquet archive
 (`acts_pipeline.storage.archive`): a range across the two gives one frame without duplicates
-(where both hold a minute, MongoDB's document wins: it is the newer). The columns are the
-documents' fields (README, "Where the data lands"); times are `datetime64[ms, UTC]`; snapshots
-carry `bids` and `asks` as (levels, 2) arrays, as MongoDB holds them.
+(where both hold a minute, MongoDB's document wins: it is the newer). A day whose archived file
+MongoDB has not written since it was archived (`storage.written_days`) is read from the archive
+alone. The columns are the documents' fields (README, "Where the data lands"); times are
+`datetime64[ms, UTC]`; snapshots carry `bids` and `asks` as (levels, 2) arrays, as MongoDB
+holds them.
 
 `start` and `end` are timezone-aware datetimes (or pandas Timestamps), ISO strings with an offset
 (`2026-11-30T12:00Z`), or whole UTC days (`datetime.date`, `"2026-11-30"`: midnight UTC). A naive
@@ -158,7 +160,10 @@ def _read(collection: str, symbols: str | Iterable[str], start: Moment, end: Mom
     _check_known(names, store, archive)
     frames = [_from_archive(archive, collection, names, start_at, end_at)]
     if store is not None:
-        frames.append(_from_mongo(store, collection, names, start_at, end_at))
+        # Days whose archived file is all MongoDB holds of them are not read from MongoDB again.
+        current = archive.current_days(store, collection, _days(start_at, end_at))
+        for first, stop in _spans_without(current, start_at, end_at):
+            frames.append(_from_mongo(store, collection, names, first, stop))
     frames = [f for f in frames if len(f)]
     if not frames:
         return _empty(collection)
@@ -176,6 +181,20 @@ def _days(start: datetime, end: datetime) -> list[date]:
         days.append(day)
         day += timedelta(days=1)
     return days
+
+
+def _spans_without(days: set[date], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """`[start, end)` less the whole UTC `days`, as contiguous spans, oldest first."""
+    spans: list[tuple[datetime, datetime]] = []
+    begin = start
+    for day in sorted(days):
+        day_start, day_end = day_bounds(day)
+        if day_start > begin:
+            spans.append((begin, min(day_start, end)))
+        begin = max(begin, day_end)
+    if begin < end:
+        spans.append((begin, end))
+    return [(a, b) for a, b in spans if a < b]
 
 
 def _from_archive(archive: Archive, collection: str, symbols: list[str], start: datetime,

@@ -190,6 +190,10 @@ class ArchivedFile:
     #: "kept": MongoDB held none of the day, the existing file stays as it is; "empty": no rows.
     status: str = "written"
     carried_rows: int = 0
+    #: The day's count of writes in MongoDB (`storage.written_days`) read before the file's
+    #: documents were: while it is still the current count, the file is all of MongoDB's day.
+    #: None in manifests written before the count existed.
+    mongo_version: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchivedFile:
@@ -419,6 +423,8 @@ class Archive:
         source = store.collection(collection)
         window = {"minute": {"$gte": start, "$lt": end}}
         is_snapshots = collection == ORDER_BOOK_SNAPSHOTS
+        # Read before the documents: a write landing meanwhile moves the count past it.
+        version = store.written_versions(collection, [day])[day]
         gathered: list[pa.Table] = []
         if is_snapshots:  # large documents: read and written symbol by symbol (one row group each)
             with _reported(f"reading the symbols of {collection} on {day}"):
@@ -433,8 +439,8 @@ class Archive:
         existing = self.fs.exists(final)
         if not symbols:
             if existing:  # MongoDB no longer holds the day (retention): the archive is its only copy
-                return self._describe(collection, day, relative, status="kept")
-            return ArchivedFile(collection, day.isoformat(), None, 0, 0, None, status="empty")
+                return self._describe(collection, day, relative, status="kept", mongo_version=version)
+            return ArchivedFile(collection, day.isoformat(), None, 0, 0, None, status="empty", mongo_version=version)
 
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         tmp = self._temporary_beside(final)
@@ -470,7 +476,7 @@ class Archive:
                 self.fs.rm(tmp)
             raise
         entry = ArchivedFile(collection, day.isoformat(), relative, len(keys) + carried_rows, written_bytes, written_sha,
-                             symbols=tuple(symbols), carried_rows=carried_rows)
+                             symbols=tuple(symbols), carried_rows=carried_rows, mongo_version=version)
         self._check_written(entry, keys)
         return entry
 
@@ -488,7 +494,8 @@ class Archive:
                     carried.append(group)
         return carried
 
-    def _describe(self, collection: str, day: date, relative: str, *, status: str) -> ArchivedFile:
+    def _describe(self, collection: str, day: date, relative: str, *, status: str,
+                  mongo_version: int | None) -> ArchivedFile:
         """An entry for the file already at `relative`, verified against its previous manifest
         entry when there is one."""
         previous = self.manifest(day)
@@ -497,13 +504,29 @@ class Archive:
             problems = self.verify(entry)
             if problems:
                 raise ArchiveError("; ".join(problems))
-            return ArchivedFile(**{**asdict(entry), "symbols": entry.symbols, "status": status})
+            return ArchivedFile(**{**asdict(entry), "symbols": entry.symbols, "status": status,
+                                   "mongo_version": mongo_version})
         path = self.full_path(relative)
         with self.fs.open(path, "rb") as f:
             table = pq.read_table(f, columns=["symbol"])
         return ArchivedFile(collection, day.isoformat(), relative, table.num_rows, self.fs.size(path),
                             self.sha256(relative), symbols=tuple(sorted(set(table.column("symbol").to_pylist()))),
-                            status=status)
+                            status=status, mongo_version=mongo_version)
+
+    def current_days(self, store: MongoStore, collection: str, days: Iterable[date]) -> set[date]:
+        """Those of `days` whose archived file of `collection` is all MongoDB holds of the day: the
+        count of writes (`storage.written_days`) has not moved since the archive read the day. A
+        reader needs nothing from MongoDB there."""
+        entries = {}
+        for day in days:
+            manifest = self.manifest(day)
+            entry = manifest.files.get(collection) if manifest else None
+            if entry is not None and entry.mongo_version is not None:
+                entries[day] = entry
+        if not entries:
+            return set()
+        current = store.written_versions(collection, entries)
+        return {day for day, entry in entries.items() if current[day] == entry.mongo_version}
 
     def _check_written(self, entry: ArchivedFile, mongo_keys: Keys) -> None:
         """Reads the moved file back: its bytes hash to what was written, its row count and its
@@ -571,6 +594,12 @@ def delete_archived_day(store: MongoStore, archive: Archive, collection: str, da
     problems = archive.verify(entry)
     if problems:
         return kept("the archive does not verify: " + "; ".join(problems))
+    if entry.mongo_version is not None:
+        version = store.written_versions(collection, [day])[day]
+        if version != entry.mongo_version:
+            return kept(f"MongoDB's documents of the day were written after it was archived (count of writes "
+                        f"{version}, archived at {entry.mongo_version}: a backfill, a late fill): archive the day again")
+    # Manifests from before the count of writes: the keys are the only evidence.
     missing = len(keys - archive.keys(entry.path))
     if missing:
         return kept(f"{missing} documents in MongoDB are not in the archive (written after it): archive the day again")

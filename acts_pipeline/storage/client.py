@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pymongo
@@ -22,7 +22,15 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from acts_pipeline.core.cells import Cell
-from acts_pipeline.storage.collections import CELL_KEY, CELLS_SEEN, SYMBOL_REGISTRY, spec_of
+from acts_pipeline.storage import written_days
+from acts_pipeline.storage.collections import (
+    CELL_COLLECTIONS,
+    CELL_KEY,
+    CELLS_SEEN,
+    SYMBOL_REGISTRY,
+    WRITTEN_DAYS,
+    spec_of,
+)
 from acts_pipeline.storage.handlers import as_utc
 
 #: Up to this many symbols, a cell read names them (`$in`); beyond, it reads the minutes' range
@@ -65,6 +73,14 @@ class WriteResult:
 DUPLICATE_KEY = 11000
 
 
+def _minutes(documents: Iterable[Mapping[str, Any]]) -> Iterator[datetime]:
+    """The `minute` of each document that has one (cells do)."""
+    for document in documents:
+        minute = document.get("minute")
+        if isinstance(minute, datetime):
+            yield minute
+
+
 class MongoStore:
     """One database of documents keyed by `(symbol, minute)`."""
 
@@ -98,11 +114,44 @@ class MongoStore:
             self._indexed.add(name)
         return collection
 
+    @contextmanager
+    def writing_cells(self, name: str, minutes: Iterable[datetime]) -> Iterator[None]:
+        """Around a write of `name`'s documents of `minutes`: the days they fall in are counted as
+        written before the write and again after it, also when it failed
+        (`storage.written_days`: what tells a reader that an archived day changed since). Every
+        write of the archived cell collections goes through it; other collections are not counted."""
+        if name not in CELL_COLLECTIONS:
+            yield
+            return
+        days = written_days.days_of(minutes)
+        ledger = self.collection(WRITTEN_DAYS)
+        with _reported(f"writing {WRITTEN_DAYS}"):
+            written_days.note_writes(ledger, name, days)
+        try:
+            yield
+        except BaseException:
+            try:
+                written_days.note_writes(ledger, name, days)
+            except PyMongoError:
+                pass  # the count moved before the write: the day is already seen as changed
+            raise
+        with _reported(f"writing {WRITTEN_DAYS}"):
+            written_days.note_writes(ledger, name, days)
+
+    def written_versions(self, name: str, days: Iterable[date]) -> dict[date, int]:
+        """How many writes of `name` each of `days` has taken (`storage.written_days`)."""
+        with _reported(f"reading {WRITTEN_DAYS}"):
+            return written_days.versions(self.collection(WRITTEN_DAYS), name, days)
+
     def upsert(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
         """Replace-or-insert every document by its collection's unique key (a cell's `(symbol,
         minute)`), in one bulk request."""
         if not documents:
             return WriteResult(0, 0)
+        with self.writing_cells(name, _minutes(documents)):
+            return self._upsert(name, documents)
+
+    def _upsert(self, name: str, documents: Sequence[Mapping[str, Any]]) -> WriteResult:
         key = [field for field, _ in spec_of(name).unique_key]
         requests = [ReplaceOne({k: d[k] for k in key}, dict(d), upsert=True) for d in documents]
         with _reported(f"writing {len(documents)} documents to {name}"):
@@ -172,7 +221,7 @@ class MongoStore:
         cells = list(cells)
         if not cells:
             return 0
-        with _reported(f"deleting from {name}"):
+        with self.writing_cells(name, (c.minute for c in cells)), _reported(f"deleting from {name}"):
             deleted = self.collection(name).delete_many(
                 {"$or": [{"symbol": c.symbol, "minute": c.minute} for c in cells]}).deleted_count
         minutes = [c.minute for c in cells]
@@ -211,14 +260,15 @@ class MongoStore:
         if not documents:
             return WriteResult(0, 0)
         batch = [dict(d) for d in documents]
-        with _reported(f"writing {len(batch)} documents to {name}"):
-            try:
-                self.collection(name).insert_many(batch, ordered=False)
-                return WriteResult(inserted=len(batch), replaced=0)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                existing = [documents[e["index"]] for e in errors]
-        replaced = self.upsert(name, existing)
+        with self.writing_cells(name, _minutes(documents)):
+            with _reported(f"writing {len(batch)} documents to {name}"):
+                try:
+                    self.collection(name).insert_many(batch, ordered=False)
+                    return WriteResult(inserted=len(batch), replaced=0)
+                except BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                        raise
+                    existing = [documents[e["index"]] for e in errors]
+            replaced = self._upsert(name, existing)
         return WriteResult(inserted=len(batch) - len(existing) + replaced.inserted, replaced=replaced.replaced)

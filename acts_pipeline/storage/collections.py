@@ -30,6 +30,10 @@ RECORDER_STATUS = "recorder_status"
 #: documents it read there (`acts_pipeline.storage.seen_cells`). Bookkeeping, not data: the last
 #: hour or so, keyed by `_id` "<collection>|<minute>".
 CELLS_SEEN = "cells_seen"
+#: Per cell collection and UTC day, how many writes MongoDB took there
+#: (`acts_pipeline.storage.written_days`): an archived day whose count has not moved since it was
+#: archived is read from the archive alone. Keyed by `_id` "<collection>|<day>".
+WRITTEN_DAYS = "written_days"
 
 #: The collections of (minute, symbol) cells, one per asset, in the order coverage lists them.
 CELL_COLLECTIONS = (ORDER_BOOK_SNAPSHOTS, ORDER_BOOK_FEATURES, KLINES_1M)
@@ -79,6 +83,7 @@ _SPECS = {
     BOUNDARY_BOOKS: BOUNDARY_BATCHES,
     RECORDER_STATUS: CollectionSpec(unique_key=(("name", ASCENDING),)),
     CELLS_SEEN: CollectionSpec(unique_key=ID_KEY),
+    WRITTEN_DAYS: CollectionSpec(unique_key=ID_KEY),
 }
 
 

@@ -76,7 +76,7 @@ def insert_new(store: MongoStore, name: str, documents: Sequence[Mapping[str, An
         return []
     batch = [dict(d) for d in documents]
     refused: set[int] = set()
-    with _reported(f"writing {len(batch)} documents to {name}"):
+    with store.writing_cells(name, (d["minute"] for d in batch)), _reported(f"writing {len(batch)} documents to {name}"):
         try:
             store.collection(name).insert_many(batch, ordered=False)
         except BulkWriteError as exc:

@@ -1,21 +1,31 @@
 """The research archive against the real embedded database server: a day archived is exactly the
 day's documents (read back as they are by pandas, polars and DuckDB), archived again it is
-replaced, never duplicated; retention deletes from MongoDB only the days whose files verify, and
-never a day whose archive was left partial; the rows retention deleted survive a later archive of
+replaced, never duplicated; retention deletes from MongoDB only the days whose files verify and
+that MongoDB has not written since (a replaced document included), and never a day whose archive
+was left partial; the rows retention deleted survive a later archive of
 the same day."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from acts_pipeline.storage import MongoStore
-from acts_pipeline.storage.archive import Archive, ArchiveError, apply_retention, delete_archived_day
+from acts_pipeline.storage.archive import (
+    Archive,
+    ArchivedFile,
+    ArchiveError,
+    DayManifest,
+    apply_retention,
+    delete_archived_day,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -122,13 +132,15 @@ def test_archiving_a_day_again_replaces_its_files_never_duplicating(store, archi
 
 
 def test_retention_deletes_only_days_whose_archive_verifies(store, archive):
-    days = [DAY - timedelta(days=n) for n in range(5, 0, -1)]  # 11-15 .. 11-19
+    days = [DAY - timedelta(days=n) for n in range(6, 0, -1)]  # 11-14 .. 11-19
     for day in days:
         seed_day(store, day)
-    archived, unarchived, written_after, truncated, recent = days
-    for day in (archived, written_after, truncated, recent):
+    archived, unarchived, written_after, rewritten, truncated, recent = days
+    for day in (archived, written_after, rewritten, truncated, recent):
         archive.archive_day(store, day, collections=[SNAPSHOTS])
-    store.upsert(SNAPSHOTS, [book("ADAUSDT", datetime(2026, 11, 17, 5, tzinfo=UTC))])  # after its archive
+    store.upsert(SNAPSHOTS, [book("ADAUSDT", datetime(2026, 11, 16, 5, tzinfo=UTC))])  # a new cell after its archive
+    first = minutes_of(rewritten)[0]
+    store.upsert(SNAPSHOTS, [book("BTCUSDT", first, shift=7.0)])  # an archived cell replaced after the archive
     path = archive.full_path(archive.manifest(truncated).files[SNAPSHOTS].path)
     with archive.fs.open(path, "rb") as f:
         data = f.read()
@@ -137,14 +149,39 @@ def test_retention_deletes_only_days_whose_archive_verifies(store, archive):
 
     outcomes = apply_retention(store, archive, SNAPSHOTS, keep_days=2, today=DAY + timedelta(days=1))  # keep 11-19, 11-20
     by_day = {o.day: o for o in outcomes}
-    assert set(by_day) == {"2026-11-15", "2026-11-16", "2026-11-17", "2026-11-18"}
-    assert by_day["2026-11-15"].deleted == 90 and by_day["2026-11-15"].reason == "archived and verified"
-    assert by_day["2026-11-16"].reason == "not archived"
-    assert "not in the archive" in by_day["2026-11-17"].reason and by_day["2026-11-17"].kept == 91
+    assert set(by_day) == {"2026-11-14", "2026-11-15", "2026-11-16", "2026-11-17", "2026-11-18"}
+    assert by_day["2026-11-14"].deleted == 90 and by_day["2026-11-14"].reason == "archived and verified"
+    assert by_day["2026-11-15"].reason == "not archived"
+    assert "written after it was archived" in by_day["2026-11-16"].reason and by_day["2026-11-16"].kept == 91
+    # The replaced book has a key the archive holds: only the count of writes tells it changed.
+    assert "written after it was archived" in by_day["2026-11-17"].reason and by_day["2026-11-17"].kept == 90
     assert "does not verify" in by_day["2026-11-18"].reason
-    assert [count(store, SNAPSHOTS, d) for d in days] == [0, 90, 91, 90, 90]
+    assert [count(store, SNAPSHOTS, d) for d in days] == [0, 90, 91, 90, 90, 90]
     assert count(store, FEATURES, archived) == 90  # other collections untouched
     assert apply_retention(store, archive, FEATURES, keep_days=None, today=DAY) == []  # forever
+
+    # Archived again, the rewritten day holds the new book, and retention deletes it.
+    archive.archive_day(store, rewritten, collections=[SNAPSHOTS])
+    [outcome] = [o for o in apply_retention(store, archive, SNAPSHOTS, keep_days=2, today=DAY + timedelta(days=1))
+                 if o.day == "2026-11-17"]
+    assert outcome.deleted == 90
+    table = pq.read_table(archive.url(archive.relative_path(SNAPSHOTS, rewritten)),
+                          filters=[("symbol", "==", "BTCUSDT"), ("minute", "==", pd.Timestamp(first))])
+    assert table.column("bid_prices").to_pylist()[0][0] == 107.0
+
+
+def test_a_manifest_from_before_the_count_of_writes_is_judged_by_its_keys(store, archive):
+    """Manifests written before `mongo_version` existed (None) keep the former rule: deleted when
+    the file holds every key MongoDB has."""
+    day = DAY - timedelta(days=3)
+    seed_day(store, day)
+    manifest = archive.archive_day(store, day, collections=[SNAPSHOTS])
+    entry = manifest.files[SNAPSHOTS]
+    legacy = DayManifest(day=manifest.day, archived_at=manifest.archived_at,
+                         files={SNAPSHOTS: ArchivedFile(**{**asdict(entry), "mongo_version": None})})
+    archive._write_atomically(archive._manifest_path(day), legacy.to_json().encode())
+    assert archive.current_days(store, SNAPSHOTS, [day]) == set()  # never trusted to stand for MongoDB
+    assert delete_archived_day(store, archive, SNAPSHOTS, day).deleted == 90
 
 
 def test_a_partial_archive_never_leads_to_deletion(store, archive, monkeypatch):

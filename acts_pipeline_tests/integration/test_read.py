@@ -111,3 +111,26 @@ def test_unknown_symbols_and_bad_ranges_are_refused_naming_the_problem(sources):
         read.features("BTCUSDT", RECENT, OLD, **sources)
     with pytest.raises(ReadRequestError, match="has no timezone"):
         read.snapshots("BTCUSDT", datetime(2026, 11, 18), RECENT, **sources)
+
+
+def test_an_archived_day_mongodb_has_not_written_since_is_read_from_the_archive_alone(sources):
+    """RECENT archived: MongoDB's copy of the day is not read. Changed behind the product's back
+    (a raw update the count of writes does not see), the frame still shows the archived values,
+    which proves it; once the product writes the day again, MongoDB is read and wins."""
+    store = MongoStore.connect(sources["mongo_uri"], sources["database"])
+    archive = Archive(sources["archive_dir"])
+    archive.archive_day(store, RECENT)
+    window = {"minute": {"$gte": at(RECENT, 0), "$lt": at(RECENT + timedelta(days=1), 0)}}
+    store.database["order_book_features"].update_many(window, {"$set": {"mid_price": -1.0}})
+    frame = read.features(["BTCUSDT", "ETHUSDT"], RECENT, RECENT + timedelta(days=1), **sources)
+    assert len(frame) == 20 and set(frame["mid_price"]) == {100.5}
+    # Days around it are still read as before: BOTH (written after its archive) from MongoDB.
+    frame = read.features("BTCUSDT", BOTH, RECENT + timedelta(days=1), **sources)
+    assert set(frame.loc[frame["minute"].dt.date == BOTH, "mid_price"]) == {200.5}
+    assert set(frame.loc[frame["minute"].dt.date == RECENT, "mid_price"]) == {100.5}
+
+    store.upsert("order_book_features", [{"symbol": "BTCUSDT", "minute": at(RECENT, 6), "mid_price": 300.5}])
+    frame = read.features("BTCUSDT", RECENT, RECENT + timedelta(days=1), **sources)
+    by_minute = frame.set_index("minute")["mid_price"]
+    assert by_minute.loc[pd.Timestamp(at(RECENT, 6))] == 300.5
+    assert set(by_minute.drop(pd.Timestamp(at(RECENT, 6)))) == {-1.0}  # MongoDB's documents, read again
