@@ -19,7 +19,12 @@ What it does, all on this machine:
    (`DataFrameHandler.to_documents`, the store's write); the run's own CPU and the embedded
    server's (from `/proc`) are read around each, so the table says what the server spends and
    what our code does;
-3. as the baseline, on the first size only, the same books' first `--baseline-minutes` minutes
+3. then archives the day's snapshots (`Archive.archive_day`, as `daily_archive` does once a day
+   closes; `--no-archive` skips this), drops the features and materializes `features_history`
+   twice again: the day's archive is current (MongoDB has not written it since), so the run
+   reads the Parquet file instead of MongoDB's documents; the features must equal those of the
+   first pass;
+4. as the baseline, on the first size only, the same books' first `--baseline-minutes` minutes
    through the live per-minute path: `order_book_features` over minute x symbol range runs
    (`features_backfill.run_child`, the way a backfill was done before `features_history`), after
    deleting those minutes' features, and checks that both wrote the same documents.
@@ -128,6 +133,7 @@ def materialize_days(spec: dict) -> dict:
 
     phases = Phases(spec["server_pid"])
     phases.wrap_generator(history_features, "stream_documents", "read snapshots (server queries + decoding)")
+    phases.wrap_generator(history_features, "archived_snapshots", "read snapshots (archive file + conversion)")
     phases.wrap(SnapshotHandler, "from_documents", "documents -> books (SnapshotHandler)")
     phases.wrap(history_features, "compute_features", "compute_features")
     phases.wrap(DataFrameHandler, "to_documents", "features -> documents (DataFrameHandler)")
@@ -172,9 +178,12 @@ def features_of(store, first, end) -> dict:
             store.collection("order_book_features").find({"minute": {"$gte": first, "$lt": end}}, {"_id": False})}
 
 
-def measure_size(symbols: list[str], minutes: int, baseline_minutes: int, baseline_runs: int) -> dict:
+def measure_size(symbols: list[str], minutes: int, baseline_minutes: int, baseline_runs: int,
+                 with_archive: bool) -> dict:
     from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo
+    from acts_pipeline.storage.archive import Archive
     from acts_pipeline.storage.client import MongoStore
+    from acts_pipeline.storage.collections import ORDER_BOOK_SNAPSHOTS
 
     with tempfile.TemporaryDirectory(prefix="acts-features-history-") as tmp:
         server = start_embedded_mongo(Path(tmp) / "data", log_path=Path(tmp) / "secantusd.log")
@@ -188,6 +197,21 @@ def measure_size(symbols: list[str], minutes: int, baseline_minutes: int, baseli
             history = run_history_child(uri, "bench", str(Path(tmp) / "archive"), pid, runs=2)
             store = MongoStore.connect(uri, "bench", timeout_ms=60_000)
             stored = store.collection("order_book_features").count_documents({})
+            archived = None
+            if with_archive:
+                # The day archived (as `daily_archive` does after it closes) and not written since:
+                # features_history reads the day's Parquet file instead of MongoDB's documents.
+                day_end = START + timedelta(days=1)
+                from_mongo = features_of(store, START, day_end)
+                began = time.perf_counter()
+                Archive(str(Path(tmp) / "archive")).archive_day(store, START.date(), collections=[ORDER_BOOK_SNAPSHOTS])
+                archive_s = time.perf_counter() - began
+                store.collection("order_book_features").drop()
+                print(f"[{minutes} min] archived the day in {archive_s:.0f} s; features_history from the archive ...",
+                      file=sys.stderr, flush=True)
+                runs = run_history_child(uri, "bench", str(Path(tmp) / "archive"), pid, runs=2)["runs"]
+                archived = {"runs": runs, "archive_s": archive_s,
+                            "equal": features_of(store, START, day_end) == from_mongo, "compared": len(from_mongo)}
             baseline = None
             if baseline_minutes:
                 end = START + timedelta(minutes=baseline_minutes)
@@ -200,7 +224,7 @@ def measure_size(symbols: list[str], minutes: int, baseline_minutes: int, baseli
         finally:
             server.stop()
     return {"minutes": minutes, "seeded": seeded, "seed_s": seed_s, "stored": stored, "history": history["runs"],
-            "baseline": baseline}
+            "baseline": baseline, "archived": archived}
 
 
 def main() -> None:
@@ -210,6 +234,8 @@ def main() -> None:
     parser.add_argument("--baseline-minutes", type=int, default=10,
                         help="minutes of the first size through the live order_book_features path (0: none)")
     parser.add_argument("--baseline-runs", type=int, default=2, help="range runs the baseline's minutes are split into")
+    parser.add_argument("--no-archive", action="store_true",
+                        help="skip the second pass: the day archived, then read from its Parquet file")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -223,7 +249,8 @@ def main() -> None:
     failure = None
     for i, minutes in enumerate(sizes):
         try:
-            results.append(measure_size(symbols, minutes, args.baseline_minutes if i == 0 else 0, args.baseline_runs))
+            results.append(measure_size(symbols, minutes, args.baseline_minutes if i == 0 else 0, args.baseline_runs,
+                                        not args.no_archive))
         except MeasureFailed as exc:
             failure = f"{minutes} minutes: {exc}"
             break
@@ -239,22 +266,38 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
           "materialized in process through Dagster, the product's resources\n")
     rows = []
     for r in results:
-        for label, run in zip(("first run (inserts)", "re-run (replaces)"), r["history"]):
-            n = run["metadata"]["snapshots"]
-            assert n == r["seeded"] == r["minutes"] * args.symbols, (n, r["seeded"])
-            per = run["wall"] / n
-            rows.append([r["minutes"], label, f"{n:,}", f"{r['seed_s']:.0f}", f"{run['wall']:.1f}",
-                         f"{n / run['wall']:,.0f}", f"{1000 * per:.2f}", f"{run['cpu']:.1f}", f"{run['server_cpu']:.1f}",
-                         f"{per * DAY_SNAPSHOTS / 60:.1f}"])
+        passes = [("MongoDB", r["history"], "snapshots_from_mongodb")]
+        if r.get("archived"):
+            passes.append(("archive", r["archived"]["runs"], "snapshots_from_archive"))
+        for source, runs, read_key in passes:
+            for label, run in zip(("first run (inserts)", "re-run (replaces)"), runs):
+                n = run["metadata"]["snapshots"]
+                assert n == r["seeded"] == r["minutes"] * args.symbols == run["metadata"][read_key], (n, r["seeded"])
+                per = run["wall"] / n
+                rows.append([r["minutes"], source, label, f"{n:,}", f"{r['seed_s']:.0f}", f"{run['wall']:.1f}",
+                             f"{n / run['wall']:,.0f}", f"{1000 * per:.2f}", f"{run['cpu']:.1f}",
+                             f"{run['server_cpu']:.1f}", f"{per * DAY_SNAPSHOTS / 60:.1f}"])
         assert r["stored"] == r["seeded"], (r["stored"], r["seeded"])
-    print_grid(["minutes", "run", "snapshots", "seed s", "wall s", "snapshots/s", "ms/snapshot",
-                "run CPU s", "server CPU s", "a day, 1440 x 500 (min)"], rows)
+    print_grid(["minutes", "snapshots read from", "run", "snapshots", "seed s", "wall s", "snapshots/s",
+                "ms/snapshot", "run CPU s", "server CPU s", "a day, 1440 x 500 (min)"], rows)
+    for r in results:
+        archived = r.get("archived")
+        if archived:
+            mongo_first, archive_first = r["history"][0]["wall"], archived["runs"][0]["wall"]
+            print(f"\n[{r['minutes']} min] from the archive (the day archived in {archived['archive_s']:.0f} s, not "
+                  f"counted): first run {mongo_first / archive_first:.1f}x faster than from MongoDB; re-run "
+                  f"{r['history'][1]['wall'] / archived['runs'][1]['wall']:.1f}x; the {archived['compared']:,} "
+                  f"features equal those from MongoDB's snapshots: {'yes' if archived['equal'] else 'NO'}")
+            assert archived["equal"], "features from the archive differ from those from MongoDB"
 
     print("\nwhere a run goes (seconds; run CPU: the run's process, server CPU: the embedded server's, in the same "
           "calls)\n")
     rows = []
     for r in results:
-        for label, run in zip(("first", "re-run"), r["history"]):
+        runs = list(zip(("first", "re-run"), r["history"]))
+        if r.get("archived"):
+            runs += zip(("archive, first", "archive, re-run"), r["archived"]["runs"])
+        for label, run in runs:
             accounted = sum(f[0] for f in run["phases"].values())
             own = sum(f[4] for f in run["phases"].values())
             for name, (wall, server, calls, longest, cpu) in run["phases"].items():

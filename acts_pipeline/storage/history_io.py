@@ -6,8 +6,8 @@
 - `insert_new`: an insert that never replaces (a backfill from the recorder's books must not
   overwrite a snapshot a run stored);
 - `first_minute`: the oldest minute a collection holds (where the recorder's retention starts);
-- `archived_snapshots`: a day's snapshots that only the Parquet archive still holds (MongoDB's
-  retention deleted them), as snapshot documents, in bounded batches.
+- `archived_snapshots`: a day's snapshots from its Parquet file (all of them, or those only the
+  archive still holds after MongoDB's retention), as snapshot documents, in bounded batches.
 """
 
 from __future__ import annotations
@@ -114,20 +114,22 @@ def _sides(batch: pa.RecordBatch, prices: str, quantities: str) -> list[np.ndarr
     return [np.column_stack((price_values[a:b], quantity_values[a:b])) for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def archived_snapshots(archive: Archive, relative: str, keys: Keys, *,
+def archived_snapshots(archive: Archive, relative: str, keys: Keys | None, *,
                        batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """The snapshot rows of the archive file `relative` whose key is in `keys`, as the documents
-    MongoDB held (`bids`/`asks` as `[price, qty]` arrays), in lists of at most `batch_size`."""
-    if not keys:
+    """The snapshot rows of the archive file `relative` whose key is in `keys` (None: every row),
+    as the documents MongoDB held (`bids`/`asks` as `[price, qty]` arrays), in lists of at most
+    `batch_size`."""
+    if keys is not None and not keys:
         return
     with archive.fs.open(archive.full_path(relative), "rb") as f:
         for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
-            symbols = batch.column("symbol").to_pylist()
-            minutes_ms = batch.column("minute").cast(pa.int64()).to_pylist()
-            wanted = [i for i, key in enumerate(zip(symbols, minutes_ms)) if key in keys]
-            if not wanted:
-                continue
-            batch = batch.take(pa.array(wanted))
+            if keys is not None:
+                symbols = batch.column("symbol").to_pylist()
+                minutes_ms = batch.column("minute").cast(pa.int64()).to_pylist()
+                wanted = [i for i, key in enumerate(zip(symbols, minutes_ms)) if key in keys]
+                if not wanted:
+                    continue
+                batch = batch.take(pa.array(wanted))
             bids = _sides(batch, "bid_prices", "bid_qtys")
             asks = _sides(batch, "ask_prices", "ask_qtys")
             columns = {name: batch.column(name).to_pylist() for name in

@@ -129,8 +129,10 @@ def test_snapshots_only_the_archive_holds_get_their_features_too(mongo, instance
                        resources=resources).success
     expected = features(mongo)
     Archive(str(tmp_path / "archive")).archive_day(store, DAY.date())
-    # MongoDB's retention took the morning's snapshots (archived); features are recomputed from scratch
+    # MongoDB's retention took the morning's snapshots (archived), and a later write (counted) to
+    # the day means the archive is no longer all of MongoDB's day; features are recomputed from scratch
     store.collection("order_book_snapshots").delete_many({"minute": {"$gte": DAY, "$lt": MINUTES[5]}})
+    store.upsert("order_book_snapshots", SnapshotHandler().to_documents([varied_snapshot("NKNUSDT", MINUTES[8], 8)]))
     store.collection("order_book_features").drop()
     result = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}", resources=resources)
     assert result.success
@@ -139,3 +141,35 @@ def test_snapshots_only_the_archive_holds_get_their_features_too(mongo, instance
     metadata = event.materialization.metadata
     assert metadata["snapshots_from_archive"].value == 5 * len(CAPTURED_SYMBOLS)
     assert metadata["snapshots_from_mongodb"].value == 4 * len(CAPTURED_SYMBOLS)
+
+
+def test_a_day_whose_archive_is_current_is_read_from_the_archive_alone(mongo, instance, tmp_path, monkeypatch):
+    """Archived and not written since, the day's snapshots come from its Parquet file: MongoDB's
+    copies, changed behind the product's back (a raw update, not counted), are not read, which
+    the features prove. Once the product writes the day, MongoDB is read again."""
+    store = mongo.get_store()
+    resources = {"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))}
+    assert materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
+                       resources=resources).success
+    expected = features(mongo)
+    Archive(str(tmp_path / "archive")).archive_day(store, DAY.date())
+    store.collection("order_book_snapshots").update_many(
+        {"minute": {"$gte": DAY, "$lt": DAY + timedelta(days=1)}}, {"$set": {"asks": []}})
+    store.collection("order_book_features").drop()
+    monkeypatch.setattr(history_features, "BATCH_SNAPSHOTS", 7)  # batches across symbols (the file's order)
+    result = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}", resources=resources)
+    assert result.success
+    assert features(mongo) == expected
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["snapshots_from_archive"].value == len(expected) and metadata["snapshots_from_mongodb"].value == 0
+    assert metadata["read_from"].value.startswith("the archive")
+    assert metadata["first_minute"].value == f"{DAY:%Y-%m-%d}-00:00"
+    assert metadata["last_minute"].value == f"{DAY:%Y-%m-%d}-23:59"
+
+    store.upsert("order_book_snapshots", SnapshotHandler().to_documents([varied_snapshot("NKNUSDT", MINUTES[0], 0)]))
+    result = materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}", resources=resources)
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["snapshots_from_mongodb"].value == len(expected) and metadata["snapshots_from_archive"].value == 0
+    recomputed = features(mongo)
+    assert recomputed[("NKNUSDT", MINUTES[0])] == expected[("NKNUSDT", MINUTES[0])]  # the book written again
+    assert recomputed[("NKNUSDT", MINUTES[1])]["ask_levels"] == 0  # MongoDB's changed book, read this time
