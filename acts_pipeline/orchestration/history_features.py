@@ -86,6 +86,16 @@ def current_snapshot_file(store: MongoStore, archive: Archive, day: date) -> Arc
     return manifest.files[ORDER_BOOK_SNAPSHOTS] if manifest else None
 
 
+def archived_features(archive: Archive, day: date) -> bool:
+    """Whether the archive holds a features file of `day`; False when it cannot be read."""
+    try:
+        manifest = archive.manifest(day)
+    except (OSError, ValueError):
+        return False
+    entry = manifest.files.get(ORDER_BOOK_FEATURES) if manifest else None
+    return entry is not None and entry.path is not None
+
+
 @asset(
     partitions_def=day_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -172,6 +182,11 @@ def features_history(context: AssetExecutionContext, mongo: MongoResource,
                     "last_minute": format_minute(last) if last else "-", "seconds": seconds}
         if note or not totals["snapshots"]:
             metadata["note"] = note or "no snapshot of this day in MongoDB or the archive: no features to compute"
+        if totals["snapshots"] and archived_features(target, day.date()):
+            # The archived file now predates MongoDB's features of the day (`storage.written_days`).
+            metadata["archive"] = (f"the day's features file in the archive predates this run: materialize "
+                                   f"daily_archive {day:%Y-%m-%d} to bring it up to date (until then "
+                                   "acts_pipeline.read reads the day from MongoDB, and retention keeps it)")
         yield AssetMaterialization(asset_key=context.asset_key, partition=day.strftime(DAY_FORMAT), metadata=metadata)
 
 

@@ -163,6 +163,8 @@ def test_a_day_whose_archive_is_current_is_read_from_the_archive_alone(mongo, in
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["snapshots_from_archive"].value == len(expected) and metadata["snapshots_from_mongodb"].value == 0
     assert metadata["read_from"].value.startswith("the archive")
+    # The features were archived with the day: the run says the file is now behind MongoDB.
+    assert "materialize daily_archive" in metadata["archive"].value
     assert metadata["first_minute"].value == f"{DAY:%Y-%m-%d}-00:00"
     assert metadata["last_minute"].value == f"{DAY:%Y-%m-%d}-23:59"
 
