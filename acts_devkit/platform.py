@@ -128,25 +128,35 @@ class DevPlatform:
             return code
 
 
-def kill_started_in(folder: Path) -> list[int]:
-    """SIGKILL every process whose working folder is `folder` or whose command line names it
-    (the simulator, the database and dagster dev run in sessions of their own)."""
+def started_in(folder: Path) -> dict[int, tuple[str, int]]:
+    """Every process (but this one) whose working folder is `folder` or whose command line names
+    it (the simulator, the database and dagster dev run in sessions of their own): pid to its
+    command line and its niceness."""
     folder = folder.resolve()
-    killed = []
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cwd = Path(os.readlink(entry / "cwd"))
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            niceness = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[16])
+        except (OSError, IndexError, ValueError):
             continue
         if cwd == folder or folder in cwd.parents or str(folder) in cmdline:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-            except ProcessLookupError:
-                pass
+            found[int(entry.name)] = (cmdline, niceness)
+    return found
+
+
+def kill_started_in(folder: Path) -> list[int]:
+    """SIGKILL every process `started_in(folder)`."""
+    killed = []
+    for pid in started_in(folder):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
     return killed
 
 

@@ -104,6 +104,8 @@ class Service:
     process: subprocess.Popen | None = None
     groups: list[int] = field(default_factory=list)
     starts: int = 0
+    #: The unit's `Nice=`, applied as systemd does (the process and what it starts).
+    niceness: int = 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -132,7 +134,8 @@ class Profile:
             assert unit["Service"]["EnvironmentFile"] == [ENV_FILE], unit_name
             self.services[name] = Service(name, [self.localize(a) for a in argv],
                                           [[self.localize(a) for a in command] for command in pre],
-                                          folder / f"{name}.log")
+                                          folder / f"{name}.log",
+                                          niceness=int(unit["Service"].get("Nice", ["0"])[0]))
         self.cwd = Path(self.localize(STATE_DIR))
         self.cwd.mkdir(parents=True, exist_ok=True)
 
@@ -182,7 +185,8 @@ class Profile:
         with open(service.log_path, "ab") as log:
             log.write(f"--- start {service.starts + 1}: {shlex.join(service.argv)}\n".encode())
             log.flush()
-            service.process = subprocess.Popen(service.argv, cwd=self.cwd, env=self.env, stdout=log,
+            argv = ["nice", "-n", str(service.niceness), *service.argv] if service.niceness else service.argv
+            service.process = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=log,
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                start_new_session=True)
         service.groups.append(service.process.pid)

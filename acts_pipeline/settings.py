@@ -264,6 +264,31 @@ def recorder_health_port(environ: Mapping[str, str] | None = None) -> int | None
     return _parse_whole_number(raw, "ACTS_RECORDER_HEALTH_PORT", "port", 0, 65535) if raw else None
 
 
+#: How much lower Dagster's processes run than the recorder and the database under `dev` (the
+#: Unix niceness of `dagster dev`, which its webserver, daemon, code servers and run processes
+#: inherit). At each close the recorder decides every symbol's boundary book and the database
+#: stores them while the minute run reads and writes: on a small machine the kernel then favours
+#: the ones whose latency the close is measured by.
+DEFAULT_DAGSTER_NICENESS = 5
+MAX_NICENESS = 19
+
+
+def dagster_niceness(environ: Mapping[str, str] | None = None) -> int:
+    """`ACTS_DAGSTER_NICENESS` (0..19, default 5): the niceness `dev` starts Dagster with; 0 leaves
+    it as the recorder's and the database's."""
+    raw = _env(environ).get("ACTS_DAGSTER_NICENESS", "").strip()
+    if not raw:
+        return DEFAULT_DAGSTER_NICENESS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"ACTS_DAGSTER_NICENESS must be a whole number from 0 to {MAX_NICENESS}, "
+                                 f"got {raw!r}") from None
+    if not 0 <= value <= MAX_NICENESS:
+        raise ConfigurationError(f"ACTS_DAGSTER_NICENESS must be between 0 and {MAX_NICENESS}, got {value}")
+    return value
+
+
 #: The live minute x symbol partitions reach back this many whole hours before the hour the code
 #: location loaded. Dagster's guidance is at most 100,000 keys per asset, and its partition pages
 #: cost time in proportion to the cells (benchmarks/ui_pages.py): 2 hours are at most 181 minutes,
@@ -481,13 +506,14 @@ READERS = (mongo_db, binance_api_url, binance_ws_url, book_source, webserver_url
            capture_tolerance_seconds, partition_window_hours, recorder_retention_days, recorder_snapshot_depth,
            recorder_health_port, archive_dir, snapshot_retention_days, features_retention_days,
            klines_retention_days, alert_webhook_url, alert_reminder_minutes, acts_env, alert_deployment, state_dir,
-           dagster_port, _prod_has_its_database)
+           dagster_port, dagster_niceness, _prod_has_its_database)
 #: Every variable a reader above reads (and the spool folder's), for the environment files: a key
 #: of config/<env>.env must be one of these (`acts_pipeline/platform/environments.py`).
 VARIABLES = ("ACTS_ENV", "ACTS_MONGO_URI", "ACTS_MONGO_DB", "ACTS_BINANCE_API_URL", "ACTS_BINANCE_WS_URL",
              "ACTS_BOOK_SOURCE", "ACTS_DAGSTER_WEBSERVER_URL", "ACTS_DAGSTER_PORT", "ACTS_SYMBOLS", "ACTS_DEPTH_LIMIT",
              "ACTS_CAPTURE_TOLERANCE_SECONDS", "ACTS_PARTITION_WINDOW_HOURS", "ACTS_PARTITION_WINDOW_DAYS",
              "ACTS_RECORDER_RETENTION_DAYS", "ACTS_RECORDER_SNAPSHOT_DEPTH", "ACTS_RECORDER_HEALTH_PORT",
+             "ACTS_DAGSTER_NICENESS",
              "ACTS_STATE_DIR", "ACTS_SPOOL_DIR", "ACTS_ARCHIVE_DIR", "ACTS_SNAPSHOT_RETENTION_DAYS",
              "ACTS_FEATURES_RETENTION_DAYS", "ACTS_KLINES_RETENTION_DAYS", "ACTS_ALERT_WEBHOOK_URL",
              "ACTS_ALERT_REMINDER_MINUTES", "ACTS_ALERT_DEPLOYMENT")

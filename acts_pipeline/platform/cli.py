@@ -208,10 +208,15 @@ def _run_dagster(project: Path, env: dict[str, str], port: int, log_path: Path) 
     # code servers, run processes) can be stopped together, whatever lingers. Its working folder
     # stays the project's: workspace.yaml's `working_directory: .` is resolved against it (Dagster
     # rebases only `python_file` paths onto the workspace file's folder).
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(port)]
+    niceness = settings.dagster_niceness(env)
+    if niceness and shutil.which("nice"):
+        # Everything Dagster starts inherits it; the recorder and the database keep theirs
+        # (settings.DEFAULT_DAGSTER_NICENESS says why).
+        command = ["nice", "-n", str(niceness), *command]
     dagster = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", str(project / "workspace.yaml"),
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     output = DagsterOutput(dagster.stdout, log_path, show=_say).start()
     # Moves the rolling partition window every hour (acts_pipeline/platform/window_reload.py).
     reloader = HourlyReloader(f"http://127.0.0.1:{port}", log=_say).start()

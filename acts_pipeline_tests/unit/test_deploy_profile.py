@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from acts_pipeline import settings
 from acts_pipeline.platform.cli import build_parser
 from acts_pipeline.platform.instance_settings import missing_settings
 from acts_devkit.production import (
@@ -199,6 +200,10 @@ def test_the_units_run_from_the_installed_layout_under_one_target():
         assert read_unit(UNITS / unit_name)["Install"]["WantedBy"] == ["acts.target"]
     # the runs are the code server's children, and must outlive it (see the unit)
     assert read_unit(UNITS / SERVICES["code-server"])["Service"]["KillMode"] == ["process"]
+    # Dagster below the recorder at each close, as `dev` does (settings.DEFAULT_DAGSTER_NICENESS)
+    nice = {name: read_unit(UNITS / unit)["Service"].get("Nice", ["0"]) for name, unit in SERVICES.items()}
+    assert nice["recorder"] == ["0"] and nice["daemon"] == nice["code-server"] == nice["webserver"] == [
+        str(settings.DEFAULT_DAGSTER_NICENESS)], nice
 
 
 def test_the_image_has_the_units_layout():

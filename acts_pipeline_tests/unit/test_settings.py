@@ -131,7 +131,15 @@ BAD_VALUES = [
     ("ACTS_PARTITION_WINDOW_DAYS", "1.5", settings.partition_window_hours, "whole number of days"),
     ("ACTS_PARTITION_WINDOW_DAYS", "0", settings.partition_window_hours, "between 1 and 90"),
     ("ACTS_PARTITION_WINDOW_DAYS", "91", settings.partition_window_hours, "between 1 and 90"),
+    ("ACTS_DAGSTER_NICENESS", "low", settings.dagster_niceness, "whole number from 0 to 19"),
+    ("ACTS_DAGSTER_NICENESS", "-1", settings.dagster_niceness, "between 0 and 19"),
+    ("ACTS_DAGSTER_NICENESS", "20", settings.dagster_niceness, "between 0 and 19"),
 ]
+
+
+@pytest.mark.parametrize(("raw", "niceness"), [("", 5), (" ", 5), ("0", 0), ("19", 19), (" 7 ", 7)])
+def test_dagster_niceness_defaults_to_5_and_accepts_0_to_19(raw, niceness):
+    assert settings.dagster_niceness({"ACTS_DAGSTER_NICENESS": raw}) == niceness
 
 
 @pytest.mark.parametrize(("variable", "value", "reader", "problem"), BAD_VALUES,
