@@ -29,8 +29,9 @@ NOT_RESOURCE_SETTINGS = {"ACTS_DAGSTER_WEBSERVER_URL", "ACTS_PARTITION_WINDOW_HO
                          # the stream recorder's own, a process beside Dagster (acts-pipeline record)
                          "ACTS_BINANCE_WS_URL", "ACTS_RECORDER_RETENTION_DAYS", "ACTS_RECORDER_SNAPSHOT_DEPTH",
                          "ACTS_RECORDER_HEALTH_PORT",
-                         # the CLI's: which environment (config/<env>.env), its state folder, its UI port
-                         "ACTS_ENV", "ACTS_STATE_DIR", "ACTS_DAGSTER_PORT"}
+                         # the CLI's: which environment (config/<env>.env), its state folder, its UI
+                         # port, the niceness `dev` starts Dagster with
+                         "ACTS_ENV", "ACTS_STATE_DIR", "ACTS_DAGSTER_PORT", "ACTS_DAGSTER_NICENESS"}
 
 
 def test_every_variable_the_readers_name_is_listed_for_the_environment_files():
