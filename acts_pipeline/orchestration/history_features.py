@@ -3,8 +3,9 @@
 A day whose Parquet archive is current (MongoDB has not written the day's snapshots since it was
 archived, `storage.written_days`) is read from that file alone. Otherwise it is read from MongoDB a
 minute at a time (`stream_documents`), then, for the snapshots MongoDB no longer holds (its
-retention deleted them after the day was archived), from the day's Parquet file; always in batches of `BATCH_SNAPSHOTS` snapshots (a day of 500 symbols is 720,000 books:
-never in memory at once). Each batch goes through the live asset's path: the snapshot handler,
+retention deleted them after the day was archived), from the day's Parquet file; always in
+batches of `BATCH_SNAPSHOTS` snapshots (a day of 500 symbols is 720,000 books: never in memory at
+once). Each batch goes through the live asset's path: the snapshot handler,
 `core.features.compute_features`, the frame handler, a write by (symbol, minute) that inserts or
 replaces.
 """
@@ -80,19 +81,15 @@ def current_snapshot_file(store: MongoStore, archive: Archive, day: date) -> Arc
     has not written the day since it was archived, `storage.written_days`; the file also keeps
     what retention deleted): reading it spares the embedded server every snapshot document,
     0.5 ms of its CPU each at 100 levels a side. None otherwise: MongoDB must be read."""
-    if day not in archive.current_days(store, ORDER_BOOK_SNAPSHOTS, [day]):
-        return None
-    manifest = archive.manifest(day)
-    return manifest.files[ORDER_BOOK_SNAPSHOTS] if manifest else None
+    return archive.current_files(store, ORDER_BOOK_SNAPSHOTS, [day]).get(day)
 
 
 def archived_features(archive: Archive, day: date) -> bool:
     """Whether the archive holds a features file of `day`; False when it cannot be read."""
     try:
-        manifest = archive.manifest(day)
+        entry = archive.entry(day, ORDER_BOOK_FEATURES)
     except (OSError, ValueError):
         return False
-    entry = manifest.files.get(ORDER_BOOK_FEATURES) if manifest else None
     return entry is not None and entry.path is not None
 
 
@@ -118,8 +115,8 @@ def features_history(context: AssetExecutionContext, mongo: MongoResource,
     never duplicates them; the exchange is not touched. The snapshots are those MongoDB holds,
     and, for a day MongoDB's retention has already thinned (`ACTS_SNAPSHOT_RETENTION_DAYS`), those
     only the day's Parquet archive still holds; a day whose archive MongoDB has not written since
-    is read from the archive alone (the same snapshots, without the database's cost). A minute with no snapshot in either gets no
-    features (fill snapshots first with `snapshots_from_boundary_books`, within the recorder's
+    is read from the archive alone (the same snapshots, without the database's cost). A minute
+    with no snapshot in either gets no features (fill snapshots first with `snapshots_from_boundary_books`, within the recorder's
     retention). Snapshots are read a minute at a time, in batches of 2,048 books, so memory stays
     bounded however many symbols a day holds.
 

@@ -335,6 +335,11 @@ class Archive:
         with self.fs.open(path, "rb") as f:
             return DayManifest.from_json(f.read().decode())
 
+    def entry(self, day: date | str, collection: str) -> ArchivedFile | None:
+        """`collection`'s entry in the day's manifest; None if the day or the collection was not archived."""
+        manifest = self.manifest(day)
+        return manifest.files.get(collection) if manifest else None
+
     def manifest_days(self) -> list[date]:
         """Every day with a manifest, oldest first."""
         folder = f"{self.path}/{MANIFESTS}"
@@ -498,8 +503,7 @@ class Archive:
                   mongo_version: int | None) -> ArchivedFile:
         """An entry for the file already at `relative`, verified against its previous manifest
         entry when there is one."""
-        previous = self.manifest(day)
-        entry = previous.files.get(collection) if previous else None
+        entry = self.entry(day, collection)
         if entry is not None and entry.path == relative:
             problems = self.verify(entry)
             if problems:
@@ -513,20 +517,23 @@ class Archive:
                             self.sha256(relative), symbols=tuple(sorted(set(table.column("symbol").to_pylist()))),
                             status=status, mongo_version=mongo_version)
 
-    def current_days(self, store: MongoStore, collection: str, days: Iterable[date]) -> set[date]:
-        """Those of `days` whose archived file of `collection` is all MongoDB holds of the day: the
-        count of writes (`storage.written_days`) has not moved since the archive read the day. A
-        reader needs nothing from MongoDB there."""
+    def current_files(self, store: MongoStore, collection: str, days: Iterable[date]) -> dict[date, ArchivedFile]:
+        """The entries of those of `days` whose archived file of `collection` is all MongoDB holds
+        of the day: the count of writes (`storage.written_days`) has not moved since the archive
+        read the day. A reader needs nothing from MongoDB there."""
         entries = {}
         for day in days:
-            manifest = self.manifest(day)
-            entry = manifest.files.get(collection) if manifest else None
+            entry = self.entry(day, collection)
             if entry is not None and entry.mongo_version is not None:
                 entries[day] = entry
         if not entries:
-            return set()
+            return {}
         current = store.written_versions(collection, entries)
-        return {day for day, entry in entries.items() if current[day] == entry.mongo_version}
+        return {day: entry for day, entry in entries.items() if current[day] == entry.mongo_version}
+
+    def current_days(self, store: MongoStore, collection: str, days: Iterable[date]) -> set[date]:
+        """The days of `current_files`."""
+        return set(self.current_files(store, collection, days))
 
     def _check_written(self, entry: ArchivedFile, mongo_keys: Keys) -> None:
         """Reads the moved file back: its bytes hash to what was written, its row count and its
@@ -585,8 +592,7 @@ def delete_archived_day(store: MongoStore, archive: Archive, collection: str, da
     def kept(reason: str) -> DayRetention:
         return DayRetention(collection, day.isoformat(), kept=len(keys), reason=reason)
 
-    manifest = archive.manifest(day)
-    entry = manifest.files.get(collection) if manifest else None
+    entry = archive.entry(day, collection)
     if entry is None:
         return kept("not archived")
     if entry.path is None:

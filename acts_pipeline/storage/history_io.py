@@ -97,8 +97,7 @@ def first_minute(store: MongoStore, name: str) -> datetime | None:
 def archive_only_keys(store: MongoStore, archive: Archive, day: date) -> tuple[str | None, Keys]:
     """The day's snapshot file in the archive (relative path; None if the day was not archived)
     and the keys `(symbol, minute in ms)` it holds that MongoDB no longer does."""
-    manifest = archive.manifest(day)
-    entry = manifest.files.get(ORDER_BOOK_SNAPSHOTS) if manifest else None
+    entry = archive.entry(day, ORDER_BOOK_SNAPSHOTS)
     if entry is None or entry.path is None:
         return None, set()
     return entry.path, archive.keys(entry.path) - mongo_keys(store, ORDER_BOOK_SNAPSHOTS, day)

@@ -122,13 +122,20 @@ def test_a_day_with_no_snapshot_says_so(mongo, instance, tmp_path):
     assert features(mongo) == {}
 
 
-def test_snapshots_only_the_archive_holds_get_their_features_too(mongo, instance, tmp_path):
-    store = mongo.get_store()
+def features_then_archive(mongo, instance, tmp_path) -> tuple[dict, dict]:
+    """`features_history` of DAY materialized, then the day archived: the resources, and the
+    features as computed from MongoDB's snapshots."""
     resources = {"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))}
     assert materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
                        resources=resources).success
     expected = features(mongo)
-    Archive(str(tmp_path / "archive")).archive_day(store, DAY.date())
+    Archive(str(tmp_path / "archive")).archive_day(mongo.get_store(), DAY.date())
+    return resources, expected
+
+
+def test_snapshots_only_the_archive_holds_get_their_features_too(mongo, instance, tmp_path):
+    store = mongo.get_store()
+    resources, expected = features_then_archive(mongo, instance, tmp_path)
     # MongoDB's retention took the morning's snapshots (archived), and a later write (counted) to
     # the day means the archive is no longer all of MongoDB's day; features are recomputed from scratch
     store.collection("order_book_snapshots").delete_many({"minute": {"$gte": DAY, "$lt": MINUTES[5]}})
@@ -148,11 +155,7 @@ def test_a_day_whose_archive_is_current_is_read_from_the_archive_alone(mongo, in
     copies, changed behind the product's back (a raw update, not counted), are not read, which
     the features prove. Once the product writes the day, MongoDB is read again."""
     store = mongo.get_store()
-    resources = {"mongo": mongo, "archive": ArchiveResource(root=str(tmp_path / "archive"))}
-    assert materialize([features_history], instance=instance, partition_key=f"{DAY:%Y-%m-%d}",
-                       resources=resources).success
-    expected = features(mongo)
-    Archive(str(tmp_path / "archive")).archive_day(store, DAY.date())
+    resources, expected = features_then_archive(mongo, instance, tmp_path)
     store.collection("order_book_snapshots").update_many(
         {"minute": {"$gte": DAY, "$lt": DAY + timedelta(days=1)}}, {"$set": {"asks": []}})
     store.collection("order_book_features").drop()
