@@ -1,18 +1,22 @@
-"""One day of snapshots archived to Parquet: bytes per day against MongoDB's, and the seconds to
-write the archive and to read it back.
+"""One day of snapshots, features and klines archived to Parquet: bytes per day against MongoDB's,
+and the seconds to write the archive (each collection, the server's CPU and ours) and to read it
+back.
 
 Seeds the real embedded server (SecantusDB, its own process, a fresh storage folder) with
 synthetic snapshots of one UTC day, `--symbols` x `--minutes` (default 500 x 60), `--levels` per side
 (default 100) on a tick grid around a random walk, quantities log-normal rounded to a lot (so
-neither MongoDB nor zstd sees repeated books), then archives the day with
-`Archive.archive_day` (snapshots only) into a temporary folder and reads it back with pandas
-(the whole file) and `acts_pipeline.read.snapshots` (one symbol). Printed:
+neither MongoDB nor zstd sees repeated books), and the same minutes' features (the columns of
+`core.features`) and klines, then archives the day with `Archive.archive_day`, one collection
+after the other, into a temporary folder and reads the snapshots back with pandas (the whole
+file) and `acts_pipeline.read.snapshots` (one symbol). Printed:
 
 - MongoDB's own figures for the collection (`collStats`: `size`, the BSON bytes of the documents,
   and `storageSize`; `totalIndexSize`) and the growth of the server's storage folder on disk;
 - the Parquet file's bytes (zstd) and the ratio;
-- seconds to seed (not part of the archive), to archive (read from MongoDB, convert, write,
-  verify), to read the whole day back into pandas, and one symbol's day through `read`;
+- seconds to seed (not part of the archive), to archive each collection (read from MongoDB,
+  convert, write, verify), with the embedded server's CPU (its process, from `/proc`) and this
+  process's meanwhile, and the three together (what `daily_archive` does); to read the whole
+  day back into pandas, and one symbol's day through `read`;
 - `read.features` of one symbol over `--read-days` (30) archived days of all symbols' features
   (synthetic, written straight to Parquet as the archive lays them out, then archived again with
   the symbol's documents in MongoDB), from the archive alone, with MongoDB holding the same days
@@ -32,6 +36,7 @@ same documents per minute), which `--minutes 1440` confirms at that cost.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -49,14 +54,22 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from _platform import read_stat  # noqa: E402
+
 from acts_pipeline import read  # noqa: E402
 from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo  # noqa: E402
 from acts_pipeline.core.features import FEATURE_COLUMNS  # noqa: E402
-from acts_pipeline.storage.archive import COMPRESSION, ROW_GROUP_ROWS, TIMESTAMP, Archive  # noqa: E402
+from acts_pipeline.storage.archive import ARCHIVED_COLLECTIONS, COMPRESSION, ROW_GROUP_ROWS, TIMESTAMP, Archive  # noqa: E402
 from acts_pipeline.storage.client import MongoStore  # noqa: E402
-from acts_pipeline.storage.collections import ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS  # noqa: E402
+from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS  # noqa: E402
 
 DAY = date(2026, 11, 30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far (its own and its reaped children's)."""
+    stat = read_stat(pid)
+    return (stat.own_ticks + stat.reaped_ticks) / os.sysconf("SC_CLK_TCK") if stat else 0.0
 
 
 def folder_bytes(folder: Path) -> int:
@@ -88,6 +101,33 @@ def seed(store: MongoStore, symbols: list[str], minutes: int, levels: int, rng: 
             "source": "stream", "event_time": close - timedelta(milliseconds=120),
         } for i in range(n)]
         collection.insert_many(documents, ordered=False)
+    return time.perf_counter() - began
+
+
+def seed_small(store: MongoStore, symbols: list[str], minutes: int, rng: np.random.Generator) -> float:
+    """The same minutes' features (the columns of `core.features`, synthetic values) and klines,
+    inserted minute by minute; seconds taken."""
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    began = time.perf_counter()
+    for m in range(minutes):
+        minute = start + timedelta(minutes=m)
+        captured = minute + timedelta(minutes=1, milliseconds=150)
+        values = np.round(rng.lognormal(3, 1, (len(symbols), len(FEATURE_COLUMNS))), 6)
+        features = []
+        for i, symbol in enumerate(symbols):
+            document: dict[str, Any] = {"symbol": symbol, "minute": minute, "captured_at": captured}
+            for j, name in enumerate(FEATURE_COLUMNS):
+                document[name] = (100 if name in ("bid_levels", "ask_levels") else False if name == "crossed"
+                                  else float(values[i, j]))
+            features.append(document)
+        store.collection(ORDER_BOOK_FEATURES).insert_many(features, ordered=False)
+        prices = np.round(rng.lognormal(3, 1, (len(symbols), 4)), 4)
+        store.collection(KLINES_1M).insert_many([{
+            "symbol": symbol, "minute": minute, "open": float(prices[i, 0]), "high": float(prices[i].max()),
+            "low": float(prices[i].min()), "close": float(prices[i, 3]), "volume": float(prices[i, 1] * 10),
+            "quote_volume": float(prices[i, 1] * prices[i, 2] * 10), "trades": int(prices[i, 2] * 3),
+            "taker_buy_base_volume": float(prices[i, 1] * 4), "taker_buy_quote_volume": float(prices[i, 1] * 40),
+            "captured_at": captured} for i, symbol in enumerate(symbols)], ordered=False)
     return time.perf_counter() - began
 
 
@@ -182,10 +222,16 @@ def main() -> None:
             stats = store.database.command("collStats", ORDER_BOOK_SNAPSHOTS)
             disk_bytes = folder_bytes(data) - empty_bytes
 
+            small_seed_s = seed_small(store, symbols, args.minutes, rng)
             archive = Archive(str(Path(tmp) / "archive"))
-            began = time.perf_counter()
-            manifest = archive.archive_day(store, DAY, collections=[ORDER_BOOK_SNAPSHOTS])
-            archive_s = time.perf_counter() - began
+            archived: dict[str, tuple[float, float, float]] = {}  # collection -> wall, server CPU, own CPU
+            for name in ARCHIVED_COLLECTIONS:
+                server0, client0 = cpu_seconds(server.process.pid), time.process_time()
+                began = time.perf_counter()
+                manifest = archive.archive_day(store, DAY, collections=[name])
+                archived[name] = (time.perf_counter() - began, cpu_seconds(server.process.pid) - server0,
+                                  time.process_time() - client0)
+                assert manifest.files[name].rows == args.symbols * args.minutes
             entry = manifest.files[ORDER_BOOK_SNAPSHOTS]
 
             began = time.perf_counter()
@@ -196,6 +242,8 @@ def main() -> None:
             # read.snapshots of one symbol's day: all of it comes from the archive once MongoDB
             # no longer holds it, so delete the day from MongoDB first (what retention does).
             store.collection(ORDER_BOOK_SNAPSHOTS).drop()
+            for name in (ORDER_BOOK_FEATURES, KLINES_1M):  # the month below starts from an empty MongoDB
+                store.collection(name).delete_many({})
             start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
             began = time.perf_counter()
             one = read.snapshots(symbols[7], start, start + timedelta(days=1), mongo_uri=uri, database="bench",
@@ -223,7 +271,13 @@ def main() -> None:
     row("Parquet zstd file", entry.bytes / mb, "MB", 1)
     print(f"| BSON size / Parquet size | {stats.get('size', 0) / max(entry.bytes, 1):.1f} x | |")
     row("seconds to seed MongoDB (not the archive)", seed_s, "s")
-    row("seconds to archive (read MongoDB, write, verify)", archive_s, "s", 1)
+    row(f"seconds to seed {ORDER_BOOK_FEATURES} and {KLINES_1M} (not the archive)", small_seed_s, "s")
+    for name, (wall, server_cpu, own_cpu) in archived.items():
+        row(f"seconds to archive {name} (read MongoDB, write, verify)", wall, "s", 1)
+        row("  the server's CPU meanwhile (its process)", server_cpu, "s", 1)
+        row("  the archive's own CPU (this process: decode, convert, compress, verify)", own_cpu, "s", 1)
+    total = sum(wall for wall, _, _ in archived.values())
+    row("seconds to archive the day, all three collections (`daily_archive`)", total, "s", 1)
     row("seconds to read the day back (pandas.read_parquet)", read_all_s, "s", 1)
     print(f"| seconds of read.snapshots, one symbol's {args.minutes} minutes from the archive | {read_one_s:.2f} s | |")
     if month:

@@ -131,6 +131,27 @@ def test_archiving_a_day_again_replaces_its_files_never_duplicating(store, archi
     assert leftovers == []
 
 
+def test_symbols_the_registry_does_not_know_and_books_of_any_shape_are_archived(store, archive):
+    """The archive asks the registry's symbols one by one and the ranges between them through the
+    index: symbols written without registering (before the first, between two, after the last) are
+    found too. Levels come as raw BSON decoded to arrays; a book whose levels are not pairs of
+    doubles (integers, an empty side) is decoded by the driver instead, and archived the same."""
+    rows = seed_day(store, DAY)  # BTCUSDT, ETHUSDT, SOLUSDT registered
+    strangers = ["AAAUSDT", "DOGEUSDT", "ZZZUSDT"]
+    at = MIDNIGHT + timedelta(hours=2)
+    odd = {**book("DOGEUSDT", at), "bids": [[100, 2], [99, 3]], "asks": []}
+    store.upsert(SNAPSHOTS, [book("AAAUSDT", at), odd, book("ZZZUSDT", at)])
+    assert not set(strangers) & set(store.tracked_since())
+    entry = archive.archive_day(store, DAY, collections=[SNAPSHOTS]).files[SNAPSHOTS]
+    assert entry.rows == rows + 3 and entry.symbols == tuple(sorted([*SYMBOLS, *strangers]))
+    frame = pd.read_parquet(archive.url(entry.path)).set_index(["symbol", "minute"])
+    doge = frame.loc[("DOGEUSDT", pd.Timestamp(at))]
+    assert list(doge["bid_prices"]) == [100.0, 99.0] and list(doge["bid_qtys"]) == [2.0, 3.0]
+    assert len(doge["ask_prices"]) == 0
+    zzz = frame.loc[("ZZZUSDT", pd.Timestamp(at))]
+    assert np.array_equal(np.column_stack([zzz["ask_prices"], zzz["ask_qtys"]]), np.array(book("ZZZUSDT", at)["asks"]))
+
+
 def test_retention_deletes_only_days_whose_archive_verifies(store, archive):
     days = [DAY - timedelta(days=n) for n in range(6, 0, -1)]  # 11-14 .. 11-19
     for day in days:
