@@ -45,6 +45,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +59,9 @@ from benchmarks.features_backfill import START, product_instance, run_child, see
 DAY = f"{START:%Y-%m-%d}"
 #: The target's day: 1440 minutes x 500 symbols.
 DAY_SNAPSHOTS = 1440 * 500
+#: On a thread of its own since the writes overlap the reads and the computing: its wall is not
+#: the run's, and the run CPU and server CPU of overlapping phases are those of the same seconds.
+WRITE_PHASE = "write features (server; own thread, overlapping)"
 
 
 def server_cpu(pid: int) -> float:
@@ -74,20 +78,20 @@ class Phases:
     def __init__(self, pid: int):
         self.pid = pid
         self.figures: dict[str, list[float]] = {}
-        self.depth = 0
+        self.local = threading.local()  # the writes run on their own thread, beside the reads
 
     def reset(self) -> None:
         self.figures = {}
 
     def timed(self, name: str, call, *args, **kwargs):
-        if self.depth:  # a phase inside another (the store's insert then upsert) counts once
+        if getattr(self.local, "depth", 0):  # a phase inside another (the store's insert then upsert) counts once
             return call(*args, **kwargs)
-        self.depth += 1
+        self.local.depth = 1
         began, cpu, own = time.perf_counter(), server_cpu(self.pid), time.process_time()
         try:
             return call(*args, **kwargs)
         finally:
-            self.depth -= 1
+            self.local.depth = 0
             figure = self.figures.setdefault(name, [0.0, 0.0, 0, 0.0, 0.0])
             wall = time.perf_counter() - began
             figure[0] += wall
@@ -137,8 +141,8 @@ def materialize_days(spec: dict) -> dict:
     phases.wrap(SnapshotHandler, "from_documents", "documents -> books (SnapshotHandler)")
     phases.wrap(history_features, "compute_features", "compute_features")
     phases.wrap(DataFrameHandler, "to_documents", "features -> documents (DataFrameHandler)")
-    phases.wrap(MongoStore, "upsert", "write features (server)")
-    phases.wrap(MongoStore, "insert_or_replace", "write features (server)")
+    phases.wrap(MongoStore, "upsert", WRITE_PHASE)
+    phases.wrap(MongoStore, "insert_or_replace", WRITE_PHASE)
     resources = resources_from_environment()
     results = []
     with product_instance() as instance:
@@ -291,20 +295,23 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
             assert archived["equal"], "features from the archive differ from those from MongoDB"
 
     print("\nwhere a run goes (seconds; run CPU: the run's process, server CPU: the embedded server's, in the same "
-          "calls)\n")
+          "calls; the writes run on their own thread beside the reading and computing, so the phases overlap)\n")
     rows = []
     for r in results:
         runs = list(zip(("first", "re-run"), r["history"]))
         if r.get("archived"):
             runs += zip(("archive, first", "archive, re-run"), r["archived"]["runs"])
         for label, run in runs:
-            accounted = sum(f[0] for f in run["phases"].values())
-            own = sum(f[4] for f in run["phases"].values())
+            # The writes overlap the rest (their own thread): what is left of the run's wall is
+            # what the run's own thread did outside its phases, waiting for a write included.
+            own_thread = {k: f for k, f in run["phases"].items() if k != WRITE_PHASE}
+            accounted = sum(f[0] for f in own_thread.values())
+            own = sum(f[4] for f in own_thread.values())
             for name, (wall, server, calls, longest, cpu) in run["phases"].items():
                 rows.append([r["minutes"], label, name, calls, f"{wall:.1f}", f"{longest:.2f}", f"{cpu:.1f}",
                              f"{server:.1f}", f"{100 * wall / run['wall']:.0f} %"])
-            rows.append([r["minutes"], label, "Dagster, the loop, the rest", "", f"{run['wall'] - accounted:.1f}", "",
-                         f"{run['cpu'] - own:.1f}", "", f"{100 * (run['wall'] - accounted) / run['wall']:.0f} %"])
+            rows.append([r["minutes"], label, "Dagster, the loop, waiting for a write, the rest", "",
+                         f"{run['wall'] - accounted:.1f}", "", f"{run['cpu'] - own:.1f}", "", f"{100 * (run['wall'] - accounted) / run['wall']:.0f} %"])
     print_grid(["minutes", "run", "phase", "calls", "wall s", "longest call s", "run CPU s", "server CPU s",
                 "of the run"], rows)
 

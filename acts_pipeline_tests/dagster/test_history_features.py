@@ -3,6 +3,8 @@ stored snapshots equal what the live `order_book_features` asset computes from t
 snapshots, in bounded batches, also for the snapshots only the Parquet archive still holds, and
 a re-run replaces them."""
 
+import threading
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -17,6 +19,7 @@ from acts_pipeline.orchestration.history_features import features_history
 from acts_pipeline.orchestration.partitions import minute_range_tags
 from acts_pipeline.storage import MongoIOManager, MongoResource
 from acts_pipeline.storage.archive import Archive
+from acts_pipeline.storage.client import StorageError, WriteResult
 from acts_pipeline.storage.handlers import SnapshotHandler
 from acts_pipeline_tests.dates import recent_minute
 from acts_pipeline_tests.fakes import CAPTURED_SYMBOLS, FakeClient, FixedClock, captured_book, fake_exchange, rest_books
@@ -178,3 +181,48 @@ def test_a_day_whose_archive_is_current_is_read_from_the_archive_alone(mongo, in
     recomputed = features(mongo)
     assert recomputed[("NKNUSDT", MINUTES[0])] == expected[("NKNUSDT", MINUTES[0])]  # the book written again
     assert recomputed[("NKNUSDT", MINUTES[1])]["ask_levels"] == 0  # MongoDB's changed book, read this time
+
+
+class _SlowStore:
+    """A store whose writes take a while and note when they start and end (on the writer's thread)."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.events: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def insert_or_replace(self, name, documents):
+        with self.lock:
+            call = self.calls
+            self.calls += 1
+            self.events.append(("start", call))
+        time.sleep(0.05)
+        if call == self.fail_at:
+            raise StorageError("writing order_book_features: connection reset")
+        with self.lock:
+            self.events.append(("end", call))
+        return WriteResult(inserted=len(documents), replaced=0)
+
+    upsert = insert_or_replace
+
+
+def _batches(count: int):
+    for i, minute in enumerate(MINUTES[:count]):
+        yield SnapshotHandler().to_documents([varied_snapshot(s, minute, i) for s in CAPTURED_SYMBOLS])
+
+
+def test_writes_overlap_the_next_batch_one_at_a_time_and_all_end_before_it_returns():
+    store = _SlowStore()
+    done = history_features.recompute_features(store, _batches(5))
+    assert done["snapshots"] == done["features_inserted"] == 5 * len(CAPTURED_SYMBOLS)
+    # Never two writes at once, each started after the previous ended, and the last one ended.
+    assert store.events == [(kind, call) for call in range(5) for kind in ("start", "end")]
+
+
+def test_a_failed_write_fails_the_recompute_after_the_write_in_flight_ended():
+    store = _SlowStore(fail_at=1)
+    with pytest.raises(StorageError, match="connection reset"):
+        history_features.recompute_features(store, _batches(5))
+    # The failure is seen before the next batch's write is sent: nothing was written after it.
+    assert store.events == [("start", 0), ("end", 0), ("start", 1)]
