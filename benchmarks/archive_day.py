@@ -59,7 +59,15 @@ from _platform import read_stat  # noqa: E402
 from acts_pipeline import read  # noqa: E402
 from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo  # noqa: E402
 from acts_pipeline.core.features import FEATURE_COLUMNS  # noqa: E402
-from acts_pipeline.storage.archive import ARCHIVED_COLLECTIONS, COMPRESSION, ROW_GROUP_ROWS, TIMESTAMP, Archive  # noqa: E402
+from acts_pipeline.storage.archive import (  # noqa: E402
+    ARCHIVED_COLLECTIONS,
+    COMPRESSION,
+    ROW_GROUP_ROWS,
+    TIMESTAMP,
+    Archive,
+    delete_archived_day,
+    mongo_keys,
+)
 from acts_pipeline.storage.client import MongoStore  # noqa: E402
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS  # noqa: E402
 
@@ -241,7 +249,14 @@ def main() -> None:
             del frame
             # read.snapshots of one symbol's day: all of it comes from the archive once MongoDB
             # no longer holds it, so delete the day from MongoDB first (what retention does).
-            store.collection(ORDER_BOOK_SNAPSHOTS).drop()
+            # Retention of the day (what `mongo_retention` does once the day is past
+            # ACTS_SNAPSHOT_RETENTION_DAYS): before the count of writes was trusted it read the day's keys first.
+            server0, began = cpu_seconds(server.process.pid), time.perf_counter()
+            assert len(mongo_keys(store, ORDER_BOOK_SNAPSHOTS, DAY)) == entry.rows
+            keys_s, keys_server = time.perf_counter() - began, cpu_seconds(server.process.pid) - server0
+            server0, began = cpu_seconds(server.process.pid), time.perf_counter()
+            assert delete_archived_day(store, archive, ORDER_BOOK_SNAPSHOTS, DAY).deleted == entry.rows
+            delete_s, delete_server = time.perf_counter() - began, cpu_seconds(server.process.pid) - server0
             for name in (ORDER_BOOK_FEATURES, KLINES_1M):  # the month below starts from an empty MongoDB
                 store.collection(name).delete_many({})
             start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
@@ -278,6 +293,10 @@ def main() -> None:
         row("  the archive's own CPU (this process: decode, convert, compress, verify)", own_cpu, "s", 1)
     total = sum(wall for wall, _, _ in archived.values())
     row("seconds to archive the day, all three collections (`daily_archive`)", total, "s", 1)
+    row("seconds of retention deleting the day's snapshots (verify, delete)", delete_s, "s", 1)
+    row("  the server's CPU meanwhile", delete_server, "s", 1)
+    row("seconds to read the day's keys (retention did, before the count of writes was trusted)", keys_s, "s", 1)
+    row("  the server's CPU meanwhile", keys_server, "s", 1)
     row("seconds to read the day back (pandas.read_parquet)", read_all_s, "s", 1)
     print(f"| seconds of read.snapshots, one symbol's {args.minutes} minutes from the archive | {read_one_s:.2f} s | |")
     if month:

@@ -643,14 +643,32 @@ def _epoch_ms(moment: datetime) -> int:
 def delete_archived_day(store: MongoStore, archive: Archive, collection: str, day: date | str) -> DayRetention:
     """Deletes `collection`'s documents of `day` from MongoDB only if the day's archive file is in
     the manifest, still verifies (size, sha256, rows) and holds every document MongoDB has for the
-    day; otherwise deletes nothing and says why."""
+    day; otherwise deletes nothing and says why.
+
+    "Holds every document" is the count of writes (`storage.written_days`) unchanged since the
+    archive read the day: then no document of the day was written, replaced or deleted by the
+    product since, and the day is deleted without reading its keys (which cost the embedded server
+    a decode of every document of the day, 1 ms and more a snapshot). The count is read again after
+    the deletion: a write that raced it moved the count, and the outcome says so. Manifests from
+    before the count are judged by MongoDB's keys against the file's."""
     day = as_day(day)
-    keys = mongo_keys(store, collection, day)
-    if not keys:
-        return DayRetention(collection, day.isoformat(), reason="nothing in MongoDB")
+    start, end = day_bounds(day)
+    read_keys: list[Keys] = []
+
+    def keys() -> Keys:
+        if not read_keys:
+            read_keys.append(mongo_keys(store, collection, day))
+        return read_keys[0]
 
     def kept(reason: str) -> DayRetention:
-        return DayRetention(collection, day.isoformat(), kept=len(keys), reason=reason)
+        held = len(keys())
+        return DayRetention(collection, day.isoformat(), kept=held, reason=reason if held else "nothing in MongoDB")
+
+    def delete(reason: str) -> DayRetention:
+        with _reported(f"deleting {collection} of {day}"):
+            deleted = store.collection(collection).delete_many({"minute": {"$gte": start, "$lt": end}}).deleted_count
+        store.forget_seen(collection, start, end)
+        return DayRetention(collection, day.isoformat(), deleted=deleted, reason=reason if deleted else "nothing in MongoDB")
 
     entry = archive.entry(day, collection)
     if entry is None:
@@ -665,15 +683,19 @@ def delete_archived_day(store: MongoStore, archive: Archive, collection: str, da
         if version != entry.mongo_version:
             return kept(f"MongoDB's documents of the day were written after it was archived (count of writes "
                         f"{version}, archived at {entry.mongo_version}: a backfill, a late fill): archive the day again")
+        outcome = delete("archived and verified")
+        after = store.written_versions(collection, [day])[day]
+        if after != version:
+            raise ArchiveError(
+                f"{collection} {day}: a write of the day landed while retention deleted it (count of writes {version} "
+                f"before, {after} after): documents it wrote may be in neither MongoDB nor the archive; re-run the "
+                "backfill that wrote them")
+        return outcome
     # Manifests from before the count of writes: the keys are the only evidence.
-    missing = len(keys - archive.keys(entry.path))
+    missing = len(keys() - archive.keys(entry.path))
     if missing:
         return kept(f"{missing} documents in MongoDB are not in the archive (written after it): archive the day again")
-    start, end = day_bounds(day)
-    with _reported(f"deleting {collection} of {day}"):
-        deleted = store.collection(collection).delete_many({"minute": {"$gte": start, "$lt": end}}).deleted_count
-    store.forget_seen(collection, start, end)
-    return DayRetention(collection, day.isoformat(), deleted=deleted, reason="archived and verified")
+    return delete("archived and verified")
 
 
 def retention_cutoff(today: date, keep_days: int) -> date:

@@ -268,3 +268,32 @@ def test_the_documented_examples_run(store, mongo_uri, mongo_db_name, tmp_path, 
         exec(compile(block, "docs/archive.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "BTCUSDT" in printed and "best_bid" in printed and "mean_spread" in printed
+
+
+def test_a_day_not_written_since_its_archive_is_deleted_without_reading_its_keys(store, archive, monkeypatch):
+    rows = seed_day(store, DAY)
+    archive.archive_day(store, DAY, collections=[SNAPSHOTS])
+    import acts_pipeline.storage.archive as archive_module
+
+    def no_keys(*args):
+        raise AssertionError("the day's keys were read")
+
+    monkeypatch.setattr(archive_module, "mongo_keys", no_keys)
+    outcome = delete_archived_day(store, archive, SNAPSHOTS, DAY)
+    assert (outcome.deleted, outcome.kept, outcome.reason) == (rows, 0, "archived and verified")
+    assert count(store, SNAPSHOTS, DAY) == 0
+
+
+def test_a_write_racing_the_deletion_fails_retention_loudly(store, archive, monkeypatch):
+    seed_day(store, DAY)
+    archive.archive_day(store, DAY, collections=[SNAPSHOTS])
+    forget = MongoStore.forget_seen
+
+    def write_meanwhile(self, name, start, end):  # a backfill's write lands while the day is deleted
+        monkeypatch.setattr(MongoStore, "forget_seen", forget)
+        self.upsert(SNAPSHOTS, [book("ADAUSDT", MIDNIGHT + timedelta(hours=5))])
+        return forget(self, name, start, end)
+
+    monkeypatch.setattr(MongoStore, "forget_seen", write_meanwhile)
+    with pytest.raises(ArchiveError, match="a write of the day landed while retention deleted it"):
+        delete_archived_day(store, archive, SNAPSHOTS, DAY)
