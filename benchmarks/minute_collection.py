@@ -30,7 +30,8 @@ then the naive one, each on a fresh platform, side by side with naive / batched 
    a long-running platform spends. Stream design: counting also waits until the recorder's
    health endpoint (`dev` prints "stream recorder health on http://127.0.0.1:P/health") reports
    every symbol in sync, at most `--sync-limit` minutes (default 20) from the start; past the
-   limit the minutes are counted anyway, with a note (the books not in sync come over REST).
+   limit the minutes are counted anyway, with a note (the books not in sync come over REST);
+   and `--settle` minutes more (default 0), to keep the cold start's queued runs out.
 3. Measurement window: [m0 + 25 s, m0 + M min + 25 s), i.e. exactly M minutes holding the M
    counted runs from request to end (extended, and the per-minute figures divided by its real
    length, if a counted run is still going at its end).
@@ -316,7 +317,8 @@ def run_tags(run: dict) -> dict[str, str]:
 
 def measure(design: str, n: int, minutes: int, sample_interval: float, keep: bool, klines_wait: float = 600,
             warmup: float = 0.0, exchange: str = "simulator", book_source: str = "rest",
-            sync_limit: float = 20.0, instance: str = "sqlite", show_instance: bool = False) -> Result:
+            sync_limit: float = 20.0, instance: str = "sqlite", show_instance: bool = False,
+            settle: float = 0.0) -> Result:
     import pymongo
 
     result = Result(design, n, minutes, exchange=exchange, book_source=book_source, instance=instance,
@@ -446,7 +448,11 @@ def measure(design: str, n: int, minutes: int, sample_interval: float, keep: boo
                 stream.in_sync_s = synced - started
                 stream.in_sync_after_up_s = max(0.0, synced - started - result.startup_s)
                 log(f"{name}: all {n} in sync {stream.in_sync_s:.1f} s after the start")
-            ready = max(ready, synced_wall)
+            # The cold start's backlog (runs queued behind each other while the books came over
+            # REST) drains for a while after the last symbol syncs: `settle` minutes keep it out.
+            ready = max(ready, synced_wall + timedelta(minutes=settle))
+            if settle:
+                log(f"{name}: counting from {settle:g} min after all were in sync (--settle)")
         m0 = ready.replace(second=0, microsecond=0)
         while m0 + WINDOW_OFFSET < ready + timedelta(seconds=1):  # so its run is requested after, too
             m0 += timedelta(minutes=1)
@@ -938,6 +944,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream: minutes from the start allowed for every symbol to get in sync before "
                         "counting (default 20; 1262 symbols take about 9-10). Past it the minutes are counted "
                         "anyway, with a note")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="stream: minutes after every symbol is in sync before counting (default 0: from the "
+                        "later of --warmup and the sync). At 1262 symbols the cold start's queued runs are still "
+                        "draining when the last symbol syncs")
     args = parser.parse_args(argv)
     SAMPLE_INTERVAL = args.sample_interval
     source = args.book_source or ("rest" if args.exchange == "standin" or args.per_symbol_runs else
@@ -973,7 +983,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results.append(measure(design, args.symbols, args.minutes, args.sample_interval, args.keep,
                                    args.klines_wait, args.warmup, args.exchange, book_source, args.sync_limit,
-                                   run_instance, show_instance=args.instance == "both"))
+                                   run_instance, show_instance=args.instance == "both", settle=args.settle))
         except Exception as exc:  # noqa: BLE001 - report it, and still print what was measured
             failed += 1
             label = "naive" if design == "naive" else book_source
