@@ -56,9 +56,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from bson.raw_bson import RawBSONDocument
 
-from acts_pipeline.storage.bson_levels import decode_document
+from acts_pipeline.storage.bson_levels import find_decoded
 from acts_pipeline.storage.client import MongoStore, StorageError, _reported
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS
 
@@ -288,18 +287,12 @@ def _prefetched(source: Any, window: Mapping[str, Any], symbols: Sequence[str],
     """Each symbol's documents of `window`, by minute, in the order of `symbols`; the next
     symbols' are read from MongoDB while the caller converts and writes the current one's (the
     server's time and ours overlap)."""
-    options = source.codec_options
-    raw = source.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
-
     def fetch(symbol: str) -> list[dict[str, Any]]:
         with _reported(f"reading {what} ({symbol})"):
-            # No projection: the embedded server deep-copies every document it projects (2.5 times its
-            # CPU for snapshots, benchmarks/archive_day.py); `_id` is dropped while decoding instead.
-            # No sort either (the server would sort what its index already orders): sorted here.
             # Raw BSON, the book sides decoded as numpy arrays by `bson_levels`: the driver's lists
-            # of pairs (600 Python objects a side) were most of this process's CPU.
-            cursor = raw.find({"symbol": symbol, **window}).batch_size(5000)
-            documents = [decode_document(bytes(document.raw), options) for document in cursor]
+            # of pairs (600 Python objects a side) were most of this process's CPU. No sort at the
+            # server (it would sort what its index already orders): sorted here.
+            documents = list(find_decoded(source, {"symbol": symbol, **window}, batch_size=5000))
             documents.sort(key=lambda d: d["minute"])
             return documents
 

@@ -18,13 +18,14 @@ the same either way, a side as a `(levels, 2)` float64 array where it matched, a
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
 import bson
 import numpy as np
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 
 LEVEL_FIELDS = frozenset({"bids", "asks"})
 _INT32 = struct.Struct("<i")
@@ -122,6 +123,21 @@ def decode_document(raw: bytes, codec_options: CodecOptions, *, level_fields: Co
     document = bson.decode(_INT32.pack(4 + len(body)) + body, codec_options)
     document.update(arrays)
     return document
+
+
+def find_decoded(collection: Any, query: Mapping[str, Any], *, sort: str | None = None,
+                 batch_size: int = 0) -> Iterator[dict[str, Any]]:
+    """The documents of `collection` (a pymongo collection) matching `query`, received as raw
+    BSON and decoded by `decode_document` (book sides as arrays, no `_id`); sorted by the
+    ascending field `sort` if given. No projection: the embedded server deep-copies every document
+    it projects, even for `{"_id": False}` (1.5 to 2.5 times its CPU for snapshots)."""
+    options = collection.codec_options
+    raw = collection.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
+    cursor = raw.find(query).batch_size(batch_size)
+    if sort is not None:
+        cursor = cursor.sort(sort, 1)
+    for document in cursor:
+        yield decode_document(bytes(document.raw), options)
 
 
 def _decoded(raw: bytes, codec_options: CodecOptions, drop: Collection[str]) -> dict[str, Any]:

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError
 
 from acts_pipeline.storage.archive import Archive, Keys, mongo_keys
-from acts_pipeline.storage.bson_levels import decode_document
+from acts_pipeline.storage.bson_levels import find_decoded
 from acts_pipeline.storage.client import DUPLICATE_KEY, MongoStore, _reported
 from acts_pipeline.storage.collections import ORDER_BOOK_SNAPSHOTS
 from acts_pipeline.storage.handlers import as_utc
@@ -54,12 +53,10 @@ def stream_documents(store: MongoStore, name: str, start: datetime, end: datetim
     batch: list[dict[str, Any]] = []
     with _reported(f"reading {name}"):
         collection = store.collection(name)
-        options = collection.codec_options
-        raw = collection.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
         while start < end:
             stop = min(end, start + span)
-            for document in raw.find({"minute": {"$gte": start, "$lt": stop}}).sort("minute", ASCENDING):
-                batch.append(decode_document(bytes(document.raw), options))
+            for document in find_decoded(collection, {"minute": {"$gte": start, "$lt": stop}}, sort="minute"):
+                batch.append(document)
                 if len(batch) >= batch_size:
                     yield batch
                     batch = []
