@@ -386,6 +386,13 @@ def self_cpu_seconds() -> float:
     return t.user + t.system
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far, its own and its reaped children's (an
+    embedded server's, from outside it); 0.0 once it is gone."""
+    stat = read_stat(pid)
+    return (stat.own_ticks + stat.reaped_ticks) / CLK_TCK if stat else 0.0
+
+
 # ------------------------------------------------------------------------------------------------
 # the platform
 

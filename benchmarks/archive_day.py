@@ -36,7 +36,6 @@ same documents per minute), which `--minutes 1440` confirms at that cost.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -54,7 +53,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from _platform import read_stat  # noqa: E402
+from _platform import process_cpu_seconds as cpu_seconds  # noqa: E402
 
 from acts_pipeline import read  # noqa: E402
 from acts_pipeline.platform.processes import mongo_uri_of, start_embedded_mongo  # noqa: E402
@@ -72,12 +71,6 @@ from acts_pipeline.storage.client import MongoStore  # noqa: E402
 from acts_pipeline.storage.collections import KLINES_1M, ORDER_BOOK_FEATURES, ORDER_BOOK_SNAPSHOTS  # noqa: E402
 
 DAY = date(2026, 11, 30)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process `pid` so far (its own and its reaped children's)."""
-    stat = read_stat(pid)
-    return (stat.own_ticks + stat.reaped_ticks) / os.sysconf("SC_CLK_TCK") if stat else 0.0
 
 
 def folder_bytes(folder: Path) -> int:

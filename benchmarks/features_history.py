@@ -53,7 +53,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._platform import print_grid, print_run_header, load_average  # noqa: E402
+from benchmarks._platform import load_average, print_grid, print_run_header  # noqa: E402
+from benchmarks._platform import process_cpu_seconds as server_cpu  # noqa: E402
 from benchmarks.features_backfill import START, product_instance, run_child, seed_snapshots  # noqa: E402
 
 DAY = f"{START:%Y-%m-%d}"
@@ -62,13 +63,6 @@ DAY_SNAPSHOTS = 1440 * 500
 #: On a thread of its own since the writes overlap the reads and the computing: its wall is not
 #: the run's, and the run CPU and server CPU of overlapping phases are those of the same seconds.
 WRITE_PHASE = "write features (server; own thread, overlapping)"
-
-
-def server_cpu(pid: int) -> float:
-    """The process's user + system CPU seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Phases:
