@@ -26,6 +26,8 @@ DEFAULT_DEPTH_LIMIT = 100
 MAX_DEPTH_LIMIT = 5000
 #: How long after a minute's close its book may still be labelled with that minute.
 DEFAULT_CAPTURE_TOLERANCE_SECONDS = 10.0
+#: Exchange requests in flight at once (`BinanceExchange.max_workers`).
+DEFAULT_MAX_IN_FLIGHT = 32
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 

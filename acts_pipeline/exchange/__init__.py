@@ -7,10 +7,12 @@
 - `client`: `ExchangeClient`, order books, klines and exchangeInfo parsed into models.
 - `resource`: `BinanceExchange`, the `ConfigurableResource` that builds a client.
 
-Imports run downward only: resource -> client -> transport -> rate_limits.
+Imports run downward only: resource -> client -> transport -> rate_limits. The resource imports
+the client when it first builds one (`BinanceExchange.get_client`).
 """
 
-from acts_pipeline.exchange.client import ExchangeClient, TimedBook
+from typing import TYPE_CHECKING
+
 from acts_pipeline.exchange.rate_limits import (
     DEFAULT_WEIGHT_LIMIT,
     EXCHANGE_INFO_WEIGHT,
@@ -23,12 +25,35 @@ from acts_pipeline.exchange.rate_limits import (
     klines_weight,
 )
 from acts_pipeline.exchange.resource import BinanceExchange
-from acts_pipeline.exchange.transport import (
-    DEFAULT_MAX_IN_FLIGHT,
-    INVALID_SYMBOL_CODE,
-    KEEPALIVE_SECONDS,
-    Transport,
-)
+
+if TYPE_CHECKING:
+    from acts_pipeline.exchange.client import ExchangeClient, TimedBook
+    from acts_pipeline.exchange.transport import (
+        DEFAULT_MAX_IN_FLIGHT,
+        INVALID_SYMBOL_CODE,
+        KEEPALIVE_SECONDS,
+        Transport,
+    )
+
+#: Names of `client` and `transport`, imported on first use: both load aiohttp and python-binance
+#: (0.3 s of CPU), which a process that only loads the definitions (every minute run) never needs.
+_LAZY = {
+    "ExchangeClient": "acts_pipeline.exchange.client",
+    "TimedBook": "acts_pipeline.exchange.client",
+    "DEFAULT_MAX_IN_FLIGHT": "acts_pipeline.exchange.transport",
+    "INVALID_SYMBOL_CODE": "acts_pipeline.exchange.transport",
+    "KEEPALIVE_SECONDS": "acts_pipeline.exchange.transport",
+    "Transport": "acts_pipeline.exchange.transport",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",

@@ -6,12 +6,15 @@ values are parsed here by the settings' own parsers, so a bad one names the vari
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from acts_pipeline import settings
-from acts_pipeline.exchange.client import ExchangeClient
-from acts_pipeline.exchange.transport import DEFAULT_MAX_IN_FLIGHT
+
+if TYPE_CHECKING:
+    from acts_pipeline.exchange.client import ExchangeClient
 
 
 class BinanceExchange(ConfigurableResource):
@@ -32,12 +35,12 @@ class BinanceExchange(ConfigurableResource):
     timeout_seconds: float = Field(
         default=5.0, description="Longest wait for one HTTP response; cut to the minute's capture deadline.")
     max_workers: int = Field(
-        default=DEFAULT_MAX_IN_FLIGHT, description="The most order-book requests in flight at once.")
+        default=settings.DEFAULT_MAX_IN_FLIGHT, description="The most order-book requests in flight at once.")
     weight_budget_fraction: float = Field(
         default=0.8, description="Share of Binance's per-minute request weight (6000) ACTS lets itself "
         "spend; the rest is headroom for other clients on the same IP.")
 
-    _client: ExchangeClient | None = PrivateAttr(default=None)
+    _client: Any = PrivateAttr(default=None)  # the ExchangeClient, built on first use
 
     def levels(self) -> int:
         """Levels per side of each book. Whatever plans around the books' request weight (the
@@ -46,6 +49,11 @@ class BinanceExchange(ConfigurableResource):
 
     def get_client(self) -> ExchangeClient:
         if self._client is None:
+            # Imported here, not with the module: aiohttp and python-binance cost every process
+            # that loads the definitions 0.3 s of CPU, and a minute run whose books all come from
+            # the recorder never sends a request (`acts_pipeline_tests/unit/test_import_cost.py`).
+            from acts_pipeline.exchange.client import ExchangeClient
+
             self._client = ExchangeClient(
                 settings.parse_binance_api_url(self.api_url),
                 depth_limit=self.levels(),

@@ -62,7 +62,7 @@ from acts_pipeline.exchange.rate_limits import WeightGate
 log = logging.getLogger(__name__)
 
 #: Requests in flight at once (`max_workers`).
-DEFAULT_MAX_IN_FLIGHT = 32
+DEFAULT_MAX_IN_FLIGHT = settings.DEFAULT_MAX_IN_FLIGHT
 #: How long an idle pooled connection is kept: longer than a minute, so that the connections of
 #: one minute's fetch are still open at the next close (aiohttp's default is 15 s).
 KEEPALIVE_SECONDS = 75.0

@@ -7,14 +7,17 @@ the last-registered symbol, so symbols are only ever appended (or removed), neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, DagsterInstance
 from pydantic import Field
 
-from acts_pipeline.exchange import ExchangeClient
 from acts_pipeline.core.models import SymbolInfo
 from acts_pipeline.orchestration.partitions import SYMBOLS_PARTITIONS_NAME
 from acts_pipeline.settings import DEFAULT_SYMBOLS_TEXT, parse_symbols
+
+if TYPE_CHECKING:
+    from acts_pipeline.exchange import ExchangeClient
 
 
 class SymbolError(ValueError):
