@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pymongo import MongoClient, monitoring
+
 from acts_pipeline.core.cells import Cell
 from acts_pipeline.storage import FEW_SYMBOLS, SYMBOL_REGISTRY, MongoStore
 
@@ -42,6 +44,47 @@ def test_find_cells_returns_exactly_the_cells_asked_for_in_order(store, count):
     assert got == expected  # the gap stays a gap; nothing from minutes 0 or 3 or other symbols
     assert all(d["value"] == (d["minute"] - MINUTE).seconds // 60 * 1000 + SYMBOLS.index(d["symbol"])
                for d in documents)
+
+
+class FindCommands(monitoring.CommandListener):
+    """The `find` commands a client sent."""
+
+    def __init__(self):
+        self.finds: list[dict] = []
+
+    def started(self, event):
+        if event.command_name == "find":
+            self.finds.append(dict(event.command))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_whole_cells_are_read_without_a_projection_and_without_their_id(store, mongo_uri, mongo_db_name):
+    """The embedded server deep-copies every document it projects, even for `{"_id": False}`
+    (2.5x its CPU for a minute of snapshots, `benchmarks/cell_reads.py`): whole documents are read
+    unprojected and `_id` is dropped on our side; a read of a few fields keeps its projection."""
+    listener = FindCommands()
+    client = MongoClient(mongo_uri, event_listeners=[listener])
+    try:
+        watched = MongoStore(client[mongo_db_name])
+        cells = [Cell(MINUTE + timedelta(minutes=2), s) for s in SYMBOLS]
+        documents = watched.find_cells("order_book_features", cells)
+        assert [d["symbol"] for d in documents] == SYMBOLS
+        assert all(set(d) == {"symbol", "minute", "value"} for d in documents)  # no `_id`
+        assert [f.get("projection") for f in listener.finds] == [None]
+        assert [set(d) for d in watched.find_all("order_book_features")][:1] == [{"symbol", "minute", "value"}]
+        assert listener.finds[-1].get("projection") is None
+
+        few = watched.find_cells("order_book_features", cells[:2], fields=["value"])
+        assert [(d["symbol"], d["value"]) for d in few] == [(SYMBOLS[0], 2000), (SYMBOLS[1], 2001)]
+        assert all(set(d) == {"symbol", "minute", "value"} for d in few)
+        assert listener.finds[-1]["projection"] == {"_id": False, "symbol": True, "minute": True, "value": True}
+    finally:
+        client.close()
 
 
 def test_insert_or_replace_inserts_new_cells_and_replaces_existing_ones_never_duplicating(store):
