@@ -29,6 +29,11 @@ Configure it in `dagster.yaml` in place of the default SQLite event log:
 
 `base_dir` defaults to `$DAGSTER_HOME/history/runs`, where the default storage keeps it, so an
 existing instance keeps its history.
+
+Building it also makes the process's SQLite storages check their schema against alembic scripts
+loaded once (`acts_pipeline.dagster_private.load_alembic_scripts_once`): about 60 ms of CPU less
+for every `DagsterInstance` created after the first, which the code server does for each sensor
+evaluation.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from acts_pipeline.dagster_private import (
     EventLogEntry,
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
+    load_alembic_scripts_once,
 )
 
 #: The environment variable Dagster reads to hand events to `store_event_batch`, and the value
@@ -65,6 +71,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     """SQLite event log storage whose `store_event_batch` uses one transaction per shard."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        # Every later SQLite storage of this process (the next sensor evaluation's instance, each
+        # run's shard) checks its schema without reloading alembic's scripts: `dagster_private`.
+        load_alembic_scripts_once()
         super().__init__(base_dir=base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod

@@ -157,3 +157,63 @@ def test_without_base_dir_or_dagster_home_it_says_what_is_missing(monkeypatch, c
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="base_dir.*DAGSTER_HOME"):
         BatchedSqliteEventLogStorage.from_config_value(None, config)
+
+
+def test_instances_after_the_first_check_their_schema_without_reloading_alembic_scripts(tmp_path, monkeypatch):
+    """The platform's instance (dev `dagster.yaml`), created again and again as the code server does
+    for every sensor evaluation: each SQLite storage's schema check reads alembic's migration
+    scripts once per process, not once per instance (`dagster_private.load_alembic_scripts_once`)."""
+    from alembic.script import ScriptDirectory
+
+    from acts_pipeline import dagster_private
+
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    # as in a fresh process: building the platform's event log is what turns it on
+    monkeypatch.setattr(dagster_private.dagster_sql_storage, "ScriptDirectory", ScriptDirectory)
+    with DagsterInstance.get() as instance:
+        ref = instance.get_ref()
+        instance.get_dynamic_partitions("symbols")  # the index shard's check too
+    monkeypatch.setattr(dagster_private.ScriptDirectoryPerLocation, "loaded", {})
+    loads: list[str] = []
+    load = ScriptDirectory.from_config
+
+    def counted(config):
+        loads.append(config.get_main_option("script_location"))
+        return load(config)
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", counted)
+    for _ in range(3):
+        with DagsterInstance.from_ref(ref) as again:
+            assert again.get_dynamic_partitions("symbols") == []
+            again.add_dynamic_partitions("symbols", ["BTCUSDT"])
+            again.delete_dynamic_partition("symbols", "BTCUSDT")
+    # Dagster's SQLite storages (runs, schedules, the event log's shards) share one script
+    # location: loaded once for three instances, where each instance loaded it three times or more
+    assert len(loads) == 1, loads
+
+
+def test_the_schema_check_still_reads_the_database_revision_every_time(tmp_path):
+    """Only the scripts are kept: a SQLite database at an older revision (or none) is still
+    reported as such against the same head, as Dagster's own check does with fresh scripts."""
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage import sql as dagster_sql
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from sqlalchemy import create_engine
+
+    from acts_pipeline.dagster_private import ScriptDirectoryPerLocation, load_alembic_scripts_once
+
+    load_alembic_scripts_once()
+    assert dagster_sql.ScriptDirectory is ScriptDirectoryPerLocation
+    config = dagster_sql.get_alembic_config(sqlite_event_log.__file__)
+    fresh = ScriptDirectory.from_config(config)
+    head = fresh.as_revision_number("head")
+    oldest = list(fresh.walk_revisions())[-1].revision
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        assert dagster_sql.check_alembic_revision(config, conn) == (None, head)
+        dagster_sql.stamp_alembic_rev(config, conn, rev=oldest)
+        assert dagster_sql.check_alembic_revision(config, conn) == (oldest, head)
+        dagster_sql.stamp_alembic_rev(config, conn, rev="head")
+        assert dagster_sql.check_alembic_revision(config, conn) == (head, head)
+    assert ScriptDirectoryPerLocation.from_config(config) is ScriptDirectoryPerLocation.from_config(config)

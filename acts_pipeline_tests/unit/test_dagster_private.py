@@ -38,3 +38,17 @@ def test_the_sqlite_storage_methods_the_batched_event_log_builds_on():
         assert callable(getattr(private.SqliteEventLogStorage, name, None)), name
     assert {"id", "run_id", "event", "dagster_event_type", "asset_key", "partition"} <= set(
         private.SqlEventLogStorageTable.c.keys())
+
+
+def test_the_schema_check_that_loads_alembic_scripts_once():
+    # Dagster's check on a SQLite storage's creation builds its ScriptDirectory through the name
+    # in its module's globals, which `load_alembic_scripts_once` replaces.
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.sql import check_alembic_revision
+
+    assert private.dagster_sql_storage.check_alembic_revision is check_alembic_revision
+    assert "ScriptDirectory.from_config(alembic_config)" in inspect.getsource(check_alembic_revision)
+    assert private.dagster_sql_storage.ScriptDirectory in (ScriptDirectory, private.ScriptDirectoryPerLocation)
+    private.load_alembic_scripts_once()
+    assert private.dagster_sql_storage.ScriptDirectory is private.ScriptDirectoryPerLocation
+    assert issubclass(private.ScriptDirectoryPerLocation, ScriptDirectory)
