@@ -18,11 +18,11 @@ one, into the same tables (`SqlEventLogStorageTable`), through the storage's own
 Alembic's scripts loaded once per process (`load_alembic_scripts_once`, called when the batched
 SQLite event log is built): every SQLite storage (runs, schedules, the event log's index shard and
 each run's shard) checks its schema on creation with `dagster._core.storage.sql.
-check_alembic_revision`, which builds a new `alembic.script.ScriptDirectory` each time, reading and
-executing every migration script (about 90 files; three times or more per instance). A sensor evaluation with
-resources creates a new `DagsterInstance` (`SensorEvaluationContext.resources`), so the code
-server paid about 60 ms of CPU for it 16 times a minute (the minute sensor ticks every 5 s), and
-every run process and shard connection paid it again. The head revision cannot change while a
+check_alembic_revision`, which builds a new `alembic.script.ScriptDirectory` each time, reading
+and executing every migration script (about 90 files; three times or more per instance). A
+sensor evaluation with resources creates a new `DagsterInstance` (`SensorEvaluationContext.
+resources`), so the code server paid about 60 ms of CPU for it 16 times a minute (the minute
+sensor ticks every 5 s), and every run process and shard connection paid it again. The head revision cannot change while a
 process runs, so the check's `ScriptDirectory` comes from one per script location; the database's
 own revision is still read every time. Dagster has no setting for it. dagster-postgres does not
 check on creation (`deploy/dagster.yaml` is unaffected).
