@@ -193,7 +193,7 @@ def test_instances_after_the_first_check_their_schema_without_reloading_alembic_
     assert len(loads) == 1, loads
 
 
-def test_the_schema_check_still_reads_the_database_revision_every_time(tmp_path):
+def test_the_schema_check_still_reads_the_database_revision_every_time(tmp_path, monkeypatch):
     """Only the scripts are kept: a SQLite database at an older revision (or none) is still
     reported as such against the same head, as Dagster's own check does with fresh scripts."""
     from alembic.script import ScriptDirectory
@@ -203,6 +203,7 @@ def test_the_schema_check_still_reads_the_database_revision_every_time(tmp_path)
 
     from acts_pipeline.dagster_private import ScriptDirectoryPerLocation, load_alembic_scripts_once
 
+    monkeypatch.setattr(dagster_sql, "ScriptDirectory", ScriptDirectory)  # put back after the test
     load_alembic_scripts_once()
     assert dagster_sql.ScriptDirectory is ScriptDirectoryPerLocation
     config = dagster_sql.get_alembic_config(sqlite_event_log.__file__)

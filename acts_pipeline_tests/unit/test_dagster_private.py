@@ -40,7 +40,7 @@ def test_the_sqlite_storage_methods_the_batched_event_log_builds_on():
         private.SqlEventLogStorageTable.c.keys())
 
 
-def test_the_schema_check_that_loads_alembic_scripts_once():
+def test_the_schema_check_that_loads_alembic_scripts_once(monkeypatch):
     # Dagster's check on a SQLite storage's creation builds its ScriptDirectory through the name
     # in its module's globals, which `load_alembic_scripts_once` replaces.
     from alembic.script import ScriptDirectory
@@ -49,6 +49,8 @@ def test_the_schema_check_that_loads_alembic_scripts_once():
     assert private.dagster_sql_storage.check_alembic_revision is check_alembic_revision
     assert "ScriptDirectory.from_config(alembic_config)" in inspect.getsource(check_alembic_revision)
     assert private.dagster_sql_storage.ScriptDirectory in (ScriptDirectory, private.ScriptDirectoryPerLocation)
+    # the process's global is put back as it was after the test
+    monkeypatch.setattr(private.dagster_sql_storage, "ScriptDirectory", ScriptDirectory)
     private.load_alembic_scripts_once()
     assert private.dagster_sql_storage.ScriptDirectory is private.ScriptDirectoryPerLocation
     assert issubclass(private.ScriptDirectoryPerLocation, ScriptDirectory)
