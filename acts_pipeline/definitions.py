@@ -18,6 +18,7 @@ from acts_pipeline.orchestration.alerts import alert_sensor
 from acts_pipeline.orchestration.assets import klines_1m, order_book_features, order_book_snapshot
 from acts_pipeline.orchestration.checks import minute_checks
 from acts_pipeline.orchestration.environment import resources_from_environment
+from acts_pipeline.orchestration.klines_history_catch_up import klines_history_catch_up_sensor
 from acts_pipeline.orchestration.partitions import live_minute_symbol_partitions, with_partitions
 from acts_pipeline.orchestration.retention import prune_run_history, prune_run_history_hourly
 from acts_pipeline.orchestration.sensors import klines_catch_up_sensor, minute_sensor, snapshot_catch_up_sensor
@@ -34,7 +35,8 @@ def defs() -> Definitions:
                 # beyond the live hours: days and months, never reloaded (orchestration/history_partitions.py)
                 *coverage_assets.ASSETS, *symbol_coverage.ASSETS, *history_assets.ASSETS, *archive_assets.ASSETS],
         asset_checks=[*minute_checks(live), symbols_are_listed],
-        sensors=[minute_sensor, klines_catch_up_sensor, snapshot_catch_up_sensor, alert_sensor],
+        sensors=[minute_sensor, klines_catch_up_sensor, klines_history_catch_up_sensor, snapshot_catch_up_sensor,
+                 alert_sensor],
         jobs=[prune_run_history, *coverage_assets.JOBS, *archive_assets.JOBS],
         schedules=[prune_run_history_hourly, *coverage_assets.SCHEDULES, *symbol_coverage.SCHEDULES,
                    *archive_assets.SCHEDULES],

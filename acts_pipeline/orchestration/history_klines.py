@@ -4,6 +4,12 @@ The plan of a run is pure (`plan_pages`): each symbol's selected months, merged 
 each other, cut into pages of `KLINES_PER_REQUEST` minutes, one request each. The asset sends the
 pages one after the other, paced under the weight budget, stores each page as it comes, and
 reports each month as soon as its last page is stored.
+
+A run tagged with a span (`KLINES_SPAN_FROM_TAG`, `KLINES_SPAN_TO_TAG`: what
+`klines_catch_up_sensor` requests for a gap older than the live minute window) fetches only the
+minutes of that span in each selected month, for the symbols the minute runs have collected. It
+stores them like any run, and reports each month as an observation, not a materialization: the
+month was not fetched whole.
 """
 
 
@@ -26,7 +32,7 @@ from dagster import (
     asset,
 )
 
-from acts_pipeline.core.cells import floor_minute, format_minute
+from acts_pipeline.core.cells import floor_minute, format_minute, parse_minute
 from acts_pipeline.core.errors import ExchangeError, UnknownSymbolError
 from acts_pipeline.core.models import Kline
 from acts_pipeline.exchange import KLINES_PER_REQUEST, KLINES_WEIGHT, BinanceExchange
@@ -44,6 +50,10 @@ PROGRESS_EVERY_REQUESTS = 50
 #: a month whose request still fails is reported failed, the others are stored.
 ATTEMPTS_PER_REQUEST = 6
 MONTH_FORMAT = "%Y-%m-%d"
+MINUTE = timedelta(minutes=1)
+#: Run tags of a span run: its first and last minute (`format_minute`, both included).
+KLINES_SPAN_FROM_TAG = "acts/klines_from"
+KLINES_SPAN_TO_TAG = "acts/klines_to"
 #: After the client's own retries (about 6 s), the step is retried twice, 10 then 20 s later; a
 #: retry resumes after the months the failed attempt stored (`stored_by_this_run`).
 KLINES_HISTORY_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10, backoff=Backoff.EXPONENTIAL)
@@ -100,15 +110,39 @@ class Page:
     months: list[Month] = field(default_factory=list)
 
 
-def plan_pages(partition_keys: Iterable[str], last_closed_end: datetime) -> tuple[list[Month], list[Page]]:
+def span_of(tags: dict[str, str]) -> tuple[datetime, datetime] | None:
+    """The minutes `[first, last + 1 minute)` a span run's tags ask for, or None (a whole-month
+    run). A span with one tag and not the other, or a bad minute, is refused by name."""
+    first, last = tags.get(KLINES_SPAN_FROM_TAG), tags.get(KLINES_SPAN_TO_TAG)
+    if first is None and last is None:
+        return None
+    if first is None or last is None:
+        raise ValueError(f"a klines span needs both run tags {KLINES_SPAN_FROM_TAG} and {KLINES_SPAN_TO_TAG}, "
+                         f"got {first!r} and {last!r}")
+    try:
+        start, end = parse_minute(first), parse_minute(last) + timedelta(minutes=1)
+    except ValueError as exc:
+        raise ValueError(f"bad klines span {first!r}..{last!r}: {exc}") from None
+    if end <= start:
+        raise ValueError(f"bad klines span {first!r}..{last!r}: it ends before it starts")
+    return start, end
+
+
+def plan_pages(partition_keys: Iterable[str], last_closed_end: datetime,
+               span: tuple[datetime, datetime] | None = None) -> tuple[list[Month], list[Page]]:
     """The months of `partition_keys` (clipped to end at `last_closed_end`, the open time after
-    the last closed minute) and the pages that fetch them: per symbol, months that follow each
-    other are one span, paged every `KLINES_PER_REQUEST` minutes (a year is 526 requests, not one
-    per month and a remainder each: 532)."""
+    the last closed minute, and to `span` if given) and the pages that fetch them: per symbol,
+    months that follow each other are one span, paged every `KLINES_PER_REQUEST` minutes (a year
+    is 526 requests, not one per month and a remainder each: 532)."""
     months = []
     for key in sorted(set(map(str, partition_keys)), key=lambda k: month_key_parts(k)[::-1]):
         start, symbol = month_key_parts(key)
-        months.append(Month(key, symbol, start, min(next_month(start), max(start, last_closed_end))))
+        end = min(next_month(start), max(start, last_closed_end))
+        if span is not None:
+            start, end = max(start, span[0]), min(end, span[1])
+            if end <= start:
+                continue  # the span does not reach into this month
+        months.append(Month(key, symbol, start, end))
     spans: list[list[Month]] = []
     for month in months:
         if spans and spans[-1][-1].symbol == month.symbol and spans[-1][-1].end == month.start:
@@ -167,6 +201,18 @@ def _month_metadata(month: Month) -> dict:
     return metadata
 
 
+def _span_metadata(month: Month) -> dict:
+    return {
+        "klines": month.rows,
+        "minutes": month.minutes,
+        "minutes_without_kline": month.minutes - month.rows,
+        "span": f"{format_minute(month.start)}..{format_minute(month.end - MINUTE)}",
+        "requests": month.requests,
+        "note": ("a catch-up of these minutes only (klines_catch_up_sensor, a gap older than the live minute "
+                 "window): stored in klines_1m, the month itself is not marked materialized"),
+    }
+
+
 @asset(
     partitions_def=month_symbol_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -196,6 +242,11 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
     weight, and a year of one symbol (about 1,050 weight) fits in the room the books leave in one
     to a few minutes; many symbols spread over as many minutes as the room requires.
 
+    `klines_catch_up_sensor` runs it too, for a klines gap older than the live minute window (a
+    daemon down for hours): the run is tagged with the gap's minutes, fetches only those for the
+    symbols the minute runs collected, and reports each month as an observation with what it
+    stored (not a materialization: the month was not fetched whole).
+
     Each month's materialization says what was stored: klines, first and last minute, minutes
     without a kline, requests. A month with no kline at all (before the symbol was listed) is
     stored as empty, with a note: nothing is invented. A symbol the exchange does not know is
@@ -207,11 +258,24 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
     client = exchange.get_client()
     store = mongo.get_store()
     now = capture_clock.now()
-    done = stored_by_this_run(context)
-    if done:
-        context.log.info(f"klines_history: retry {context.retry_number}: resuming after the {len(done)} months "
-                         "the earlier attempt stored")
-    months, pages = plan_pages([k for k in context.partition_keys if k not in done], floor_minute(now - KLINE_SETTLE))
+    span = span_of(context.run.tags)
+    keys = list(context.partition_keys)
+    if span is None:
+        done = stored_by_this_run(context)
+        if done:
+            context.log.info(f"klines_history: retry {context.retry_number}: resuming after the {len(done)} months "
+                             "the earlier attempt stored")
+        keys = [k for k in keys if k not in done]
+    else:
+        # The catch-up's span: only symbols a minute run has collected (the range of keys also holds
+        # registered symbols between them that the exchange refused, or that are not checked yet).
+        tracked = store.tracked_since()
+        skipped = sorted({month_key_parts(k)[1] for k in keys} - set(tracked))
+        keys = [k for k in keys if month_key_parts(k)[1] in tracked]
+        context.log.info(f"klines_history: catch-up of {format_minute(span[0])}..{format_minute(span[1] - MINUTE)} "
+                         f"only; {len(skipped)} symbols never collected are left out"
+                         + (f" ({', '.join(skipped[:10])})" if skipped else ""))
+    months, pages = plan_pages(keys, floor_minute(now - KLINE_SETTLE), span)
     context.log.info(f"klines_history: {len(months)} months of {len({m.symbol for m in months})} symbols, "
                      f"{len(pages)} requests of up to {KLINES_PER_REQUEST} minutes ({len(pages) * KLINES_WEIGHT} "
                      "weight), paced under the klines weight budget")
@@ -221,9 +285,14 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
     requests = 0
     paused = 0.0
     started = time.monotonic()
+    def report(month: Month) -> AssetMaterialization | AssetObservation:
+        if span is None:
+            return AssetMaterialization(asset_key=context.asset_key, partition=month.key, metadata=_month_metadata(month))
+        return AssetObservation(asset_key=context.asset_key, partition=month.key, metadata=_span_metadata(month))
+
     for month in months:
         if remaining[id(month)] == 0:  # nothing closed yet in the month: an empty, honest month
-            yield AssetMaterialization(asset_key=context.asset_key, partition=month.key, metadata=_month_metadata(month))
+            yield report(month)
     for index, page in enumerate(pages):
         if page.symbol in refused:
             for month in page.months:
@@ -254,8 +323,7 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
             month.add([k for k in klines if month.start <= k.minute < month.end])
             remaining[id(month)] -= 1
             if remaining[id(month)] == 0 and month.error is None:
-                yield AssetMaterialization(asset_key=context.asset_key, partition=month.key,
-                                           metadata=_month_metadata(month))
+                yield report(month)
                 context.log.info(f"klines_history: {month.symbol} {month.start:%Y-%m} stored, {month.rows:,} "
                                  f"klines ({requests}/{len(pages)} requests done)")
         if requests % PROGRESS_EVERY_REQUESTS == 0:

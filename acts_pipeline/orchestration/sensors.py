@@ -173,8 +173,9 @@ def snapshot_stored(instance: DagsterInstance, symbol: str, minute: datetime) ->
     return bool(records)
 
 
-#: How far back klines gaps (downtime, failed minutes) are filled automatically, within the
-#: partition window (a shorter window bounds it: its minutes are the only keys a run can take).
+#: How far back klines gaps (downtime, failed minutes) are filled automatically: here, within the
+#: live partition window (its minutes are the only keys a klines_1m run can take); before the
+#: window, by `klines_history_catch_up_sensor` through `klines_history`.
 KLINES_CATCH_UP_WINDOW = timedelta(hours=24)
 #: While the minute runs fetch klines, a minute this recent is still theirs to fetch.
 KLINES_CATCH_UP_MARGIN = timedelta(minutes=2)
@@ -237,7 +238,8 @@ def klines_due(first_missing: datetime, now: datetime, ride_along: bool) -> bool
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Fetches the klines the minute runs did not, in one klines_1m run over the gap for "
-    "all symbols: downtime and failed minutes of the last 24 h within the partition window, and, beyond the symbols whose "
+    "all symbols: downtime and failed minutes within the live partition window (klines_history_catch_up_sensor "
+    "takes those that leave it still missing, up to 24 h back), and, beyond the symbols whose "
     "klines ride along in the minute run, every symbol's klines in batches of 5 minutes.",
 )
 def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResource, exchange: BinanceExchange):

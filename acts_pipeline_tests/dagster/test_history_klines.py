@@ -142,6 +142,66 @@ def test_a_symbol_the_exchange_does_not_know_is_refused_and_the_other_stored(sim
     assert mongo.get_store().collection("klines_1m").count_documents({"symbol": SYMBOL}) > 0
 
 
+def span_tags(first: datetime, last: datetime) -> dict:
+    return {"acts/klines_from": f"{first:%Y-%m-%d-%H:%M}", "acts/klines_to": f"{last:%Y-%m-%d-%H:%M}"}
+
+
+def test_a_span_run_stores_exactly_its_minutes_for_collected_symbols_and_marks_no_month(simulator, instance, mongo,
+                                                                                         tmp_path):
+    """What klines_history_catch_up_sensor requests for a gap older than the live window: the span
+    straddles a month's end, so two months of one symbol; a registered symbol the minute runs never
+    collected (NOSUCHUSDT, between them in the range) is left out, not refused."""
+    exchange = BinanceExchange(api_url=simulator.api_url, spool_dir=str(tmp_path))
+    first, last = datetime(2025, 2, 28, 23, 0, tzinfo=UTC), datetime(2025, 3, 1, 0, 29, tzinfo=UTC)
+    store = mongo.get_store()
+    store.record_tracked([SYMBOL], datetime(2025, 2, 1, tzinfo=UTC))
+    outside = [{"symbol": SYMBOL, "minute": m, "open": -1.0} for m in (first - timedelta(minutes=1), last + timedelta(minutes=1))]
+    store.upsert("klines_1m", outside)  # just outside the span: not touched
+    tags = {**range_tags("2025-02-01", "2025-03-01", SYMBOL, "NOSUCHUSDT"), **span_tags(first, last)}
+    result = run(instance, mongo, exchange, tags)
+    assert result.success
+    truth = simulator_klines(simulator, SYMBOL, first, last + timedelta(minutes=1))
+    documents = stored(mongo, SYMBOL, first - timedelta(hours=1), last + timedelta(hours=1))
+    span_documents = {m: d for m, d in documents.items() if first <= m <= last}
+    assert sorted(span_documents) == sorted(truth) and len(truth) == 90
+    assert all(span_documents[m]["close"] == float(row[4]) for m, row in truth.items())
+    assert {m: documents[m]["open"] for m in documents if not first <= m <= last} == {o["minute"]: -1.0 for o in outside}
+    assert mongo.get_store().collection("klines_1m").count_documents({"symbol": "NOSUCHUSDT"}) == 0
+    # the months are observed with what was stored, not marked materialized
+    assert materialized(instance) == set()
+    observed = {e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation.metadata
+                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+                and e.event_specific_data.asset_observation.partition}
+    assert sorted(observed) == [f"2025-02-01|{SYMBOL}", f"2025-03-01|{SYMBOL}"]
+    assert observed[f"2025-02-01|{SYMBOL}"]["klines"].value == 60
+    assert observed[f"2025-03-01|{SYMBOL}"]["span"].value == "2025-03-01-00:00..2025-03-01-00:29"
+    # a re-run replaces: nothing doubled
+    assert run(instance, mongo, exchange, tags).success
+    assert store.collection("klines_1m").count_documents({"symbol": SYMBOL}) == len(documents)
+
+
+def test_a_span_with_one_tag_or_backwards_is_refused_by_name():
+    from acts_pipeline.orchestration.history_klines import span_of
+
+    assert span_of({}) is None
+    with pytest.raises(ValueError, match="acts/klines_to"):
+        span_of({"acts/klines_from": "2025-02-01-00:00"})
+    with pytest.raises(ValueError, match="ends before it starts"):
+        span_of(span_tags(datetime(2025, 2, 2, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)))
+    with pytest.raises(ValueError, match="bad klines span"):
+        span_of({"acts/klines_from": "yesterday", "acts/klines_to": "2025-02-01-00:00"})
+
+
+def test_plan_pages_clips_months_to_the_span():
+    first, end = datetime(2025, 2, 28, 23, 0, tzinfo=UTC), datetime(2025, 3, 1, 0, 30, tzinfo=UTC)
+    keys = [f"2025-01-01|{SYMBOL}", f"2025-02-01|{SYMBOL}", f"2025-03-01|{SYMBOL}"]
+    months, pages = plan_pages(keys, datetime(2026, 1, 1, tzinfo=UTC), (first, end))
+    assert [(m.key, m.start, m.end) for m in months] == [
+        (f"2025-02-01|{SYMBOL}", first, datetime(2025, 3, 1, tzinfo=UTC)),
+        (f"2025-03-01|{SYMBOL}", datetime(2025, 3, 1, tzinfo=UTC), end)]  # January is outside: not planned
+    assert [(p.start, p.end) for p in pages] == [(first, end)]  # one request for both
+
+
 # -- pacing and listing, with a fake exchange on a fake clock ----------------------------------------
 
 
