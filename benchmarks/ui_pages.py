@@ -69,7 +69,7 @@ What it does (window columns; `--history` below):
    minutes x 3 assets (the seeded history is whole hours at N symbols, so per day = growth / H x 24).
 5. One table: rows = pages and their requests, columns = windows (cold / warm seconds), plus the
    ratio of the last column to the first. The seeded history is the same for every column: the
-   default (7 hours) is what the default 6-hour window holds at most, with the hourly retention;
+   default (2 hours) is what the default 1-hour window holds at most, with the hourly retention;
    a window longer than the history has the same cells in a longer definition.
 
 Load: 2 cores shared with other benchmarks. The 1-minute load average is printed at the start and
@@ -154,6 +154,7 @@ from _platform import (  # noqa: E402
 )
 
 from acts_pipeline.platform.processes import free_port  # noqa: E402
+from acts_pipeline.settings import DEFAULT_PARTITION_WINDOW_HOURS as DEFAULT_WINDOW_HOURS  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 WEBAPP_CHUNKS = "dagster_webserver/webapp/build/_next/static/chunks"
@@ -1022,7 +1023,8 @@ def print_growth(seeded: Seeded, symbols: int, history_hours: float, seed_assets
           f"materialization {seeded.event_json_bytes:,} B (stored twice: run shard and index shard)")
     print(f"event log growth per day at {symbols} symbols x 1440 minutes x 3 assets ({per_day_cells:,} cells): "
           f"{per_day / 2**30:.2f} GB/day; bounded by retention (runs older than the window deleted "
-          f"hourly): ~{(6 + 1) / 24 * per_day / 2**30:.1f} GB at the default 6-hour window, "
+          f"hourly): ~{(DEFAULT_WINDOW_HOURS + 1) / 24 * per_day / 2**30:.1f} GB at the default "
+          f"{DEFAULT_WINDOW_HOURS}-hour window, "
           f"~{(30 + 1) * per_day / 2**30:.0f} GB if 30 days were kept (SQLite reuses freed pages; the files do "
           f"not shrink without VACUUM)")
     print(f"seeding: {seeded.seconds:.0f} s, {seeded.event_seconds / max(seeded.cells, 1) * 1000:.2f} ms per "
@@ -1777,11 +1779,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, default=None,
                         help="registered symbols (default 100; with --history 500)")
-    parser.add_argument("--window-hours", default="6,24,168,720",
-                        help="comma-separated minute-window sizes in hours (default 6,24,168,720; above 2160 via "
+    parser.add_argument("--window-hours", default="1,2,24,168",
+                        help="comma-separated minute-window sizes in hours (default 1,2,24,168; above 2160 via "
                              "a wrapper)")
-    parser.add_argument("--history-hours", type=float, default=7.0,
-                        help="hours of minute runs seeded (default 7: what the default 6-hour window holds just "
+    parser.add_argument("--history-hours", type=float, default=DEFAULT_WINDOW_HOURS + 1.0,
+                        help="hours of minute runs seeded (default 2: what the default 1-hour window holds just "
                              f"before the hourly reload, with retention; at most {MAX_HISTORY_HOURS:g})")
     parser.add_argument("--backfill-minutes", type=int, default=60,
                         help="minutes x all symbols chosen in the backfill dialog (default 60)")

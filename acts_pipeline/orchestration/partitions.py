@@ -9,11 +9,12 @@ Two forms of the same partitions:
   (`materialize()`, tests, scripts) any minute is a key. Nothing is read at import: no setting, no
   clock.
 - In the code location (`live_minute_symbol_partitions`, applied by `definitions.py` when Dagster
-  loads it): the live hours only, from `ACTS_PARTITION_WINDOW_HOURS` (default 2) whole hours before
+  loads it): the live hours only, from `ACTS_PARTITION_WINDOW_HOURS` (default 1) whole hours before
   the hour of the load to the minute in progress. The UI's partition pages cost time in proportion
-  to the cells they show, and Dagster's guidance is at most 100,000 keys per asset: 2 hours are at
-  most 181 minutes, 90,500 cells at 500 symbols. Older data is seen and backfilled through the
-  history assets (`history_partitions.py`).
+  to the cells they show, and Dagster's guidance is at most 100,000 keys per asset: 1 hour is at
+  most 121 minutes, 60,500 cells at 500 symbols. Older data is seen and backfilled through the
+  history assets (`history_partitions.py`), and klines still missing there are fetched by
+  `klines_history_catch_up_sensor`.
 
 Why the live window is still moved by a reload of the code location (hourly, `acts-pipeline dev`
 does it; `acts-pipeline reload-code`), and not by minute keys added and deleted at run time: a

@@ -154,7 +154,7 @@ def test_the_live_window_is_the_hours_before_the_hour_of_the_load(hours):
 def test_the_default_live_window_stays_within_dagsters_guidance_at_500_symbols():
     from acts_pipeline.settings import DEFAULT_PARTITION_WINDOW_HOURS
 
-    assert most_live_cells(DEFAULT_PARTITION_WINDOW_HOURS, 500) == 181 * 500 <= MAX_PARTITION_KEYS
+    assert most_live_cells(DEFAULT_PARTITION_WINDOW_HOURS, 500) == 121 * 500 <= MAX_PARTITION_KEYS
     assert most_live_cells(3, 500) > MAX_PARTITION_KEYS
 
 

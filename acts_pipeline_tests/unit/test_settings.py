@@ -20,7 +20,7 @@ def test_defaults_with_an_empty_environment():
     assert settings.initial_symbols(empty) == ("BTCUSDT", "ETHUSDT")
     assert settings.depth_limit(empty) == 100
     assert settings.capture_tolerance_seconds(empty) == 10.0
-    assert settings.partition_window_hours(empty) == 2
+    assert settings.partition_window_hours(empty) == 1
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
@@ -32,7 +32,7 @@ def test_blank_values_mean_the_default(blank):
     assert settings.binance_api_url(env) == "https://api.binance.com/api"
     assert settings.depth_limit(env) == 100
     assert settings.capture_tolerance_seconds(env) == 10.0
-    assert settings.partition_window_hours(env) == 2
+    assert settings.partition_window_hours(env) == 1
 
 
 def test_good_values_are_read_and_normalised():
@@ -92,7 +92,7 @@ def test_partition_window_hours_is_read_at_call_time(monkeypatch):
     monkeypatch.setenv("ACTS_PARTITION_WINDOW_HOURS", "7")
     assert settings.partition_window_hours() == 7
     monkeypatch.delenv("ACTS_PARTITION_WINDOW_HOURS")
-    assert settings.partition_window_hours() == 2
+    assert settings.partition_window_hours() == 1
 
 
 # ---- bad values ------------------------------------------------------------------------------
