@@ -18,6 +18,7 @@ from dagster import DagsterInstance
 from acts_pipeline.definitions import defs
 from acts_pipeline.platform.processes import free_port
 from acts_pipeline.storage import MongoStore
+from acts_pipeline.settings import DEFAULT_PARTITION_WINDOW_HOURS
 from acts_pipeline.storage.boundary_books import BoundaryBooks
 from acts_pipeline.storage.handlers import levels_from_binary
 from acts_devkit.platform import clean_env, project_copy, start_dev, started_in
@@ -87,11 +88,11 @@ def test_dev_simulated_collects_every_minute_for_every_symbol(tmp_path, book_sou
                 with DagsterInstance.ephemeral():  # see test_partitions: an instance's context, as Dagster loads
                     partitioned = sum(1 for a in defs().resolve_asset_graph().asset_nodes if a.is_partitioned)
                 assert f"partition status of {partitioned} assets rebuilt" in reloaded.stdout, reloaded.stdout
-                # the default window: the minutes from 2 whole hours before the current hour
+                # the default window: the minutes from the whole hour before the current hour
                 first_key = platform.graphql(FIRST_MINUTE_QUERY)["assetNodeOrError"]["partitionKeysByDimension"]
                 # (the first key: Dagster 1.13.27 returns every key whatever startIdx/endIdx say)
                 first_minute = next(d["partitionKeys"] for d in first_key if d["name"] == "minute")[:1]
-                hours = {(moment - timedelta(hours=2)).strftime("%Y-%m-%d-%H:00")
+                hours = {(moment - timedelta(hours=DEFAULT_PARTITION_WINDOW_HOURS)).strftime("%Y-%m-%d-%H:00")
                          for moment in (datetime.now(UTC) - timedelta(seconds=30), datetime.now(UTC))}
                 assert first_minute in [[h] for h in hours]
                 # and it says so: in the hour the platform started the start stays put
