@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 REPOSITORY = '{repositoryLocationName: "acts_pipeline", repositoryName: "__repository__"}'
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }"""
+SENSOR_TICKS_QUERY = f"""{{ repositoryOrError(repositorySelector: {REPOSITORY}) {{ ... on Repository {{
+    sensors {{ name sensorState {{ ticks(limit: 200) {{ status error {{ message }} }} }} }} }} }} }}"""
 
 
 def add_partition(platform, symbol: str) -> None:
@@ -129,6 +131,16 @@ def test_the_operators_first_hour_has_no_red_run(tmp_path, monkeypatch):
         runs = wait_for(runs_done, 150, "every run finished", platform)
         assert [r for r in runs if r["status"] != "SUCCESS"] == [], runs
         assert {r["jobName"] for r in runs} >= {"prune_run_history", "__ASSET_JOB"}
+
+        # Every sensor ticked, and no tick failed (a sensor that raises shows red in the UI's
+        # Automation page, and does nothing).
+        sensors = platform.graphql(SENSOR_TICKS_QUERY)["repositoryOrError"]["sensors"]
+        ticks = {s["name"]: s["sensorState"]["ticks"] for s in sensors}
+        assert set(ticks) >= {"minute_sensor", "klines_catch_up_sensor", "klines_history_catch_up_sensor",
+                              "snapshot_catch_up_sensor", "alert_sensor"}, sorted(ticks)
+        assert all(ticks.values()), {name: len(t) for name, t in ticks.items()}
+        failed = {name: [t["error"] for t in found if t["status"] == "FAILURE"] for name, found in ticks.items()}
+        assert {name: errors for name, errors in failed.items() if errors} == {}
     finally:
         exit_code = platform.interrupt()
     assert exit_code in (0, 130, -2), platform.log()[-3000:]
