@@ -39,7 +39,7 @@ def defs() -> Definitions:
                  alert_sensor],
         jobs=[prune_run_history, *coverage_assets.JOBS, *archive_assets.JOBS],
         schedules=[prune_run_history_hourly, *coverage_assets.SCHEDULES, *symbol_coverage.SCHEDULES,
-                   *archive_assets.SCHEDULES],
+                   *archive_assets.SCHEDULES, *history_assets.SCHEDULES],
         resources=resources,
         # One process per run, steps in priority order inside it: the minute run is small, and a
         # process per step would cost seconds of start-up before the snapshot.

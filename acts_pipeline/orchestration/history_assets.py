@@ -13,10 +13,18 @@ Each run covers its whole selection (`BackfillPolicy.single_run()`), one partiti
 other, and reports each partition materialized as soon as it is stored (an `AssetMaterialization`
 per partition, public API): a partition it could not store is not claimed. The resources are the
 code location's: `mongo`, `exchange`, `capture_clock`.
+
+Two of them also run by themselves: `klines_history` over a span, requested by
+`klines_history_catch_up_sensor` for klines missing before the live window, and
+`snapshots_from_boundary_books` for yesterday, every night at 00:02 UTC
+(`snapshots_from_boundary_books_schedule`).
 """
 
 from acts_pipeline.orchestration.history_features import ASSETS as FEATURES_ASSETS
 from acts_pipeline.orchestration.history_klines import ASSETS as KLINES_ASSETS
 from acts_pipeline.orchestration.history_snapshots import ASSETS as SNAPSHOTS_ASSETS
+from acts_pipeline.orchestration.history_snapshots import SCHEDULES as SNAPSHOTS_SCHEDULES
 
 ASSETS = [*KLINES_ASSETS, *FEATURES_ASSETS, *SNAPSHOTS_ASSETS]
+#: `snapshots_from_boundary_books_schedule`: yesterday's gaps filled from the recorder's books, nightly.
+SCHEDULES = [*SNAPSHOTS_SCHEDULES]

@@ -10,13 +10,25 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from dagster import AssetExecutionContext, AssetMaterialization, BackfillPolicy, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    BackfillPolicy,
+    DefaultScheduleStatus,
+    MetadataValue,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    asset,
+    schedule,
+)
 
 from acts_pipeline.core.cells import format_minute
 from acts_pipeline.core.features import compute_features
 from acts_pipeline.orchestration.assets import _stream_snapshot
+from acts_pipeline.orchestration.book_source import BookSource
 from acts_pipeline.orchestration.history_features import DAY_FORMAT, STORAGE_RETRY_POLICY, day_start
 from acts_pipeline.orchestration.history_partitions import day_partitions
 from acts_pipeline.orchestration.symbols import registered_symbols
@@ -188,4 +200,19 @@ def snapshots_from_boundary_books(context: AssetExecutionContext,
         yield AssetMaterialization(asset_key=context.asset_key, partition=day.strftime(DAY_FORMAT), metadata=metadata)
 
 
+@schedule(cron_schedule="2 0 * * *", execution_timezone="UTC", target=[snapshots_from_boundary_books],
+          name="snapshots_from_boundary_books_schedule", default_status=DefaultScheduleStatus.RUNNING)
+def snapshots_from_boundary_books_schedule(context: ScheduleEvaluationContext, book_source: BookSource):
+    """Every day at 00:02 UTC, with the stream recorder (`ACTS_BOOK_SOURCE=stream`): yesterday's
+    missing cells from the recorder's books, before `daily_coverage` (00:10) counts the day and
+    `daily_archive` (00:15) writes it. `snapshot_catch_up_sensor` fills the last hour's gaps as
+    they happen; this fills the rest of the day (a daemon down for hours while the recorder ran),
+    which no minute partition reaches once the live window has moved past it."""
+    if not book_source.streams():
+        return SkipReason("REST design (ACTS_BOOK_SOURCE=rest): no boundary books to fill from")
+    day = f"{context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1):{DAY_FORMAT}}"
+    return RunRequest(run_key=day, partition_key=day)
+
+
 ASSETS = [snapshots_from_boundary_books]
+SCHEDULES = [snapshots_from_boundary_books_schedule]

@@ -119,3 +119,31 @@ def test_a_day_before_every_kept_book_is_outside_the_retention(mongo, instance):
     (event,) = result.get_asset_materialization_events()
     assert event.materialization.metadata["missing_by_reason"].value == {OUTSIDE_RETENTION: 3 * 1440}
     assert event.materialization.metadata["filled_from_boundary_books"].value == 0
+
+
+def test_the_nightly_schedule_fills_yesterday_with_the_stream_recorder_and_skips_without_it(mongo, instance):
+    """`snapshots_from_boundary_books_schedule` at 00:02 UTC: yesterday's partition, whose run
+    fills the day's gaps as above (a daemon down for hours while the recorder ran); with
+    ACTS_BOOK_SOURCE=rest there are no boundary books, and it skips, saying why."""
+    from dagster import RunRequest, SkipReason, build_schedule_context
+
+    from acts_pipeline.orchestration.book_source import BookSource
+    from acts_pipeline.orchestration.history_partitions import day_partitions
+    from acts_pipeline.orchestration.history_snapshots import snapshots_from_boundary_books_schedule
+
+    tick = DAY + timedelta(days=1, minutes=2)
+    with build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                resources={"book_source": BookSource(mongo=mongo, source="stream")}) as context:
+        request = snapshots_from_boundary_books_schedule(context)
+    assert isinstance(request, RunRequest), request
+    assert request.partition_key == request.run_key == f"{DAY:%Y-%m-%d}"
+    assert day_partitions.has_partition_key(request.partition_key)
+    result = materialize([snapshots_from_boundary_books], instance=instance, partition_key=request.partition_key,
+                         resources={"mongo": mongo})
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["filled_from_boundary_books"].value == 11
+
+    with build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                resources={"book_source": BookSource(mongo=mongo, source="rest")}) as context:
+        skipped = snapshots_from_boundary_books_schedule(context)
+    assert isinstance(skipped, SkipReason) and "ACTS_BOOK_SOURCE=rest" in skipped.skip_message
