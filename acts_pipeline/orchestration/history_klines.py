@@ -120,7 +120,7 @@ def span_of(tags: dict[str, str]) -> tuple[datetime, datetime] | None:
         raise ValueError(f"a klines span needs both run tags {KLINES_SPAN_FROM_TAG} and {KLINES_SPAN_TO_TAG}, "
                          f"got {first!r} and {last!r}")
     try:
-        start, end = parse_minute(first), parse_minute(last) + timedelta(minutes=1)
+        start, end = parse_minute(first), parse_minute(last) + MINUTE
     except ValueError as exc:
         raise ValueError(f"bad klines span {first!r}..{last!r}: {exc}") from None
     if end <= start:

@@ -32,7 +32,6 @@ from dagster import (
 )
 
 from acts_pipeline.core.cells import floor_minute, format_minute
-from acts_pipeline.core.quality import coverage
 from acts_pipeline.orchestration.history_klines import (
     KLINES_SPAN_FROM_TAG,
     KLINES_SPAN_TO_TAG,
@@ -46,6 +45,8 @@ from acts_pipeline.orchestration.sensors import (
     KLINES_CATCH_UP_WINDOW,
     SENSOR_RUN_TAGS,
     live_window_start,
+    missing_span,
+    retry_slot,
 )
 from acts_pipeline.orchestration.symbols import registered_symbols
 from acts_pipeline.storage.client import StorageError
@@ -55,15 +56,8 @@ from acts_pipeline.storage.io_manager import MongoResource
 MINUTE = timedelta(minutes=1)
 
 
-def missing_span(tracked_since: dict[str, datetime], stored: dict[str, set[datetime]], start: datetime,
-                 end: datetime) -> tuple[datetime, datetime] | None:
-    """The first and last minute in `[start, end)` that some tracked symbol has no kline for
-    (each symbol counted from its first collected minute), or None."""
-    missing = [m for row in coverage(tracked_since, stored, start, end) for m in row.missing_minutes]
-    return (min(missing), max(missing)) if missing else None
-
-
-def merged(owed: tuple[datetime, datetime] | None, new: tuple[datetime, datetime] | None):
+def merged(owed: tuple[datetime, datetime] | None,
+           new: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
     """One span over both (the minutes between are fetched again: same klines, replaced)."""
     spans = [s for s in (owed, new) if s is not None]
     return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
@@ -74,9 +68,8 @@ def span_request(first: datetime, last: datetime, symbols: list[str], now: datet
     resolves the range of the symbol dimension in that order). The run key changes every 10
     minutes, so a run that failed is tried again later."""
     first_month, last_month = (m.replace(day=1, hour=0, minute=0).strftime(MONTH_FORMAT) for m in (first, last))
-    attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
     return RunRequest(
-        run_key=f"klines-history-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
+        run_key=f"klines-history-catch-up:{format_minute(first)}..{format_minute(last)}@{retry_slot(now)}",
         asset_selection=[klines_history.key],
         tags={RANGE_START_TAG: f"{first_month}|{symbols[0]}", RANGE_END_TAG: f"{last_month}|{symbols[-1]}",
               KLINES_SPAN_FROM_TAG: format_minute(first), KLINES_SPAN_TO_TAG: format_minute(last),
@@ -107,11 +100,12 @@ def klines_history_catch_up_sensor(context: SensorEvaluationContext, mongo: Mong
     seen = datetime.fromisoformat(cursor["window_start"]) if "window_start" in cursor else None
     owed = tuple(map(datetime.fromisoformat, cursor["owed"])) if cursor.get("owed") else None
     try:
-        tracked = {s: since for s, since in mongo.get_store().tracked_since().items() if s in symbols}
-        if seen is not None and seen < window_start and max(seen, reach) < window_start:
+        store = mongo.get_store()
+        tracked = {s: since for s, since in store.tracked_since().items() if s in symbols}
+        if seen is not None and max(seen, reach) < window_start:
             # The minutes that left the window since the last look.
             start = max(seen, reach)
-            owed = merged(owed, missing_span(tracked, mongo.get_store().stored_minutes(KLINES_1M, start, window_start),
+            owed = merged(owed, missing_span(tracked, store.stored_minutes(KLINES_1M, start, window_start),
                                              start, window_start))
     except StorageError as exc:
         # An outage is a skipped tick: the cursor stays, and the next tick reads the same minutes.

@@ -195,16 +195,28 @@ IN_PROGRESS = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRun
 KLINES_CATCH_UP_MAX_MINUTES = 1000
 
 
+def missing_span(tracked_since: dict[str, datetime], stored: dict[str, set[datetime]], start: datetime,
+                 end: datetime) -> tuple[datetime, datetime] | None:
+    """The first and last minute in `[start, end)` that some tracked symbol has no kline for
+    (each symbol counted from its first collected minute), or None."""
+    missing = [m for row in coverage(tracked_since, stored, start, end) for m in row.missing_minutes]
+    return (min(missing), max(missing)) if missing else None
+
+
 def klines_gap(tracked_since: dict[str, datetime], stored: dict[str, set[datetime]], start: datetime,
                end: datetime) -> tuple[datetime, datetime] | None:
-    """The first and last minute in `[start, end)` that some tracked symbol has no kline for,
-    counting each symbol from its first collected minute; capped to a run's worth of minutes."""
-    missing = [m for row in coverage(tracked_since, stored, start, end) for m in row.missing_minutes]
-    if not missing:
+    """`missing_span`, capped to a run's worth of minutes."""
+    span = missing_span(tracked_since, stored, start, end)
+    if span is None:
         return None
-    first = min(missing)
-    last = min(max(missing), first + timedelta(minutes=KLINES_CATCH_UP_MAX_MINUTES - 1))
-    return first, last
+    first, last = span
+    return first, min(last, first + timedelta(minutes=KLINES_CATCH_UP_MAX_MINUTES - 1))
+
+
+def retry_slot(now: datetime) -> str:
+    """The part of a catch-up's run key that changes every 10 minutes: a run that failed is
+    requested again in the next slot, and not twice in one."""
+    return f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
 
 
 def scan_start(cursor: dict, now: datetime, window_start: datetime) -> tuple[datetime, bool]:
@@ -279,9 +291,8 @@ def klines_catch_up_sensor(context: SensorEvaluationContext, mongo: MongoResourc
     if running:
         return SkipReason(f"klines catch-up run {running[0].run_id} is still in progress")
     # The run key changes every 10 minutes, so a catch-up that failed is tried again later.
-    attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
     return RunRequest(
-        run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
+        run_key=f"klines-catch-up:{format_minute(first)}..{format_minute(last)}@{retry_slot(now)}",
         asset_selection=[klines_1m.key],
         tags={**minute_range_tags(first, collected, last), **PER_CELL_EVENTS_TAGS, **SENSOR_RUN_TAGS, CATCH_UP_TAG: "klines"},
     )
@@ -356,9 +367,8 @@ def snapshot_catch_up_sensor(context: SensorEvaluationContext, book_source: Book
     if running:
         return SkipReason(f"snapshot catch-up run {running[0].run_id} is still in progress")
     first, last = gap
-    attempt = f"{now:%Y-%m-%d-%H}:{now.minute // 10}"
     return RunRequest(
-        run_key=f"snapshot-catch-up:{format_minute(first)}..{format_minute(last)}@{attempt}",
+        run_key=f"snapshot-catch-up:{format_minute(first)}..{format_minute(last)}@{retry_slot(now)}",
         asset_selection=[order_book_snapshot.key, order_book_features.key],
         tags={**minute_range_tags(first, symbols, last), **PER_CELL_EVENTS_TAGS, **SENSOR_RUN_TAGS, CATCH_UP_TAG: "snapshots"},
     )
