@@ -294,7 +294,7 @@ def dagster_niceness(environ: Mapping[str, str] | None = None) -> int:
 #: The live minute x symbol partitions reach back this many whole hours before the hour the code
 #: location loaded. Dagster's guidance is at most 100,000 keys per asset, and its partition pages
 #: cost time in proportion to the cells (benchmarks/ui_pages.py): 1 hour is at most 121 minutes,
-#: 60,500 cells at 500 symbols (the partitions tab 1.3 to 1.6 s; with 2 hours, 2.1 to 2.6).
+#: 60,500 cells at 500 symbols (the partitions tab 0.8 to 1.0 s; with 2 hours, 2.1 to 2.6).
 #: Older minutes are in the history assets, and `klines_history_catch_up_sensor` fetches the
 #: klines still missing when their minutes leave the window.
 DEFAULT_PARTITION_WINDOW_HOURS = 1

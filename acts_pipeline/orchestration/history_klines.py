@@ -6,7 +6,7 @@ pages one after the other, paced under the weight budget, stores each page as it
 reports each month as soon as its last page is stored.
 
 A run tagged with a span (`KLINES_SPAN_FROM_TAG`, `KLINES_SPAN_TO_TAG`: what
-`klines_catch_up_sensor` requests for a gap older than the live minute window) fetches only the
+`klines_history_catch_up_sensor` requests for a gap older than the live minute window) fetches only the
 minutes of that span in each selected month, for the symbols the minute runs have collected. It
 stores them like any run, and reports each month as an observation, not a materialization: the
 month was not fetched whole.
@@ -208,7 +208,7 @@ def _span_metadata(month: Month) -> dict:
         "minutes_without_kline": month.minutes - month.rows,
         "span": f"{format_minute(month.start)}..{format_minute(month.end - MINUTE)}",
         "requests": month.requests,
-        "note": ("a catch-up of these minutes only (klines_catch_up_sensor, a gap older than the live minute "
+        "note": ("a catch-up of these minutes only (klines_history_catch_up_sensor, a gap older than the live minute "
                  "window): stored in klines_1m, the month itself is not marked materialized"),
     }
 
@@ -242,8 +242,8 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
     weight, and a year of one symbol (about 1,050 weight) fits in the room the books leave in one
     to a few minutes; many symbols spread over as many minutes as the room requires.
 
-    `klines_catch_up_sensor` runs it too, for a klines gap older than the live minute window (a
-    daemon down for hours): the run is tagged with the gap's minutes, fetches only those for the
+    `klines_history_catch_up_sensor` runs it too, for a klines gap older than the live minute
+    window (a daemon down for hours): the run is tagged with the gap's minutes, fetches only those for the
     symbols the minute runs collected, and reports each month as an observation with what it
     stored (not a materialization: the month was not fetched whole).
 
@@ -285,9 +285,11 @@ def klines_history(context: AssetExecutionContext, exchange: BinanceExchange, mo
     requests = 0
     paused = 0.0
     started = time.monotonic()
+
     def report(month: Month) -> AssetMaterialization | AssetObservation:
         if span is None:
-            return AssetMaterialization(asset_key=context.asset_key, partition=month.key, metadata=_month_metadata(month))
+            return AssetMaterialization(asset_key=context.asset_key, partition=month.key,
+                                        metadata=_month_metadata(month))
         return AssetObservation(asset_key=context.asset_key, partition=month.key, metadata=_span_metadata(month))
 
     for month in months:

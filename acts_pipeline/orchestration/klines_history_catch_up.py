@@ -1,17 +1,19 @@
 """`klines_history_catch_up_sensor`: klines still missing when their minutes leave the live window.
 
 `klines_catch_up_sensor` fills klines gaps through `klines_1m`, whose minute partitions cover the
-live window only (`ACTS_PARTITION_WINDOW_HOURS`: by default the hour before the current one, and this one). A gap it could not fill
-before the window moved past it (a daemon down for longer than the window, the exchange failing
-for an hour) would otherwise wait for someone to backfill `klines_history` by hand.
+live window only (`ACTS_PARTITION_WINDOW_HOURS`: by default the hour before the current one, and
+this one). A gap it could not fill before the window moved past it (a daemon down for longer than
+the window, the exchange failing for an hour) would otherwise wait for someone to backfill
+`klines_history` by hand.
 
 This sensor watches the window's start (a tick every 5 minutes). When the hourly code reload
 moves it, the sensor reads the klines of the minutes that just left the window (one read of an
 hour's documents, once an hour; after an outage, of the minutes missed, up to the catch-up's 24
-hours, which are mostly absent and cheap to read). If some collected symbol has no kline in them, it requests one `klines_history`
-run over the missing span for every collected symbol: the run's tags (`KLINES_SPAN_FROM_TAG`,
-`KLINES_SPAN_TO_TAG`) make it fetch those minutes only, one request per symbol per 1000 minutes,
-paced under the weight budget, and report each month as an observation of what it stored. The
+hours, which are mostly absent and cheap to read). If some collected symbol has no kline in
+them, it requests one `klines_history` run over the missing span for every collected symbol:
+the run's tags (`KLINES_SPAN_FROM_TAG`, `KLINES_SPAN_TO_TAG`) make it fetch those minutes only,
+one request per symbol per 1000 minutes, paced under the weight budget, and report each month
+as an observation of what it stored. The
 span stays owed (in the cursor) until a run over it succeeds; one that fails is requested again
 every 10 minutes, and a span wholly older than 24 hours is dropped (it is the UI's to backfill).
 """
