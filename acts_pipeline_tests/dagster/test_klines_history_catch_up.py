@@ -28,6 +28,7 @@ from acts_pipeline.orchestration.history_klines import klines_history
 from acts_pipeline.orchestration.klines_history_catch_up import klines_history_catch_up_sensor
 from acts_pipeline.orchestration.partitions import live_minute_symbol_partitions, minute_window_start, with_partitions
 from acts_pipeline.storage import MongoIOManager, MongoResource
+from acts_pipeline_tests.dagster.test_history_klines import simulator_klines
 from acts_pipeline_tests.fakes import FakeClient, MongomockResource, fake_exchange, rest_books
 
 SYMBOLS = ["BTCUSDT", "REFUSEDUSDT", "ETHUSDT"]  # registration order; REFUSEDUSDT never collected
@@ -187,18 +188,8 @@ def test_the_requested_run_fills_the_gap_with_the_simulators_klines(simulator, i
         assert with_open_one == {since + i * MINUTE for i in range(180)} - outage  # the rest untouched
         filled = {m: d for m, d in documents.items() if m in outage}
         assert len(filled) == 40 and all(d["open"] != 1.0 and d["volume"] >= 0 for d in filled.values())
-        assert all(d["close"] == kline[4] for d, kline in zip(
-            (filled[m] for m in sorted(filled)), simulator_rows(simulator, symbol, min(outage), max(outage))))
+        truth = simulator_klines(simulator, symbol, min(outage), max(outage) + MINUTE)
+        assert sorted(truth) == sorted(filled)
+        assert all(filled[m]["close"] == float(kline[4]) for m, kline in truth.items())
     assert collection.count_documents({"symbol": "REFUSEDUSDT"}) == 0
 
-
-def simulator_rows(simulator, symbol: str, first: datetime, last: datetime) -> list[list]:
-    """The simulator's klines of `[first, last]` from its HTTP API, closes as floats."""
-    import urllib.request
-
-    url = (f"{simulator.api_url}/v3/klines?symbol={symbol}&interval=1m&startTime={int(first.timestamp() * 1000)}"
-           f"&endTime={int(last.timestamp() * 1000)}&limit=1000")
-    with urllib.request.urlopen(url, timeout=10) as response:
-        rows = json.loads(response.read())
-    assert len(rows) == int((last - first) / MINUTE) + 1
-    return [[*row[:4], float(row[4])] for row in rows]
